@@ -1,0 +1,176 @@
+"""The advisor: one client over litellm for every prompt-writing LLM, cloud or local.
+
+Which model is a YAML in ``conf/advisor/``. Secrets come from the environment only:
+the config names the *variable* (``api_key_env``), never the key, so nothing written
+to disk (Hydra's saved config, logs, results) can contain it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+
+class AdvisorError(RuntimeError):
+    """The advisor could not give a usable reply (after retries)."""
+
+
+class AdvisorServer(Protocol):
+    """A server the advisor starts on first use (e.g. the local llama.cpp server)."""
+
+    def start(self) -> str:
+        """Start (if needed) and return the OpenAI-compatible base URL."""
+
+    def stop(self) -> None:
+        """Stop the server; idempotent."""
+
+
+@dataclass
+class AdvisorUsage:
+    """Running totals for one advisor object."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+class Advisor:
+    """Base advisor interface: chat messages in, reply text out.
+
+    Attributes:
+        name: Display name, used in output file names (``<model>_sep_<name>.csv``).
+        usage: Calls, tokens and dollars spent so far.
+    """
+
+    name: str = "advisor"
+
+    def __init__(self) -> None:
+        self.usage = AdvisorUsage()
+
+    def complete(self, messages: Sequence[Message]) -> str:
+        """Reply to one conversation. Raises AdvisorError when no usable reply comes."""
+        raise NotImplementedError
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
+        """Reply to several conversations, in order (subclasses may run them concurrently)."""
+        return [self.complete(c) for c in conversations]
+
+    def close(self) -> None:
+        """Release servers and connections; idempotent."""
+
+
+class LiteLLMAdvisor(Advisor):
+    """An advisor reached through ``litellm.completion``.
+
+    Args:
+        name: Display name (file names, results).
+        model: litellm model string, e.g. ``gpt-4o``, ``deepseek/deepseek-chat``,
+            ``openai/<served name>`` for any OpenAI-compatible server.
+        api_base: Base URL of an OpenAI-compatible server, or None for the provider's.
+        api_key_env: Name of the environment variable holding the key (never the key).
+        server: Optional server started on first use; its URL becomes ``api_base``
+            unless ``api_base`` is set (then the running server at that URL is used).
+        temperature: Sampling temperature for proposals.
+        max_tokens: Reply length cap.
+        timeout_s: Per-request timeout.
+        num_retries: Retries on transient errors and empty replies.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        api_base: str | None = None,
+        api_key_env: str | None = None,
+        server: AdvisorServer | None = None,
+        temperature: float = 0.7,
+        max_tokens: int = 400,
+        timeout_s: float = 120.0,
+        num_retries: int = 2,
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model
+        self.api_base = api_base
+        self.api_key_env = api_key_env
+        self.server = server
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self.num_retries = num_retries
+        self._started_base: str | None = None
+
+    def _base_url(self) -> str | None:
+        if self.api_base:
+            return self.api_base
+        if self.server is not None:
+            if self._started_base is None:
+                self._started_base = self.server.start()
+            return self._started_base
+        return None
+
+    def _api_key(self) -> str | None:
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        if not key:
+            raise AdvisorError(f"advisor {self.name!r}: environment variable {self.api_key_env} is not set")
+        return key
+
+    def complete(self, messages: Sequence[Message]) -> str:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
+        import litellm  # lazy: heavy import
+
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": list(messages),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "timeout": self.timeout_s,
+        }
+        base = self._base_url()
+        if base:
+            kwargs["api_base"] = base
+        key = self._api_key()
+        if key:
+            kwargs["api_key"] = key
+        elif base:
+            kwargs["api_key"] = "not-needed"  # local OpenAI-compatible servers ignore it
+        last_error: Exception | None = None
+        for attempt in range(self.num_retries + 1):
+            try:
+                response = litellm.completion(**kwargs)
+            except Exception as err:  # noqa: BLE001 - litellm maps provider errors to many types
+                last_error = err
+                log.warning("advisor %r attempt %d failed: %s", self.name, attempt + 1, type(err).__name__)
+                continue
+            self._count(litellm, response)
+            text = (response.choices[0].message.content or "").strip() if response.choices else ""
+            if text:
+                return text
+            last_error = AdvisorError("empty reply")
+        raise AdvisorError(f"advisor {self.name!r} ({self.model}) gave no usable reply: {last_error}")
+
+    def _count(self, litellm: Any, response: Any) -> None:
+        self.usage.calls += 1
+        usage = getattr(response, "usage", None)
+        if usage is not None:
+            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
+            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            self.usage.cost_usd += float(litellm.completion_cost(completion_response=response) or 0.0)
+        except Exception:  # noqa: BLE001 - unknown (local) models have no price: cost stays 0
+            pass
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self._started_base = None

@@ -1,0 +1,178 @@
+"""``model=ocr_llm``: Tesseract reads the image, a small GGUF LLM answers from its text.
+
+The CPU stand-in for a VLM: it is prompt-sensitive in the same way (format, brevity,
+which field), runs in about half a second a query on 2 cores, and needs no GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from models.answer_model_base import AnswerModel
+from models.model_store import ModelSpec, ModelStore
+from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
+from optimize.answer_store import AnswerStore, cache_key
+from optimize.contracts import Example, Prompt
+
+log = logging.getLogger(__name__)
+
+
+class TesseractOcr:
+    """Runs the ``tesseract`` binary on an image file.
+
+    Args:
+        lang: Tesseract languages, e.g. ``rus+eng``.
+        psm: Page segmentation mode.
+    """
+
+    def __init__(self, lang: str = "rus+eng", psm: int = 6) -> None:
+        self.lang = lang
+        self.psm = psm
+        self._version: str | None = None
+
+    @property
+    def version(self) -> str:
+        if self._version is None:
+            exe = shutil.which("tesseract")
+            if exe is None:
+                raise RuntimeError("tesseract is not installed: run scripts/setup.sh (apt-get install tesseract-ocr tesseract-ocr-rus)")
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+            self._version = (out.stdout or out.stderr).splitlines()[0].strip()
+        return self._version
+
+    def read(self, image: Path) -> str:
+        self.version  # noqa: B018 - fails early with a clear message if tesseract is missing
+        proc = subprocess.run(
+            ["tesseract", str(image), "stdout", "-l", self.lang, "--psm", str(self.psm)],
+            capture_output=True, text=True, env=dict(os.environ, OMP_THREAD_LIMIT="1"),
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"tesseract failed on {image}: {proc.stderr.strip()[-300:]}")
+        return "\n".join(line for line in proc.stdout.splitlines() if line.strip())
+
+
+class OcrLlmAnswerModel(AnswerModel):
+    """Tesseract OCR + Qwen2.5-Coder-0.5B-Instruct (GGUF) through llama-cpp-python.
+
+    Args:
+        name: Display name for output files.
+        weights: Pinned GGUF file.
+        store_dir: Model store folder.
+        tesseract_lang: OCR languages.
+        tesseract_psm: OCR page segmentation mode.
+        max_tokens: Answer length cap.
+        n_ctx: Context window (a page of OCR text plus demos).
+        n_threads: CPU threads (None: all available cores).
+        ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
+        batch_size: Requests per evaluator call (llama.cpp runs them one by one).
+    """
+
+    def __init__(
+        self,
+        name: str = "Qwen2.5-0.5B-OCR",
+        weights: ModelSpec | None = None,
+        store_dir: str = "~/.cache/vlm-prompt-opt/models",
+        tesseract_lang: str = "rus+eng",
+        tesseract_psm: int = 6,
+        max_tokens: int = 32,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        ocr_max_chars: int = 6000,
+        batch_size: int = 8,
+    ) -> None:
+        if weights is None:
+            raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
+        self.name = name
+        self.weights = weights
+        self.store_dir = store_dir
+        self.ocr = TesseractOcr(tesseract_lang, tesseract_psm)
+        self.max_tokens = max_tokens
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or len(os.sched_getaffinity(0))
+        self.ocr_max_chars = ocr_max_chars
+        self._batch_size = batch_size
+        self.revision = weights.sha256
+        self._llm: Any = None
+        self._store: AnswerStore | None = None
+        self._ocr_memo: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.llm_calls = 0
+
+    @property
+    def preferred_batch_size(self) -> int:
+        return self._batch_size
+
+    def use_store(self, store: AnswerStore) -> None:
+        self._store = store
+
+    def generation_params(self) -> dict[str, Any]:
+        # n_threads is left out on purpose: greedy decoding gives the same text with any count.
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": 0.0,
+            "n_ctx": self.n_ctx,
+            "ocr": {"engine": "tesseract", "lang": self.ocr.lang, "psm": self.ocr.psm},
+            "ocr_max_chars": self.ocr_max_chars,
+            "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
+        }
+
+    def ocr_text(self, example: Example) -> str:
+        """OCR text of the example's image, cached per image sha256 (memory and store)."""
+        key = cache_key({"ocr": self.ocr.version, "lang": self.ocr.lang, "psm": self.ocr.psm,
+                         "image_sha256": example.image_sha256})
+        if key in self._ocr_memo:
+            return self._ocr_memo[key]
+        text = self._store.get_blob(key) if self._store else None
+        if text is None:
+            text = self.ocr.read(example.image)
+            if self._store:
+                self._store.put_blob(key, text)
+        self._ocr_memo[key] = text
+        return text
+
+    def _load(self) -> Any:
+        if self._llm is None:
+            from llama_cpp import Llama  # lazy: heavy native library
+
+            path = ModelStore(self.store_dir).fetch(self.weights)
+            self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                              n_batch=512, seed=0, verbose=False)
+        return self._llm
+
+    def messages(self, prompt: Prompt, example: Example) -> list[dict[str, str]]:
+        """Chat messages for one request: demos as earlier turns, then the question."""
+        messages = [{"role": "system", "content": SYSTEM}]
+        for demo in prompt.demos:
+            messages.append({"role": "user", "content": self._user_turn(prompt, demo)})
+            messages.append({"role": "assistant", "content": demo.answer})
+        messages.append({"role": "user", "content": self._user_turn(prompt, example)})
+        return messages
+
+    def _user_turn(self, prompt: Prompt, example: Example) -> str:
+        return DOCUMENT_TEMPLATE.format(ocr_text=self.ocr_text(example)[: self.ocr_max_chars],
+                                        instruction=prompt.render(example))
+
+    def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
+        llm = self._load()
+        outputs = []
+        with self._lock:
+            for prompt, example in batch:
+                result = llm.create_chat_completion(
+                    messages=self.messages(prompt, example), temperature=0.0, top_k=1,
+                    max_tokens=self.max_tokens, seed=0,
+                )
+                self.llm_calls += 1
+                outputs.append((result["choices"][0]["message"].get("content") or "").strip())
+        return outputs
+
+    def close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

@@ -1,0 +1,49 @@
+"""``optimizer=manual``: score hand-written candidate prompts and keep the best."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from optimize.contracts import Pair, Prompt, Trial
+from optimize.evaluator import BudgetExhausted
+from optimizers.base import Optimizer, dataset_question_prompt
+
+if TYPE_CHECKING:
+    from models.advisor_client import Advisor
+    from optimize.evaluator import Evaluator
+
+
+class ManualOptimizer(Optimizer):
+    """Scores the baseline (the data set's own question) and configured candidates on val.
+
+    Args:
+        candidates: Prompt templates tried for every pair (``{question}`` is replaced
+            by each example's question).
+        per_pair: Extra templates for one pair, keyed ``"<doc_class> <question_type>"``.
+    """
+
+    name = "manual"
+
+    def __init__(self, candidates: Sequence[str] = (), per_pair: Mapping[str, Sequence[str]] | None = None) -> None:
+        self.candidates = tuple(candidates)
+        self.per_pair = {k: tuple(v) for k, v in (per_pair or {}).items()}
+
+    def proposals(self, pair: Pair) -> list[Prompt]:
+        prompts = [dataset_question_prompt()]
+        prompts += [Prompt(text=t, origin="manual") for t in self.candidates]
+        prompts += [Prompt(text=t, origin="manual:per-pair") for t in self.per_pair.get(pair.key, ())]
+        unique: dict[str, Prompt] = {}
+        for p in prompts:
+            unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice
+        return list(unique.values())
+
+    def optimize(self, pair: Pair, evaluator: Evaluator, advisor: Advisor | None) -> list[Trial]:
+        trials: list[Trial] = []
+        for step, prompt in enumerate(self.proposals(pair)):
+            try:
+                score = evaluator.score(prompt, pair.val)
+            except BudgetExhausted:
+                break
+            trials.append(Trial(prompt=prompt, split="val", score=score, step=step, optimizer=self.name))
+        return trials

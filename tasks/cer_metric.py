@@ -1,0 +1,52 @@
+"""Character error rate on normalized strings (jiwer), per example and as a mean."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Quotes and punctuation a model tends to wrap answers in ("«Иванов».", 'Ivanov:'),
+# stripped only at the ends: inner punctuation (dates, codes like 770-001) is content.
+_SURROUNDING = "\"'`«»„“”‘’‹›.,;:!?()[]{}<>*_ \t\n"
+_WHITESPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class CerMetric:
+    """CER after normalization: NFKC, whitespace collapsed, surrounding quotes and
+    punctuation stripped, and (by default) case folded.
+
+    Args:
+        casefold: Compare case-insensitively (default True).
+    """
+
+    casefold: bool = True
+
+    def normalize(self, text: str) -> str:
+        text = unicodedata.normalize("NFKC", text or "")
+        text = _WHITESPACE.sub(" ", text).strip(_SURROUNDING)
+        return text.casefold() if self.casefold else text
+
+    def cer(self, reference: str, prediction: str) -> float:
+        """CER of ``prediction`` against ``reference``; 1.0 for an empty prediction.
+
+        Raises:
+            ValueError: if the reference is empty after normalization (no CER exists).
+        """
+        import jiwer  # lazy: keeps `--help` fast
+
+        ref = self.normalize(reference)
+        if not ref:
+            raise ValueError(f"reference {reference!r} is empty after normalization")
+        hyp = self.normalize(prediction)
+        if not hyp:
+            return 1.0
+        return float(jiwer.cer(ref, hyp))
+
+    def exact(self, reference: str, prediction: str) -> bool:
+        return self.normalize(reference) == self.normalize(prediction)
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")

@@ -1,0 +1,35 @@
+"""Runs `python -m optimize` in a subprocess the way a user would, with test overrides."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_CONF = REPO / "tests" / "conf"
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out") -> list[str]:
+    return [
+        sys.executable, "-m", "optimize",
+        f"hydra.searchpath=[file://{TEST_CONF}]",
+        "model=scripted", "advisor=none",
+        f"task.csv={csv_path}",
+        f"paths.store={tmp / 'store.sqlite'}",
+        f"paths.results_dir={tmp / 'results'}",
+        f"hydra.run.dir={tmp / out}",
+        *overrides,
+    ]
+
+
+def run_cli(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", timeout: float = 120):
+    return subprocess.run(cli_args(tmp, csv_path, *overrides, out=out), cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,68 @@
+"""A scripted stand-in answer model for the engine's unit tests (never a conf/ default).
+
+Its answer quality depends on the prompt text in a known way, so tests can check that
+the engine picks the better prompt; every real request is logged to a file, so tests
+can count model calls across processes (also across a SIGKILL).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from models.answer_model_base import AnswerModel
+from optimize.contracts import Example, Prompt
+
+
+class ScriptedAnswerModel(AnswerModel):
+    """Answers by rule: a prompt containing ``exact_marker`` gets the true answer, one
+    containing ``{question}``-only gets the answer one character short, anything else
+    gets a wrong answer.
+
+    Args:
+        calls_log: File to append one line per real request (None: no log).
+        delay_s: Sleep per batch, to let tests kill a run mid-way.
+        batch_size: Preferred batch size.
+        exact_marker: Substring that makes answers exact.
+    """
+
+    name = "Scripted-VLM"
+    revision = "rules-v1"
+
+    def __init__(self, calls_log: str | None = None, delay_s: float = 0.0, batch_size: int = 4,
+                 exact_marker: str = "только значением") -> None:
+        self.calls_log = calls_log
+        self.delay_s = delay_s
+        self._batch_size = batch_size
+        self.exact_marker = exact_marker
+        self.calls = 0
+        self.batches: list[int] = []
+
+    @property
+    def preferred_batch_size(self) -> int:
+        return self._batch_size
+
+    def generation_params(self) -> dict:
+        return {"exact_marker": self.exact_marker}
+
+    def _one(self, prompt: Prompt, example: Example) -> str:
+        text = prompt.render(example)
+        if self.exact_marker in text:
+            return example.answer
+        if prompt.text == "{question}":
+            return example.answer[:-1]  # one character short
+        return "не знаю"
+
+    def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        outputs = [self._one(p, e) for p, e in batch]
+        self.calls += len(batch)
+        self.batches.append(len(batch))
+        if self.calls_log:
+            with open(self.calls_log, "a", encoding="utf-8") as fh:
+                fh.write("".join(f"{e.image_sha256[:12]} {p.text[:20]!r}\n" for p, e in batch))
+                fh.flush()
+                os.fsync(fh.fileno())
+        return outputs

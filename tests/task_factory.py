@@ -1,0 +1,41 @@
+"""Builds small task folders (CSV + PNG images) for tests."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+HEADER = ["image_path", "question", "answer", "doc_class", "question_type", "answer_bbox"]
+
+SURNAMES = ["Иванов", "Петрова", "Сидоров", "Кузнецова", "Смирнов", "Попова", "Васильев", "Новикова",
+            "Морозов", "Волкова", "Соловьёв", "Лебедева"]
+
+
+def draw_image(path: Path, text: str, size: tuple[int, int] = (160, 60)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", size, "white")
+    ImageDraw.Draw(img).text((5, 20), text, fill="black")
+    img.save(path)
+
+
+def make_task(root: Path, n_images: int = 8, with_second_pair: bool = True) -> Path:
+    """``n_images`` passports with a surname question (and a number question), as a CSV."""
+    rows = []
+    for i in range(n_images):
+        rel = f"images/{i}.png"
+        draw_image(root / rel, f"doc {i}")
+        rows.append([rel, "Какая фамилия?", SURNAMES[i % len(SURNAMES)], "passport", "Фамилия", "[5,20,80,35]"])
+        if with_second_pair:
+            rows.append([rel, "Номер паспорта?", f"45 0{i} 12345{i}", "passport", "Номер", ""])
+    return write_csv(root / "task.csv", rows)
+
+
+def write_csv(path: Path, rows, header=HEADER) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
