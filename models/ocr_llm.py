@@ -58,6 +58,30 @@ class TesseractOcr:
         return "\n".join(line for line in proc.stdout.splitlines() if line.strip())
 
 
+def _slim_state_cache(capacity_bytes: int) -> Any:
+    """llama-cpp's RAM prefix cache, minus the logits copy it keeps with every state.
+
+    ``LlamaRAMCache`` stores ``scores`` (n_batch x vocab floats: ~300 MB for Qwen) with
+    each entry while counting only the KV bytes against its capacity, which exhausts
+    memory within a few dozen entries. Generation after a restored prefix always
+    re-evaluates at least one token, so the stored logits are never read: a single zero
+    row (broadcast on load) is enough.
+    """
+    import numpy as np
+    from llama_cpp import LlamaRAMCache, LlamaState
+
+    class SlimStateCache(LlamaRAMCache):
+        def __setitem__(self, key, value):
+            slim = LlamaState(
+                input_ids=value.input_ids, scores=np.zeros((1, value.scores.shape[1]), dtype=np.single),
+                n_tokens=value.n_tokens, llama_state=value.llama_state,
+                llama_state_size=value.llama_state_size, seed=value.seed,
+            )
+            super().__setitem__(key, slim)
+
+    return SlimStateCache(capacity_bytes=capacity_bytes)
+
+
 class OcrLlmAnswerModel(AnswerModel):
     """Tesseract OCR + Qwen2.5-Coder-0.5B-Instruct (GGUF) through llama-cpp-python.
 
@@ -72,6 +96,7 @@ class OcrLlmAnswerModel(AnswerModel):
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
+        kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse).
     """
 
     def __init__(
@@ -86,6 +111,7 @@ class OcrLlmAnswerModel(AnswerModel):
         n_threads: int | None = None,
         ocr_max_chars: int = 6000,
         batch_size: int = 8,
+        kv_cache_mb: int = 1024,
     ) -> None:
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
@@ -98,6 +124,7 @@ class OcrLlmAnswerModel(AnswerModel):
         self.n_threads = n_threads or len(os.sched_getaffinity(0))
         self.ocr_max_chars = ocr_max_chars
         self._batch_size = batch_size
+        self.kv_cache_bytes = kv_cache_mb << 20
         self.revision = weights.sha256
         self._llm: Any = None
         self._store: AnswerStore | None = None
@@ -144,6 +171,10 @@ class OcrLlmAnswerModel(AnswerModel):
             path = ModelStore(self.store_dir).fetch(self.weights)
             self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
                               n_batch=512, seed=0, verbose=False)
+            # Prompt candidates for one image share the [system + OCR text] prefix: keeping
+            # KV states in RAM lets every later candidate skip re-reading the page.
+            if self.kv_cache_bytes:
+                self._llm.set_cache(_slim_state_cache(self.kv_cache_bytes))
         return self._llm
 
     def messages(self, prompt: Prompt, example: Example) -> list[dict[str, str]]:

@@ -389,7 +389,7 @@ def degrade(page: Page, difficulty: str, rng: random.Random) -> Image.Image:
     if difficulty == "scanned":
         angle, jitter = rng.uniform(-1.5, 1.5), 0.0
     else:
-        angle, jitter = rng.uniform(-6, 6), 0.05
+        angle, jitter = rng.uniform(-3, 3), 0.03
     a = math.radians(angle)
     cx, cy = w / 2, h / 2
     moved = []
@@ -411,16 +411,16 @@ def degrade(page: Page, difficulty: str, rng: random.Random) -> Image.Image:
     arr = np.asarray(out).astype(np.float32)
     nrng = np.random.default_rng(rng.randrange(2**32))
     if difficulty == "photographed":
-        gy = np.linspace(rng.uniform(0.85, 1.05), rng.uniform(0.8, 1.0), h)[:, None, None]
-        gx = np.linspace(rng.uniform(0.55, 0.75), rng.uniform(1.0, 1.1), w)[None, :, None]
-        arr = arr * gx * gy + nrng.normal(0, 16, arr.shape)
+        gy = np.linspace(rng.uniform(0.9, 1.05), rng.uniform(0.85, 1.0), h)[:, None, None]
+        gx = np.linspace(rng.uniform(0.82, 0.92), rng.uniform(1.0, 1.08), w)[None, :, None]
+        arr = arr * gx * gy + nrng.normal(0, 7, arr.shape)
     else:
         arr = arr + nrng.normal(0, 4, arr.shape)
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     if difficulty == "photographed":  # a phone camera far away: resolution lost, then upscaled
-        small = out.resize((int(w * 0.5), int(h * 0.5)), Image.Resampling.BILINEAR)
+        small = out.resize((int(w * 0.6), int(h * 0.6)), Image.Resampling.BILINEAR)
         out = small.resize((w, h), Image.Resampling.BILINEAR)
-    return out.filter(ImageFilter.GaussianBlur(0.7 if difficulty == "scanned" else 1.2))
+    return out.filter(ImageFilter.GaussianBlur(0.7 if difficulty == "scanned" else 1.0))
 
 
 # ---------------------------------------------------------------- data set
@@ -443,7 +443,7 @@ def generate(out_dir: str | Path, per_class: int = 10, seed: int = 0) -> Path:
             image = degrade(page, difficulty, rng)
             rel = f"images/{key}_{i:04d}_{difficulty}.jpg"
             buf = io.BytesIO()
-            quality = {"clean": 90, "scanned": 50, "photographed": 30}[difficulty]
+            quality = {"clean": 90, "scanned": 50, "photographed": 35}[difficulty]
             image.save(buf, "JPEG", quality=quality, optimize=True)
             (out / rel).write_bytes(buf.getvalue())
             for f in page.fields:

