@@ -128,6 +128,7 @@ class LiteLLMAdvisor(Advisor):
     def complete(self, messages: Sequence[Message]) -> str:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
         import litellm  # lazy: heavy import
+        litellm.suppress_debug_info = True  # no "Provider List" banners on stdout
 
         kwargs: dict[str, Any] = {
             "model": self.model,

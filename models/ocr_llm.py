@@ -170,7 +170,7 @@ class OcrLlmAnswerModel(AnswerModel):
 
             path = ModelStore(self.store_dir).fetch(self.weights)
             self._llm = Llama(model_path=str(path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                              n_batch=512, seed=0, verbose=False)
+                              n_batch=128, seed=0, verbose=False)  # smaller logits buffer: cheaper state saves
             # Prompt candidates for one image share the [system + OCR text] prefix: keeping
             # KV states in RAM lets every later candidate skip re-reading the page.
             if self.kv_cache_bytes:

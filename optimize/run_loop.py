@@ -156,7 +156,7 @@ def run_pairs(
             else:
                 row, stats = _run_one_pair(
                     pair, model, optimizer, advisor, store, metric, run_id, trial_log,
-                    max_evaluations_per_pair, batch_size,
+                    max_evaluations_per_pair, batch_size, bar,
                 )
                 store.mark_finished(run_id, pair.key, row)
                 rows.append(row)
@@ -193,7 +193,7 @@ def run_pairs(
     return summary
 
 
-def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, max_evals, batch_size):
+def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, max_evals, batch_size, bar):
     store.clear_trials(run_id, pair.key)  # an unfinished earlier attempt is redone from its cache
     cost_at_start = _advisor_cost(advisor)
     records: list[dict[str, Any]] = []
@@ -201,6 +201,9 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     def listener(prompt: Prompt, split: str, score: Score) -> None:
         record = trial_log.record(pair.key, prompt, split, score, _advisor_cost(advisor) - cost_at_start)
         records.append(dict(record, _prompt=prompt))
+        val = [r["cer"] for r in records if r["split"] == "val"]
+        best = f" best val CER {min(val):.3f}" if val else ""
+        bar.set_postfix_str(f"{pair.key}: {len(records)} scored, {evaluator.budget.used} evaluations{best}")
 
     evaluator = Evaluator(model, store, metric, pair, Budget(max_evals), batch_size, listener)
     # The optimizer never sees the held-out examples, and its evaluator refuses them.

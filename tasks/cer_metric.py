@@ -19,9 +19,12 @@ class CerMetric:
 
     Args:
         casefold: Compare case-insensitively (default True).
+        clip_at: Cap each example's CER at this value (None: raw CER, which exceeds 1.0
+            when the prediction has many extra characters, e.g. a chatty answer).
     """
 
     casefold: bool = True
+    clip_at: float | None = None
 
     def normalize(self, text: str) -> str:
         text = unicodedata.normalize("NFKC", text or "")
@@ -42,7 +45,8 @@ class CerMetric:
         hyp = self.normalize(prediction)
         if not hyp:
             return 1.0
-        return float(jiwer.cer(ref, hyp))
+        value = float(jiwer.cer(ref, hyp))
+        return value if self.clip_at is None else min(value, self.clip_at)
 
     def exact(self, reference: str, prediction: str) -> bool:
         return self.normalize(reference) == self.normalize(prediction)

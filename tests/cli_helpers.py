@@ -17,11 +17,11 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out") -> list[str]:
+def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", model: str = "scripted") -> list[str]:
     return [
         sys.executable, "-m", "optimize",
         f"hydra.searchpath=[file://{TEST_CONF}]",
-        "model=scripted", "advisor=none",
+        f"model={model}", "advisor=none",
         f"task.csv={csv_path}",
         f"paths.store={tmp / 'store.sqlite'}",
         f"paths.results_dir={tmp / 'results'}",
@@ -30,6 +30,6 @@ def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out") -> li
     ]
 
 
-def run_cli(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", timeout: float = 120):
-    return subprocess.run(cli_args(tmp, csv_path, *overrides, out=out), cwd=REPO, env=cli_env(),
+def run_cli(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", timeout: float = 120, model: str = "scripted"):
+    return subprocess.run(cli_args(tmp, csv_path, *overrides, out=out, model=model), cwd=REPO, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout)

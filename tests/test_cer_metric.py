@@ -48,3 +48,10 @@ def test_inner_punctuation_is_content():
 def test_empty_reference_is_rejected():
     with pytest.raises(ValueError):
         CerMetric().cer("«»", "x")
+
+
+def test_raw_cer_exceeds_one_for_chatty_answers_unless_clipped():
+    chatty = "Фамилия владельца документа: Иванов"
+    assert CerMetric().cer("Иванов", chatty) > 1.0
+    assert CerMetric(clip_at=1.0).cer("Иванов", chatty) == 1.0
+    assert CerMetric(clip_at=1.0).cer("Иванов", "Иваноа") == pytest.approx(1 / 6)

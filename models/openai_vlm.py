@@ -1,0 +1,109 @@
+"""``model=openai_vlm``: any OpenAI-compatible vision endpoint as the answer model.
+
+In production a vLLM server (``vllm serve Qwen/Qwen2-VL-2B-Instruct``) is the fast path on
+a GPU box; a cloud VLM works the same way through litellm. Images travel as base64 data
+URLs; requests run concurrently with retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from models.answer_model_base import AnswerModel
+from models.vlm_messages import data_url, vlm_turns
+from optimize.contracts import Example, Prompt
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIVLMAnswerModel(AnswerModel):
+    """An OpenAI-compatible chat endpoint that accepts images.
+
+    Args:
+        name: Display name for output files (e.g. ``Qwen2-VL-2B``).
+        model: litellm model string; ``openai/<served name>`` for vLLM and other
+            OpenAI-compatible servers.
+        api_base: Server URL (``http://host:8000/v1``), or None for the provider's.
+        api_key_env: Environment variable holding the key (never the key itself).
+        revision: Identity of the served weights (cache-key part; set it when the
+            server's model changes under the same name).
+        concurrency: Requests in flight at once.
+        max_tokens: Answer length cap.
+        timeout_s: Per-request timeout.
+        num_retries: Retries per request on errors.
+        batch_size: Requests per evaluator call.
+    """
+
+    def __init__(
+        self,
+        name: str = "Qwen2-VL-2B",
+        model: str = "openai/Qwen/Qwen2-VL-2B-Instruct",
+        api_base: str | None = "http://127.0.0.1:8000/v1",
+        api_key_env: str | None = None,
+        revision: str = "",
+        concurrency: int = 16,
+        max_tokens: int = 32,
+        timeout_s: float = 120.0,
+        num_retries: int = 2,
+        batch_size: int = 32,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.api_base = api_base
+        self.api_key_env = api_key_env
+        self.revision = revision or model
+        self.concurrency = max(1, concurrency)
+        self.max_tokens = max_tokens
+        self.timeout_s = timeout_s
+        self.num_retries = num_retries
+        self._batch_size = batch_size
+        self.requests_sent = 0
+
+    @property
+    def preferred_batch_size(self) -> int:
+        return self._batch_size
+
+    def generation_params(self) -> dict[str, Any]:
+        return {"max_tokens": self.max_tokens, "temperature": 0.0, "endpoint_model": self.model}
+
+    def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
+        return vlm_turns(prompt, example, lambda ex: {"type": "image_url", "image_url": {"url": data_url(ex.image)}})
+
+    def _one(self, request: tuple[Prompt, Example]) -> str:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm  # lazy
+        litellm.suppress_debug_info = True  # no "Provider List" banners on stdout
+
+        kwargs: dict[str, Any] = {
+            "model": self.model, "messages": self.messages(*request), "temperature": 0.0,
+            "max_tokens": self.max_tokens, "timeout": self.timeout_s,
+        }
+        if self.api_base:
+            kwargs["api_base"] = self.api_base
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise RuntimeError(f"answer model {self.name!r}: environment variable {self.api_key_env} is not set")
+            kwargs["api_key"] = key
+        elif self.api_base:
+            kwargs["api_key"] = "not-needed"
+        last: Exception | None = None
+        for attempt in range(self.num_retries + 1):
+            try:
+                response = litellm.completion(**kwargs)
+                self.requests_sent += 1
+                return (response.choices[0].message.content or "").strip()
+            except Exception as err:  # noqa: BLE001 - provider errors come in many types
+                last = err
+                log.warning("%s: request failed (attempt %d): %s", self.name, attempt + 1, type(err).__name__)
+        raise RuntimeError(f"answer model {self.name!r} at {self.api_base or self.model}: {last}")
+
+    def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
+        if self.concurrency == 1 or len(batch) == 1:
+            return [self._one(r) for r in batch]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(batch))) as pool:
+            return list(pool.map(self._one, batch))

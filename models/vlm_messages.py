@@ -1,0 +1,33 @@
+"""Chat messages for vision-language answer models: demos as earlier turns with their images."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+from optimize.contracts import Example, Prompt
+
+
+def data_url(image: Path) -> str:
+    """The image file as a ``data:`` URL (base64), as OpenAI-compatible vision APIs take it."""
+    mime = mimetypes.guess_type(image.name)[0] or "image/png"
+    return f"data:{mime};base64,{base64.b64encode(Path(image).read_bytes()).decode('ascii')}"
+
+
+def vlm_turns(prompt: Prompt, example: Example, image_part: Any) -> list[dict[str, Any]]:
+    """User/assistant turns for one request: each demo (its image + instruction, then its
+    answer), then the example's image and instruction.
+
+    Args:
+        prompt: Candidate prompt (template and demos).
+        example: The example to answer.
+        image_part: ``image_part(example) -> dict`` building the image content item.
+    """
+    turns: list[dict[str, Any]] = []
+    for demo in prompt.demos:
+        turns.append({"role": "user", "content": [image_part(demo), {"type": "text", "text": prompt.render(demo)}]})
+        turns.append({"role": "assistant", "content": [{"type": "text", "text": demo.answer}]})
+    turns.append({"role": "user", "content": [image_part(example), {"type": "text", "text": prompt.render(example)}]})
+    return turns
