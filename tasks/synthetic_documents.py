@@ -418,7 +418,7 @@ def degrade(page: Page, difficulty: str, rng: random.Random) -> Image.Image:
         arr = arr + nrng.normal(0, 4, arr.shape)
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     if difficulty == "photographed":  # a phone camera far away: resolution lost, then upscaled
-        small = out.resize((int(w * 0.6), int(h * 0.6)), Image.Resampling.BILINEAR)
+        small = out.resize((int(w * 0.45), int(h * 0.45)), Image.Resampling.BILINEAR)
         out = small.resize((w, h), Image.Resampling.BILINEAR)
     return out.filter(ImageFilter.GaussianBlur(0.7 if difficulty == "scanned" else 1.0))
 
