@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench_qwen2_vl.py cpu-tiny      # tiny random Qwen2-VL on CPU
     .venv/bin/python scripts/bench_qwen2_vl.py gpu-2b        # random weights, full 2B shape, bf16, CUDA
     .venv/bin/python scripts/bench_qwen2_vl.py openai-stub   # openai_vlm vs a local stub (fixed latency)
+    .venv/bin/python scripts/bench_qwen2_vl.py gpu-2b --device cpu --batches 1 --images 1   # dry run of the 2B path
 
 cpu-tiny / gpu-2b print images/s at batch 1, 8, 32 (gpu-2b also 16) and peak memory, on
 document-sized 1000x700 images, forcing exactly 16 new tokens per answer. The gpu-2b
@@ -45,7 +46,7 @@ def document_images(n: int, tmp: Path):
     return images
 
 
-def build_model(mode: str, tmp: Path):
+def build_model(mode: str, tmp: Path, device: str = "cuda"):
     import torch
     from transformers import AutoProcessor, Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
@@ -63,19 +64,20 @@ def build_model(mode: str, tmp: Path):
                            video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
                            vision_end_token_id=ids["<|vision_end|>"])
     torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16).eval()
-    print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B")
-    return model, processor, "cuda"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    with torch.device(device):
+        model = Qwen2VLForConditionalGeneration(config).to(dtype).eval()
+    print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e9:.2f} B on {device} as {dtype}")
+    return model, processor, device
 
 
-def bench_model(mode: str, batches: list[int], images_per_batch_size: int) -> None:
+def bench_model(mode: str, batches: list[int], images_per_batch_size: int, device: str = "cuda") -> None:
     import torch
     from PIL import Image
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model, processor, device = build_model(mode, tmp)
+        model, processor, device = build_model(mode, tmp, device)
         paths = document_images(max(batches), tmp)
         message = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Какая фамилия? Только значение."}]}]
         text = processor.apply_chat_template(message, tokenize=False, add_generation_prompt=True)
@@ -125,10 +127,14 @@ def bench_openai_stub(latency_s: float = 0.1, n: int = 64) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["cpu-tiny", "gpu-2b", "openai-stub"])
+    parser.add_argument("--device", default="cuda", help="gpu-2b only: cpu for a slow dry run of the code path")
+    parser.add_argument("--batches", default=None, help="comma-separated batch sizes")
+    parser.add_argument("--images", type=int, default=None, help="timed images per batch size")
     args = parser.parse_args()
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else None
     if args.mode == "openai-stub":
         bench_openai_stub()
     elif args.mode == "cpu-tiny":
-        bench_model("cpu-tiny", [1, 8, 32], 32)
+        bench_model("cpu-tiny", batches or [1, 8, 32], args.images or 32, "cpu")
     else:
-        bench_model("gpu-2b", [1, 8, 16, 32], 64)
+        bench_model("gpu-2b", batches or [1, 8, 16, 32], args.images or 64, args.device)

@@ -103,7 +103,7 @@ def split_pairs(
         if note:
             log.warning("pair %r: %s", key, note)
 
-        def take(shas: list[str]) -> tuple[Example, ...]:
+        def take(shas: list[str], by_image=by_image) -> tuple[Example, ...]:
             return tuple(ex for sha in shas for ex in by_image[sha])
 
         first = rows[0]

@@ -155,7 +155,7 @@ def background(size, rng: random.Random, tint) -> Image.Image:
     img = Image.new("RGB", size, tint)
     draw = ImageDraw.Draw(img)
     line = tuple(max(0, c - 28) for c in tint)
-    for k in range(rng.randint(6, 12)):
+    for _ in range(rng.randint(6, 12)):
         amp, period, phase, y0 = rng.uniform(8, 30), rng.uniform(80, 260), rng.uniform(0, 6.3), rng.uniform(0, h)
         pts = [(x, y0 + amp * math.sin(x / period * 6.283 + phase)) for x in range(0, w + 8, 8)]
         draw.line(pts, fill=line, width=1)
