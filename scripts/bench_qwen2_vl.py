@@ -62,7 +62,8 @@ def build_model(mode: str, tmp: Path, device: str = "cuda"):
     config = Qwen2VLConfig(text_config=dict(FULL_2B_TEXT, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id),
                            vision_config=FULL_2B_VISION, image_token_id=ids["<|image_pad|>"],
                            video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-                           vision_end_token_id=ids["<|vision_end|>"])
+                           vision_end_token_id=ids["<|vision_end|>"],
+                           tie_word_embeddings=True)  # as in Qwen2-VL-2B-Instruct
     torch.manual_seed(0)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     with torch.device(device):
