@@ -8,10 +8,11 @@ to disk (Hydra's saved config, logs, results) can contain it.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from models.litellm_connection import connection_kwargs, import_litellm
 
 log = logging.getLogger(__name__)
 
@@ -117,34 +118,16 @@ class LiteLLMAdvisor(Advisor):
             return self._started_base
         return None
 
-    def _api_key(self) -> str | None:
-        if not self.api_key_env:
-            return None
-        key = os.environ.get(self.api_key_env)
-        if not key:
-            raise AdvisorError(f"advisor {self.name!r}: environment variable {self.api_key_env} is not set")
-        return key
-
     def complete(self, messages: Sequence[Message]) -> str:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network fetch at import
-        import litellm  # lazy: heavy import
-        litellm.suppress_debug_info = True  # no "Provider List" banners on stdout
-
+        litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
             "timeout": self.timeout_s,
+            **connection_kwargs(self._base_url(), self.api_key_env, f"advisor {self.name!r}", AdvisorError),
         }
-        base = self._base_url()
-        if base:
-            kwargs["api_base"] = base
-        key = self._api_key()
-        if key:
-            kwargs["api_key"] = key
-        elif base:
-            kwargs["api_key"] = "not-needed"  # local OpenAI-compatible servers ignore it
         last_error: Exception | None = None
         for attempt in range(self.num_retries + 1):
             try:

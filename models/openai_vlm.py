@@ -8,12 +8,12 @@ URLs; requests run concurrently with retries.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from models.answer_model_base import AnswerModel
+from models.litellm_connection import connection_kwargs, import_litellm
 from models.vlm_messages import data_url, vlm_turns
 from optimize.contracts import Example, Prompt
 
@@ -74,23 +74,12 @@ class OpenAIVLMAnswerModel(AnswerModel):
         return vlm_turns(prompt, example, lambda ex: {"type": "image_url", "image_url": {"url": data_url(ex.image)}})
 
     def _one(self, request: tuple[Prompt, Example]) -> str:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm  # lazy
-        litellm.suppress_debug_info = True  # no "Provider List" banners on stdout
-
+        litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.model, "messages": self.messages(*request), "temperature": 0.0,
             "max_tokens": self.max_tokens, "timeout": self.timeout_s,
+            **connection_kwargs(self.api_base, self.api_key_env, f"answer model {self.name!r}"),
         }
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-        if self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-            if not key:
-                raise RuntimeError(f"answer model {self.name!r}: environment variable {self.api_key_env} is not set")
-            kwargs["api_key"] = key
-        elif self.api_base:
-            kwargs["api_key"] = "not-needed"
         last: Exception | None = None
         for attempt in range(self.num_retries + 1):
             try:
