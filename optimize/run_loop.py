@@ -86,7 +86,7 @@ class _TrialLog:
         self._fh.close()
 
 
-def _pick_best(records: Sequence[dict[str, Any]], pair: Pair) -> tuple[Prompt, dict[str, Any] | None]:
+def _pick_best(records: Sequence[dict[str, Any]]) -> tuple[Prompt, dict[str, Any] | None]:
     """Lowest val CER, earliest wins ties; the baseline when nothing was scored on val."""
     val = [r for r in records if r["split"] == "val"]
     if not val:
@@ -212,7 +212,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         optimizer.optimize(visible, evaluator, advisor)
     except BudgetExhausted as err:
         log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
-    best_prompt, best_record = _pick_best(records, pair)
+    best_prompt, best_record = _pick_best(records)
 
     tester = Evaluator(model, store, metric, pair, Budget(None), batch_size, listener, allow_test=True)
     test_score = tester.score(best_prompt, pair.test)
