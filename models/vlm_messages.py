@@ -7,7 +7,7 @@ import mimetypes
 from pathlib import Path
 from typing import Any
 
-from optimize.contracts import Example, Prompt
+from prompt_opt_api import Example, Prompt
 
 
 def data_url(image: Path) -> str:

@@ -28,7 +28,7 @@ def main() -> None:
     from hydra.utils import instantiate
 
     from optimize.answer_store import AnswerStore
-    from optimize.contracts import Prompt
+    from prompt_opt_api import Prompt
     from tasks.docqa_csv import load_task
     from tests.real_models import advisor_config, model_config
 
@@ -41,7 +41,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = instantiate(model_config())
-        model.use_store(AnswerStore(Path(tmp) / "s.sqlite"))
+        model.use_cache(AnswerStore(Path(tmp) / "s.sqlite"))
         ocr_times, seen = [], set()
         for ex in examples:
             if ex.image_sha256 not in seen:

@@ -106,7 +106,7 @@ def bench_model(mode: str, batches: list[int], images_per_batch_size: int, devic
 
 def bench_openai_stub(latency_s: float = 0.1, n: int = 64) -> None:
     from models.openai_vlm import OpenAIVLMAnswerModel
-    from optimize.contracts import Example, Prompt
+    from prompt_opt_api import Example, Prompt
     from tests.openai_stub_server import StubVLMServer
 
     with tempfile.TemporaryDirectory() as tmp_name:

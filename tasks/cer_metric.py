@@ -50,7 +50,3 @@ class CerMetric:
 
     def exact(self, reference: str, prediction: str) -> bool:
         return self.normalize(reference) == self.normalize(prediction)
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from optimize.contracts import Example
+from prompt_opt_api import Example, TaskError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _COLUMN_ALIASES = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(TaskError):
     """A task file is unusable; the message names the file and every bad row."""
 
 

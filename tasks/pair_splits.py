@@ -15,13 +15,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from optimize.contracts import Example, Pair
+from prompt_opt_api import Example, Pair, TaskError
 
 log = logging.getLogger(__name__)
 
 
-class PairSelectionError(ValueError):
-    """A requested pair does not exist, or filtering left nothing to run."""
+class PairSelectionError(TaskError):
+    """A requested pair does not exist, two pairs display alike, or nothing is left to run."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,36 @@ def _allot(n: int, cfg: SplitConfig) -> tuple[int, int, int, str]:
     return n_train, n_val, n - n_train - n_val, ""
 
 
+def _group_by_pair(examples: Sequence[Example]) -> dict[str, list[Example]]:
+    """Examples by pair, keyed by display name once it is known to be unambiguous.
+
+    A pair is the ``(doc_class, question_type)`` tuple; results files and the store name
+    it ``"<doc type> <question type>"``, so two tuples that display alike (``"A B","C"``
+    and ``"A","B C"``) would be merged silently: that is an error naming a row of each.
+    """
+    by_identity: dict[tuple[str, str], list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_identity[ex.pair_identity].append(ex)
+    grouped: dict[str, list[Example]] = {}
+    clashes: list[str] = []
+    for identity, rows in by_identity.items():
+        key = rows[0].pair_key
+        if key in grouped:
+            other = grouped[key][0]
+            clashes.append(
+                f"doc_class={other.doc_class!r} question_type={other.question_type!r} ({other.source_row}) and "
+                f"doc_class={identity[0]!r} question_type={identity[1]!r} ({rows[0].source_row}) "
+                f"would both be named {key!r}"
+            )
+            continue
+        grouped[key] = rows
+    if clashes:
+        raise PairSelectionError(
+            "two pairs display alike in the results; rename a doc class or question type:\n  " + "\n  ".join(clashes)
+        )
+    return grouped
+
+
 def split_pairs(
     examples: Sequence[Example], cfg: SplitConfig, only: Sequence[str] | None = None
 ) -> tuple[list[Pair], list[tuple[str, str]]]:
@@ -73,9 +103,7 @@ def split_pairs(
     Raises:
         PairSelectionError: if ``only`` names a pair that does not exist, or nothing is left.
     """
-    grouped: dict[str, list[Example]] = defaultdict(list)
-    for ex in examples:
-        grouped[ex.pair_key].append(ex)
+    grouped = _group_by_pair(examples)
     if only:
         unknown = [k for k in only if k not in grouped]
         if unknown:
@@ -120,3 +148,21 @@ def split_pairs(
     if not pairs:
         raise PairSelectionError(f"no pair has enough images to hold out a test split: {too_small}")
     return pairs, too_small
+
+
+class PairSplitter:
+    """Hydra-configured splitter: ``conf/config.yaml``'s ``split`` group builds one.
+
+    Args:
+        train: Fraction of a pair's images for train.
+        val: Fraction for val (test gets the rest).
+        seed: Split seed.
+    """
+
+    def __init__(self, train: float = 0.4, val: float = 0.3, seed: int = 0) -> None:
+        self.config = SplitConfig(train=train, val=val, seed=seed)
+
+    def split(self, examples: Sequence[Example], only: Sequence[str] | None = None
+              ) -> tuple[list[Pair], list[tuple[str, str]]]:
+        """``split_pairs`` with this splitter's fractions and seed."""
+        return split_pairs(examples, self.config, only)

@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Sequence
 
-from models.answer_model_base import AnswerModel
-from optimize.contracts import Example, Prompt
+from prompt_opt_api import AnswerModel
+from prompt_opt_api import Example, Prompt
 
 
 class ScriptedAnswerModel(AnswerModel):
@@ -25,17 +25,22 @@ class ScriptedAnswerModel(AnswerModel):
         delay_s: Sleep per batch, to let tests kill a run mid-way.
         batch_size: Preferred batch size.
         exact_marker: Substring that makes answers exact.
+        fail_pair: ``"<doc_class> <question_type>"`` whose requests raise RuntimeError...
+        fail_flag: ...while this file exists (None: always).
     """
 
     name = "Scripted-VLM"
     revision = "rules-v1"
 
     def __init__(self, calls_log: str | None = None, delay_s: float = 0.0, batch_size: int = 4,
-                 exact_marker: str = "только значением") -> None:
+                 exact_marker: str = "только значением", fail_pair: str | None = None,
+                 fail_flag: str | None = None) -> None:
         self.calls_log = calls_log
         self.delay_s = delay_s
         self._batch_size = batch_size
         self.exact_marker = exact_marker
+        self.fail_pair = fail_pair
+        self.fail_flag = fail_flag
         self.calls = 0
         self.batches: list[int] = []
 
@@ -57,6 +62,9 @@ class ScriptedAnswerModel(AnswerModel):
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
         if self.delay_s:
             time.sleep(self.delay_s)
+        if self.fail_pair and any(e.pair_key == self.fail_pair for _, e in batch):
+            if self.fail_flag is None or os.path.exists(self.fail_flag):
+                raise RuntimeError(f"scripted failure on {self.fail_pair}")
         outputs = [self._one(p, e) for p, e in batch]
         self.calls += len(batch)
         self.batches.append(len(batch))

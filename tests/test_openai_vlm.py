@@ -5,7 +5,7 @@ import base64
 import pytest
 
 from models.openai_vlm import OpenAIVLMAnswerModel
-from optimize.contracts import Prompt
+from prompt_opt_api import Prompt
 from tasks.docqa_csv import load_task
 from tests.openai_stub_server import StubVLMServer
 from tests.task_factory import make_task

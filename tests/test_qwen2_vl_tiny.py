@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from models.qwen2_vl import Qwen2VLAnswerModel
 from models.tiny_qwen2_vl import build_tiny_qwen2_vl
-from optimize.contracts import Prompt
+from prompt_opt_api import Prompt
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, run_cli
 from tests.task_factory import draw_image, make_task

@@ -39,7 +39,13 @@ class Example:
 
     @property
     def pair_key(self) -> str:
+        """The pair's display name, ``"<doc type> <question type>"``."""
         return pair_key(self.doc_class, self.question_type)
+
+    @property
+    def pair_identity(self) -> tuple[str, str]:
+        """The pair this example belongs to: ``(doc_class, question_type)``."""
+        return (self.doc_class, self.question_type)
 
     def identity(self) -> dict[str, Any]:
         """What makes this example's model input: used in cache keys (no paths)."""
@@ -47,7 +53,11 @@ class Example:
 
 
 def pair_key(doc_class: str, question_type: str) -> str:
-    """The seed's name for a pair: ``"<doc type> <question type>"``."""
+    """The seed's display name for a pair: ``"<doc type> <question type>"``.
+
+    For display and file rows only: a pair's identity is the ``(doc_class,
+    question_type)`` tuple, and the task loader refuses two pairs that display alike.
+    """
     return f"{doc_class} {question_type}"
 
 
@@ -103,7 +113,13 @@ class Pair:
 
     @property
     def key(self) -> str:
+        """Display name ``"<doc type> <question type>"`` (unique within a task)."""
         return pair_key(self.doc_class, self.question_type)
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        """``(doc_class, question_type)``: what the pair is."""
+        return (self.doc_class, self.question_type)
 
     @property
     def questions(self) -> tuple[str, ...]:
@@ -141,7 +157,7 @@ class Trial:
 
     Attributes:
         prompt: The candidate.
-        split: ``train``, ``val`` or ``test`` (``mixed`` if examples came from several).
+        split: Split label as the evaluator gave it (see ``SPLIT_LABELS``).
         score: Its score on that split.
         step: Optimizer step (0 for the first proposals).
         optimizer: Optimizer name.
@@ -154,3 +170,15 @@ class Trial:
     step: int = 0
     optimizer: str = ""
     advisor_cost_usd: float = 0.0
+
+
+# Split labels the evaluator gives a score. Only ``val`` (every validation example,
+# each once) can win selection; ``val-subset`` (a minibatch or racing round), ``train``
+# and ``mixed`` scores are logged with their label and never compete.
+FULL_VAL = "val"
+SPLIT_LABELS = ("train", FULL_VAL, "val-subset", "mixed", "test")
+
+
+def baseline_prompt() -> Prompt:
+    """The baseline every optimizer must beat: each example's own question."""
+    return Prompt(text=QUESTION_PLACEHOLDER, origin="dataset-question")

@@ -1,0 +1,42 @@
+"""The contracts every other package of ours imports, and that import nothing of ours.
+
+Like lm-evaluation-harness's ``lm_eval/api``: value types (``Example``, ``Prompt``,
+``Pair``, ``Score``, ``Trial``), the plugin contracts (``AnswerModel``, ``Optimizer``,
+``PromptEvaluator``, ``Advisor``, ``Metric``, ``DerivedDataCache``), cache keys, the
+baseline prompt and the exceptions that cross layers. The engine (``optimize``) and
+the plugin packages (``models``, ``optimizers``, ``tasks``) depend on this package and
+never on each other; ``tests/test_import_layers.py`` and import-linter keep it so.
+"""
+
+from prompt_opt_api.advisor import Advisor, AdvisorUsage, Message
+from prompt_opt_api.answer_model import AnswerModel
+from prompt_opt_api.cache import DerivedDataCache, cache_key
+from prompt_opt_api.data import (
+    FULL_VAL,
+    QUESTION_PLACEHOLDER,
+    SPLIT_LABELS,
+    Example,
+    ExampleResult,
+    Pair,
+    Prompt,
+    Score,
+    Trial,
+    baseline_prompt,
+    pair_key,
+)
+from prompt_opt_api.errors import (
+    AdvisorError,
+    BudgetExhausted,
+    EndpointUnreachable,
+    HeldOutAccessError,
+    TaskError,
+)
+from prompt_opt_api.metric import Metric, mean
+from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator
+
+__all__ = [
+    "FULL_VAL", "QUESTION_PLACEHOLDER", "SPLIT_LABELS", "Advisor", "AdvisorError", "AdvisorUsage", "AnswerModel",
+    "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable", "Example", "ExampleResult",
+    "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair", "Prompt", "PromptEvaluator", "Score", "TaskError",
+    "Trial", "baseline_prompt", "cache_key", "mean", "pair_key",
+]

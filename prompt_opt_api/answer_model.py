@@ -1,0 +1,73 @@
+"""The answer-model contract: a batch of (prompt, example) in, a list of answers out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from prompt_opt_api.cache import DerivedDataCache
+from prompt_opt_api.data import Example, Prompt
+
+
+class AnswerModel(ABC):
+    """A model that reads a document image and answers a prompt about it.
+
+    Contract:
+        * ``answer(batch)`` returns exactly one string per request, in order. An answer
+          the model could not produce is ``""`` (scored as CER 1.0), never an exception,
+          unless the model itself is broken: then raise (``EndpointUnreachable`` when a
+          server cannot be reached at all, anything else fails the current pair only).
+        * Outputs must be a pure function of ``cache_identity()`` and the request
+          (prompt text and demos, image bytes, question): the evaluator caches on exactly
+          those, so sampling must be off (greedy / temperature 0), and answers must not
+          depend on batching, request order or internal prefix reuse.
+        * ``cache_identity()`` names everything besides the request that changes an
+          answer: weights revision (a fixed one, never a moving branch), library
+          versions, dtype and device type, pre-processing (OCR engine and settings),
+          generation parameters.
+        * Loading is lazy: constructing the object (Hydra does it) must be cheap and
+          import nothing heavy; load weights on the first ``answer`` call.
+        * Only the engine's evaluator calls ``answer``; optimizers never see the model.
+
+    Attributes:
+        name: Display name, used in output file names (``<name>_sep_<advisor>.csv``).
+        revision: Identity of the weights; part of every cache key.
+    """
+
+    name: str = "answer-model"
+    revision: str = ""
+
+    @abstractmethod
+    def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
+        """Answer every request of ``batch``; one string each, same order."""
+
+    def generation_params(self) -> dict[str, Any]:
+        """Generation settings that change the output (part of ``cache_identity``)."""
+        return {}
+
+    def cache_identity(self) -> dict[str, Any]:
+        """Everything besides the request that changes an answer (cache-key part).
+
+        The default is name, revision and ``generation_params()``; models add library
+        versions, dtype, device type and pre-processing settings.
+        """
+        return {"model": self.name, "revision": self.revision, "generation": self.generation_params()}
+
+    @property
+    def preferred_batch_size(self) -> int:
+        """How many requests the evaluator should send per ``answer`` call."""
+        return 8
+
+    def diagnostics(self) -> dict[str, int]:
+        """Counters worth a line in the run summary (e.g. demos shortened to fit a context)."""
+        return {}
+
+    def close(self) -> None:
+        """Release processes, servers or GPU memory. Idempotent."""
+
+    def use_cache(self, cache: DerivedDataCache) -> None:
+        """Receive the run's cache for derived data the model keeps itself (e.g. OCR text).
+
+        Default: nothing to cache.
+        """

@@ -1,0 +1,42 @@
+"""Exceptions every layer may raise or catch; the engine decides what each one means.
+
+* ``TaskError``: bad input (CSV, images, pair selection). The run stops before any
+  model is loaded, naming the file and rows.
+* ``EndpointUnreachable``: an answer model or advisor that cannot be reached at all.
+  The run stops at once with one line naming the URL and what to start: every
+  later pair would fail the same way.
+* ``BudgetExhausted``: the pair's answer-model budget is spent; the optimizer keeps
+  what it has.
+* ``HeldOutAccessError``: an optimizer reached for examples it may not score.
+* ``AdvisorError``: the advisor gave no usable reply after retries (that pair fails,
+  the run goes on).
+
+Any other exception raised while one pair is optimized (a model error, a context
+overflow) fails that pair only; the run goes on to the next one.
+"""
+
+from __future__ import annotations
+
+
+class TaskError(ValueError):
+    """A task file or pair selection is unusable; the message names the file and rows."""
+
+
+class EndpointUnreachable(RuntimeError):
+    """A model or advisor endpoint cannot be reached; the message names the URL and the fix."""
+
+
+class BudgetExhausted(RuntimeError):
+    """The pair's answer-model budget cannot pay for the requested scoring.
+
+    Nothing was scored by the call that raised it. Optimizers may let it propagate (the
+    run loop keeps every score already made) or catch it and return what they have.
+    """
+
+
+class HeldOutAccessError(RuntimeError):
+    """An optimizer asked to score examples outside its pair's train and val splits."""
+
+
+class AdvisorError(RuntimeError):
+    """The advisor could not give a usable reply (after retries)."""

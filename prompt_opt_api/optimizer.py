@@ -1,0 +1,82 @@
+"""The optimizer contract, and the sealed evaluator every optimizer receives."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from prompt_opt_api.data import Example, Pair, Prompt, Score, Trial
+
+if TYPE_CHECKING:
+    from prompt_opt_api.advisor import Advisor
+
+
+class BudgetView(Protocol):
+    """Read-only view of a pair's answer-model budget (one unit = one prompt × example)."""
+
+    @property
+    def limit(self) -> int | None:
+        """The pair's limit; None for unlimited."""
+
+    @property
+    def used(self) -> int:
+        """Evaluations charged so far (cached or not)."""
+
+    @property
+    def remaining(self) -> int | None:
+        """``limit - used``; None for unlimited."""
+
+
+class PromptEvaluator(Protocol):
+    """What an optimizer gets to score prompts with: charged, cached, sealed.
+
+    * ``score(prompt, examples)`` is the only way to an answer. It charges the budget
+      one evaluation per example *before* answering (cached answers are charged too, so
+      a resumed run decides exactly as an uninterrupted one) and raises
+      ``BudgetExhausted`` without scoring anything when the budget cannot pay.
+    * Only examples of the pair's train and val splits may be scored; anything else
+      raises ``HeldOutAccessError``.
+    * Every score is recorded as it is made, labelled ``val`` only when ``examples`` is
+      the whole val split (each example once). Scores on part of val (``val-subset``),
+      on train or on a mix never win selection: to compete, score on ``pair.val``.
+    * ``budget`` is read-only.
+    """
+
+    @property
+    def budget(self) -> BudgetView:
+        """The pair's budget, read-only."""
+
+    def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
+        """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers."""
+
+
+class Optimizer(ABC):
+    """Searches for the prompt with the lowest CER for one pair.
+
+    Contract:
+        * ``optimize(pair, evaluator, advisor)`` has exactly this signature in every
+          plugin (a test checks it); options go to ``__init__``, from Hydra.
+        * ``pair.test`` is empty: the held-out split is scored only by the run loop.
+        * Score only through ``evaluator.score`` (see ``PromptEvaluator``); never call a
+          model directly.
+        * The run loop selects, among the scores the evaluator recorded on the **full**
+          val split, the lowest CER (the earliest wins a tie). What ``optimize`` returns
+          is informational (logs, tests); a trial it reports but never scored on full
+          val cannot win.
+        * ``BudgetExhausted`` may propagate; scores already made are kept.
+        * ``advisor`` may be None (``advisor=none``); plugins that need one raise ValueError
+          before any work.
+        * Keep no global state: wrap library globals (DSPy/TextGrad settings) inside
+          the call, so two runs in one process cannot leak into each other.
+        * Prompts are values: build new ``Prompt`` objects, never mutate one.
+
+    Attributes:
+        name: Short name written to results (``optimizer`` column).
+    """
+
+    name: str = "optimizer"
+
+    @abstractmethod
+    def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
+        """Propose and score prompts for ``pair``; return every trial made."""
