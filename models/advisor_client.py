@@ -9,18 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from models.litellm_connection import connection_kwargs, import_litellm
+from models.litellm_connection import connection_kwargs, import_litellm, is_connection_error
+from prompt_opt_api import Advisor, AdvisorError, EndpointUnreachable, Message
 
 log = logging.getLogger(__name__)
-
-Message = dict[str, str]
-
-
-class AdvisorError(RuntimeError):
-    """The advisor could not give a usable reply (after retries)."""
 
 
 class AdvisorServer(Protocol):
@@ -31,41 +25,6 @@ class AdvisorServer(Protocol):
 
     def stop(self) -> None:
         """Stop the server; idempotent."""
-
-
-@dataclass
-class AdvisorUsage:
-    """Running totals for one advisor object."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-
-
-class Advisor:
-    """Base advisor interface: chat messages in, reply text out.
-
-    Attributes:
-        name: Display name, used in output file names (``<model>_sep_<name>.csv``).
-        usage: Calls, tokens and dollars spent so far.
-    """
-
-    name: str = "advisor"
-
-    def __init__(self) -> None:
-        self.usage = AdvisorUsage()
-
-    def complete(self, messages: Sequence[Message]) -> str:
-        """Reply to one conversation. Raises AdvisorError when no usable reply comes."""
-        raise NotImplementedError
-
-    def complete_many(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
-        """Reply to several conversations, in order (subclasses may run them concurrently)."""
-        return [self.complete(c) for c in conversations]
-
-    def close(self) -> None:
-        """Release servers and connections; idempotent."""
 
 
 class LiteLLMAdvisor(Advisor):
@@ -114,7 +73,10 @@ class LiteLLMAdvisor(Advisor):
             return self.api_base
         if self.server is not None:
             if self._started_base is None:
-                self._started_base = self.server.start()
+                try:
+                    self._started_base = self.server.start()
+                except Exception as err:  # noqa: BLE001 - no server: every pair would fail the same way
+                    raise EndpointUnreachable(f"advisor {self.name!r}: its server did not start: {err}") from err
             return self._started_base
         return None
 
@@ -133,6 +95,12 @@ class LiteLLMAdvisor(Advisor):
             try:
                 response = litellm.completion(**kwargs)
             except Exception as err:  # noqa: BLE001 - litellm maps provider errors to many types
+                if is_connection_error(err):
+                    where = kwargs.get("api_base") or f"the {self.model} provider"
+                    raise EndpointUnreachable(
+                        f"advisor {self.name!r} cannot reach {where} ({type(err).__name__}): start that server, "
+                        "set advisor.api_base to a running one, or choose another advisor (advisor=local|none)"
+                    ) from None
                 last_error = err
                 log.warning("advisor %r attempt %d failed: %s", self.name, attempt + 1, type(err).__name__)
                 continue

@@ -15,11 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.answer_model_base import AnswerModel
 from models.model_store import ModelSpec, ModelStore
 from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
-from optimize.answer_store import AnswerStore, cache_key
-from optimize.contracts import Example, Prompt
+from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, cache_key
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +94,13 @@ class OcrLlmAnswerModel(AnswerModel):
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
-        kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse).
+        kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse; the
+            answers are the same either way, see tests/test_ocr_llm_real.py).
+
+    A request never overflows ``n_ctx``: when demos make it too long, the demos' page
+    text is cut to a window around each demo's answer first, then demos are dropped
+    from the last, then the page asked about is cut; each is counted in
+    ``diagnostics()`` (the run summary) and warned about once.
     """
 
     def __init__(
@@ -127,7 +131,9 @@ class OcrLlmAnswerModel(AnswerModel):
         self.kv_cache_bytes = kv_cache_mb << 20
         self.revision = weights.sha256
         self._llm: Any = None
-        self._store: AnswerStore | None = None
+        self._cache: DerivedDataCache | None = None
+        self._fit_counts = {"demo_pages_shortened": 0, "demos_dropped": 0, "pages_shortened": 0}
+        self._fit_warned = False
         self._ocr_memo: dict[str, str] = {}
         self._lock = threading.Lock()
         self.llm_calls = 0
@@ -136,19 +142,32 @@ class OcrLlmAnswerModel(AnswerModel):
     def preferred_batch_size(self) -> int:
         return self._batch_size
 
-    def use_store(self, store: AnswerStore) -> None:
-        self._store = store
+    def use_cache(self, cache: DerivedDataCache) -> None:
+        self._cache = cache
 
     def generation_params(self) -> dict[str, Any]:
-        # n_threads is left out on purpose: greedy decoding gives the same text with any count.
+        # n_threads and kv_cache_mb are left out on purpose: greedy decoding gives the
+        # same text with any thread count and with or without prefix reuse (tested).
         return {
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
             "n_ctx": self.n_ctx,
-            "ocr": {"engine": "tesseract", "lang": self.ocr.lang, "psm": self.ocr.psm},
             "ocr_max_chars": self.ocr_max_chars,
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
+            "context_fit": "answer-window/drop-last/v1",
         }
+
+    def cache_identity(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {
+            **super().cache_identity(),
+            "ocr": {"engine": "tesseract", "version": self.ocr.version, "lang": self.ocr.lang, "psm": self.ocr.psm},
+            "llama_cpp_python": version("llama-cpp-python"),
+        }
+
+    def diagnostics(self) -> dict[str, int]:
+        return dict(self._fit_counts)
 
     def ocr_text(self, example: Example) -> str:
         """OCR text of the example's image, cached per image sha256 (memory and store)."""
@@ -156,11 +175,11 @@ class OcrLlmAnswerModel(AnswerModel):
                          "image_sha256": example.image_sha256})
         if key in self._ocr_memo:
             return self._ocr_memo[key]
-        text = self._store.get_blob(key) if self._store else None
+        text = self._cache.get_blob(key) if self._cache else None
         if text is None:
             text = self.ocr.read(example.image)
-            if self._store:
-                self._store.put_blob(key, text)
+            if self._cache:
+                self._cache.put_blob(key, text)
         self._ocr_memo[key] = text
         return text
 
@@ -177,18 +196,81 @@ class OcrLlmAnswerModel(AnswerModel):
                 self._llm.set_cache(_slim_state_cache(self.kv_cache_bytes))
         return self._llm
 
-    def messages(self, prompt: Prompt, example: Example) -> list[dict[str, str]]:
-        """Chat messages for one request: demos as earlier turns, then the question."""
-        messages = [{"role": "system", "content": SYSTEM}]
-        for demo in prompt.demos:
-            messages.append({"role": "user", "content": self._user_turn(prompt, demo)})
-            messages.append({"role": "assistant", "content": demo.answer})
-        messages.append({"role": "user", "content": self._user_turn(prompt, example)})
+    def messages(self, prompt: Prompt, example: Example, token_count: Any = None) -> list[dict[str, str]]:
+        """Chat messages for one request: demos as earlier turns, then the question.
+
+        Args:
+            prompt: Candidate prompt (template and demos).
+            example: The example asked about.
+            token_count: ``token_count(text) -> int``; when given, the request is fitted
+                to ``n_ctx`` (see the class docstring). The model passes its tokenizer.
+        """
+        demos = list(prompt.demos)
+        demo_limit = self.ocr_max_chars
+        page_limit = self.ocr_max_chars
+
+        def build() -> list[dict[str, str]]:
+            messages = [{"role": "system", "content": SYSTEM}]
+            for demo in demos:
+                messages.append({"role": "user", "content": self._user_turn(prompt, demo, demo_limit, around_answer=True)})
+                messages.append({"role": "assistant", "content": demo.answer})
+            messages.append({"role": "user", "content": self._user_turn(prompt, example, page_limit)})
+            return messages
+
+        messages = build()
+        if token_count is None:
+            return messages
+        # Room for the answer and the chat template's own tokens (~6 per message).
+        budget = self.n_ctx - self.max_tokens - 16
+
+        def fits(msgs: list[dict[str, str]]) -> bool:
+            return sum(token_count(m["content"]) + 6 for m in msgs) <= budget
+
+        shortened = dropped = cut_page = False
+        while not fits(messages):
+            if demos and demo_limit > 400:
+                demo_limit //= 2
+                shortened = True
+            elif demos:
+                demos.pop()
+                dropped = True
+                self._fit_counts["demos_dropped"] += 1
+            elif page_limit > 200:
+                page_limit //= 2
+                cut_page = True
+            else:
+                break  # cannot get smaller: llama.cpp reports the overflow
+            messages = build()
+        for flag, counter, what in ((shortened, "demo_pages_shortened", "demo page text shortened"),
+                                    (cut_page, "pages_shortened", "page text shortened")):
+            if flag:
+                self._fit_counts[counter] += 1
+        if shortened or dropped or cut_page:
+            self._warn_fit_once(example)
         return messages
 
-    def _user_turn(self, prompt: Prompt, example: Example) -> str:
-        return DOCUMENT_TEMPLATE.format(ocr_text=self.ocr_text(example)[: self.ocr_max_chars],
-                                        instruction=prompt.render(example))
+    def _warn_fit_once(self, example: Example) -> None:
+        if not self._fit_warned:
+            self._fit_warned = True
+            log.warning("%s: a request with demos exceeded n_ctx=%d (first: %s); demo page text is cut around "
+                        "each demo's answer, then demos are dropped; counts go to summary.json",
+                        self.name, self.n_ctx, example.source_row)
+
+    def _user_turn(self, prompt: Prompt, example: Example, limit: int, around_answer: bool = False) -> str:
+        text = self.ocr_text(example)[: self.ocr_max_chars]
+        if len(text) > limit:
+            start = 0
+            if around_answer:  # keep the demo's value on the page it demonstrates
+                at = text.casefold().find(example.answer.casefold())
+                start = max(0, min(at - limit // 2, len(text) - limit)) if at >= 0 else 0
+            text = text[start : start + limit]
+        return DOCUMENT_TEMPLATE.format(ocr_text=text, instruction=prompt.render(example))
+
+    def _token_count(self, llm: Any) -> Any:
+        def count(text: str) -> int:
+            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+        return count
 
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
         llm = self._load()
@@ -196,7 +278,7 @@ class OcrLlmAnswerModel(AnswerModel):
         with self._lock:
             for prompt, example in batch:
                 result = llm.create_chat_completion(
-                    messages=self.messages(prompt, example), temperature=0.0, top_k=1,
+                    messages=self.messages(prompt, example, self._token_count(llm)), temperature=0.0, top_k=1,
                     max_tokens=self.max_tokens, seed=0,
                 )
                 self.llm_calls += 1

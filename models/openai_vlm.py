@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from models.answer_model_base import AnswerModel
-from models.litellm_connection import connection_kwargs, import_litellm
+from models.litellm_connection import connection_kwargs, import_litellm, is_connection_error
 from models.vlm_messages import data_url, vlm_turns
-from optimize.contracts import Example, Prompt
+from prompt_opt_api import AnswerModel, EndpointUnreachable, Example, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +86,12 @@ class OpenAIVLMAnswerModel(AnswerModel):
                 self.requests_sent += 1
                 return (response.choices[0].message.content or "").strip()
             except Exception as err:  # noqa: BLE001 - provider errors come in many types
+                if is_connection_error(err):
+                    raise EndpointUnreachable(
+                        f"answer model {self.name!r} cannot reach {self.api_base or self.model} "
+                        f"({type(err).__name__}): start the server first (e.g. `vllm serve Qwen/Qwen2-VL-2B-Instruct "
+                        "--port 8000`) or point model.api_base at a running one"
+                    ) from None
                 last = err
                 log.warning("%s: request failed (attempt %d): %s", self.name, attempt + 1, type(err).__name__)
         raise RuntimeError(f"answer model {self.name!r} at {self.api_base or self.model}: {last}")

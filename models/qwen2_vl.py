@@ -9,15 +9,31 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.answer_model_base import AnswerModel
 from models.vlm_messages import vlm_turns
-from optimize.contracts import Example, Prompt
+from prompt_opt_api import AnswerModel, Example, Prompt
 
 log = logging.getLogger(__name__)
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over every non-hidden file below ``folder``: relative path, then bytes."""
+    digest = hashlib.sha256()
+    files = sorted(
+        (f for f in folder.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(folder).parts)),
+        key=lambda f: f.relative_to(folder).as_posix(),
+    )
+    for f in files:
+        digest.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(str(f.stat().st_size).encode() + b"\0")
+        with f.open("rb") as fh:
+            while chunk := fh.read(8 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 class Qwen2VLAnswerModel(AnswerModel):
@@ -68,6 +84,7 @@ class Qwen2VLAnswerModel(AnswerModel):
         self._model: Any = None
         self._processor: Any = None
         self._revision: str | None = None
+        self._commit: str | None = None  # hub commit resolved from hub_revision (None: local folder)
         self.generate_calls = 0
 
     @property
@@ -76,26 +93,48 @@ class Qwen2VLAnswerModel(AnswerModel):
 
     @property
     def revision(self) -> str:  # type: ignore[override]
-        """Weights identity: content hash of a local folder, else hub id + revision."""
+        """Weights identity, always a fixed one.
+
+        A local folder: sha256 over every file (relative path and bytes, sub-folders,
+        tokenizer files and ``merges.txt`` included; hidden files such as download
+        metadata left out). A hub id: ``<id>@<commit>``, the commit that the given
+        ``hub_revision`` (or ``main``) resolves to in the local hub cache, downloading it
+        if needed, never the moving branch name; the same commit is then loaded.
+        """
         if self._revision is None:
             folder = Path(self.pretrained).expanduser()
             if folder.is_dir():
-                digest = hashlib.sha256()
-                for f in sorted(folder.iterdir()):
-                    if f.suffix in (".json", ".safetensors", ".bin", ".jinja") and f.is_file():
-                        digest.update(f.name.encode())
-                        with f.open("rb") as fh:
-                            while chunk := fh.read(8 << 20):
-                                digest.update(chunk)
-                self._revision = "sha256:" + digest.hexdigest()
+                self._revision = "sha256:" + folder_digest(folder)
             else:
-                self._revision = f"{self.pretrained}@{self.hub_revision or 'main'}"
+                self._commit = self._hub_commit()
+                self._revision = f"{self.pretrained}@{self._commit}"
         return self._revision
+
+    def _hub_commit(self) -> str:
+        if self.hub_revision and re.fullmatch(r"[0-9a-f]{40}", self.hub_revision):
+            return self.hub_revision
+        from huggingface_hub import snapshot_download  # lazy; installed with transformers
+
+        snapshot = Path(snapshot_download(self.pretrained, revision=self.hub_revision))
+        return snapshot.name  # hub cache layout: .../snapshots/<commit>
 
     def generation_params(self) -> dict[str, Any]:
         return {
             "max_new_tokens": self.max_new_tokens, "do_sample": False, "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels, "model_class": self.model_class, "system_prompt": self.system_prompt,
+        }
+
+    def cache_identity(self) -> dict[str, Any]:
+        from importlib.metadata import version
+
+        device, dtype = self._resolved_device_dtype()
+        return {
+            **super().cache_identity(),
+            "dtype": str(dtype).removeprefix("torch."),
+            "device_type": device.split(":")[0],
+            "attn_implementation": self.attn_implementation,
+            "transformers": version("transformers"),
+            "torch": version("torch"),
         }
 
     def _resolved_device_dtype(self):
@@ -118,7 +157,8 @@ class Qwen2VLAnswerModel(AnswerModel):
         import transformers
 
         device, dtype = self._resolved_device_dtype()
-        kwargs = {"revision": self.hub_revision} if self.hub_revision else {}
+        self.revision  # noqa: B018 - resolves a hub id to the commit that is keyed and loaded
+        kwargs = {"revision": self._commit} if self._commit else {}
         # transformers 5 takes the pixel bounds as the image processor's `size`
         size = {k: v for k, v in (("shortest_edge", self.min_pixels), ("longest_edge", self.max_pixels)) if v}
         pixels = {"size": size} if size else {}

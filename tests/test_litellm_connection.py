@@ -2,8 +2,14 @@
 
 import pytest
 
-from models.advisor_client import AdvisorError, LiteLLMAdvisor
-from models.litellm_connection import connection_kwargs
+import socket
+
+from pytest_socket import SocketConnectBlockedError
+
+from models.advisor_client import LiteLLMAdvisor
+from models.litellm_connection import connection_kwargs, is_connection_error
+from models.llama_server import free_port
+from prompt_opt_api import AdvisorError, EndpointUnreachable
 
 
 def test_key_is_read_from_the_named_variable(monkeypatch):
@@ -20,3 +26,33 @@ def test_missing_key_names_the_variable_not_a_value(monkeypatch):
     with pytest.raises(AdvisorError, match="GPT4o.*TEST_VLM_KEY is not set"):
         advisor.complete([{"role": "user", "content": "hi"}])
     assert advisor.usage.calls == 0
+
+
+def test_unreachable_advisor_is_endpoint_unreachable_naming_the_url():
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    advisor = LiteLLMAdvisor(name="Local", model="openai/x", api_base=url, num_retries=2, timeout_s=10)
+    with pytest.raises(EndpointUnreachable, match=f"advisor 'Local' cannot reach {url}"):
+        advisor.complete([{"role": "user", "content": "hi"}])
+    assert advisor.usage.calls == 0
+
+
+def test_connection_errors_are_told_from_other_failures():
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except ConnectionRefusedError as inner:
+            raise RuntimeError("litellm.APIConnectionError: OpenAIException - Connection error.") from inner
+    except RuntimeError as wrapped:
+        assert is_connection_error(wrapped)
+    assert not is_connection_error(RuntimeError("litellm.APIConnectionError: could not parse the response"))
+    assert not is_connection_error(TimeoutError("read timed out"))
+
+
+def test_tests_cannot_open_connections_beyond_loopback():
+    """pytest-socket is active: only 127.0.0.1/localhost/::1 may be connected to in-process.
+
+    0.0.0.0 is not on the allow list; were the guard missing, connecting to it would only
+    reach this machine (refused), so this check sends nothing anywhere either way.
+    """
+    with pytest.raises(SocketConnectBlockedError), socket.create_connection(("0.0.0.0", free_port()), timeout=1):
+        pass
