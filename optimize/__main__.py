@@ -23,30 +23,57 @@ if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
 
 
+def code_version() -> str:
+    """The package version plus a digest of our packages' source, so a run id changes with the code.
+
+    A resumed run must never mix pairs finished by different code; answers stay cached
+    across code changes (their keys name the model, not our code).
+    """
+    import hashlib
+    from importlib import metadata
+
+    try:
+        version = metadata.version("vlm-prompt-opt")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    digest = hashlib.sha256()
+    for package in ("prompt_opt_api", "optimize", "optimizers", "models", "tasks"):
+        for path in sorted((REPO_ROOT / package).rglob("*.py")):
+            digest.update(path.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return f"{version}+{digest.hexdigest()[:12]}"
+
+
 def run_id_of(cfg: DictConfig, task_sha256: str) -> str:
     """Identity of a run: everything that changes results, nothing that only moves files."""
-    from optimize.answer_store import cache_key
+    from prompt_opt_api import cache_key
 
     data = OmegaConf.to_container(cfg, resolve=True)
-    for volatile in ("paths", "hydra", "progress"):
+    for volatile in ("paths", "hydra", "progress", "lease_wait_s"):
         data.pop(volatile, None)
-    return cache_key({"config": data, "task_sha256": task_sha256})[:16]
+    return cache_key({"config": data, "task_sha256": task_sha256, "code": code_version()})[:16]
 
 
-def run(cfg: DictConfig, out_dir: Path) -> float:
-    """Run the job described by ``cfg``, writing into ``out_dir``; return mean test CER."""
+def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
+    """Run the job described by ``cfg``, writing into ``out_dir``.
+
+    Returns:
+        (mean test CER, failed pair names).
+
+    Exits:
+        2 on bad input (before any model is loaded); 3 when an answer model or advisor
+        cannot be reached, or another live process runs the same run id.
+    """
     from hydra.utils import instantiate
 
-    from optimize.answer_store import AnswerStore, cache_key
+    from optimize.answer_store import AnswerStore, RunLeaseHeld
     from optimize.run_loop import run_pairs
-    from tasks.docqa_csv import DatasetError
-    from tasks.pair_splits import PairSelectionError, SplitConfig, split_pairs
+    from prompt_opt_api import EndpointUnreachable, TaskError, cache_key
 
     # Validate the data before any model is loaded: bad input fails in seconds.
     try:
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
-        pairs, too_small = split_pairs(task.examples, SplitConfig(**cfg.split), list(cfg.pairs or []))
-    except (DatasetError, PairSelectionError) as err:
+        pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or []))
+    except TaskError as err:
         log.error("%s", err)
         sys.exit(2)
     task_sha = cache_key({"rows": [(e.source_row.split(", ", 1)[-1], e.image_sha256, e.question, e.answer,
@@ -57,7 +84,7 @@ def run(cfg: DictConfig, out_dir: Path) -> float:
     optimizer = instantiate(cfg.optimizer)
     advisor = instantiate(cfg.advisor) if cfg.advisor.get("_target_") else None
     store = AnswerStore(cfg.paths.store)
-    model.use_store(store)
+    model.use_cache(store)
     try:
         summary = run_pairs(
             pairs=pairs,
@@ -74,7 +101,11 @@ def run(cfg: DictConfig, out_dir: Path) -> float:
             batch_size=cfg.batch_size,
             results_dir=Path(cfg.paths.results_dir) if cfg.paths.results_dir else None,
             progress=cfg.progress,
+            lease_wait_s=cfg.get("lease_wait_s") or 0.0,
         )
+    except (EndpointUnreachable, RunLeaseHeld) as err:
+        log.error("%s", err)  # one line: the fix, not a traceback
+        sys.exit(3)
     finally:
         model.close()
         if advisor is not None:
@@ -84,16 +115,28 @@ def run(cfg: DictConfig, out_dir: Path) -> float:
         "mean test CER %.4f over %d pairs; %d model calls, %d cache hits; results: %s",
         summary.mean_test_cer, len(pairs), summary.model_calls, summary.cache_hits, summary.results_csv,
     )
-    return summary.mean_test_cer
+    if summary.failed_pairs:
+        log.error("%d pair(s) failed: %s; re-run the same command to retry only those",
+                  len(summary.failed_pairs), ", ".join(summary.failed_pairs))
+    return summary.mean_test_cer, summary.failed_pairs
+
+
+# Jobs of this process whose pairs failed; the process exits non-zero at the end (after
+# a whole sweep, so one failed job does not stop the others).
+_failed_jobs: list[str] = []
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
-    value = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    value, failed = run(cfg, out_dir)
+    if failed:
+        _failed_jobs.append(str(out_dir))
     return value if not math.isnan(value) else float("inf")
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(1 if _failed_jobs else 0)

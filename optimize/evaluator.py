@@ -1,34 +1,37 @@
 """The evaluator: the only code that runs an answer model.
 
 It batches requests, serves repeats from the SQLite cache, charges a budget, scores
-with CER and reports every score as it happens (so the run loop can log it at once).
+with the metric and reports every score as it happens (so the run loop logs it at
+once). Optimizers receive one built from their visible pair (test split empty): its
+only public ways to an answer are charged, its budget is read-only, and nothing it
+holds leads to a test example.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import Any
 
-from models.answer_model_base import AnswerModel
-from optimize.answer_store import AnswerStore, cache_key
-from optimize.contracts import Example, ExampleResult, Pair, Prompt, Score
-from tasks.cer_metric import CerMetric, mean
+from optimize.answer_store import AnswerStore
+from prompt_opt_api import (
+    FULL_VAL,
+    AnswerModel,
+    BudgetExhausted,
+    Example,
+    ExampleResult,
+    HeldOutAccessError,
+    Metric,
+    Pair,
+    Prompt,
+    Score,
+    cache_key,
+    mean,
+)
 
 
-class BudgetExhausted(RuntimeError):
-    """The pair's answer-model budget cannot pay for the requested scoring.
-
-    Optimizers may let it propagate: the run loop keeps the best prompt found so far.
-    """
-
-
-class HeldOutAccessError(RuntimeError):
-    """An optimizer asked to score test examples, which only the run loop may do."""
-
-
-@dataclass
 class Budget:
-    """Answer-model evaluations allowed for one pair.
+    """Answer-model evaluations allowed for one pair; only the engine charges it.
 
     One unit is one (prompt, example) scored, whether computed or served from cache:
     counting logical evaluations keeps a resumed run's decisions identical to an
@@ -38,119 +41,173 @@ class Budget:
         max_evaluations: The limit; None for no limit.
     """
 
-    max_evaluations: int | None = None
-    used: int = 0
+    __slots__ = ("_limit", "_used")
+
+    def __init__(self, max_evaluations: int | None = None) -> None:
+        self._limit = max_evaluations
+        self._used = 0
+
+    @property
+    def limit(self) -> int | None:
+        return self._limit
+
+    @property
+    def used(self) -> int:
+        return self._used
 
     @property
     def remaining(self) -> int | None:
-        return None if self.max_evaluations is None else self.max_evaluations - self.used
+        return None if self._limit is None else self._limit - self._used
 
-    def charge(self, n: int) -> None:
-        if self.max_evaluations is not None and self.used + n > self.max_evaluations:
-            raise BudgetExhausted(
-                f"budget of {self.max_evaluations} evaluations: {self.used} used, {n} more requested"
-            )
-        self.used += n
+    def _charge(self, n: int) -> None:
+        if self._limit is not None and self._used + n > self._limit:
+            raise BudgetExhausted(f"budget of {self._limit} evaluations: {self._used} used, {n} more requested")
+        self._used += n
+
+
+class _BudgetView:
+    """Read-only face of a ``Budget`` (what optimizers see)."""
+
+    __slots__ = ("_budget",)
+
+    def __init__(self, budget: Budget) -> None:
+        self._budget = budget
+
+    limit = property(lambda self: self._budget.limit)
+    used = property(lambda self: self._budget.used)
+    remaining = property(lambda self: self._budget.remaining)
+
+    def __repr__(self) -> str:
+        return f"BudgetView(used={self.used}, limit={self.limit})"
 
 
 ScoreListener = Callable[[Prompt, str, Score], None]
 
 
+def answer_cache_key(model_identity: dict[str, Any], prompt: Prompt, example: Example) -> str:
+    """The answer cache key: model identity (weights, versions, settings) + the request."""
+    return cache_key({"model": model_identity, "prompt": prompt.identity(), "example": example.identity()})
+
+
 class Evaluator:
     """Scores prompts on examples of one pair with one answer model.
+
+    Public interface (all an optimizer can reach): ``score`` and the read-only
+    ``budget``; the run loop also reads ``model_calls`` and ``cache_hits``.
 
     Args:
         model: The answer model.
         store: Answer cache.
-        metric: CER metric.
-        pair: The pair being optimized; used to label each score's split.
+        metric: Per-example metric (CER).
+        pair: The pair this evaluator may score; an optimizer's evaluator gets the
+            visible pair (test empty), so it cannot even name a test example.
         budget: Budget charged by ``score``.
         batch_size: Requests per ``model.answer`` call (default: the model's preference).
         listener: Called as ``listener(prompt, split, score)`` after each score.
         allow_test: Only the run loop's final scoring sets this.
     """
 
+    __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
+                 "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits")
+
     def __init__(
         self,
         model: AnswerModel,
         store: AnswerStore,
-        metric: CerMetric,
+        metric: Metric,
         pair: Pair,
         budget: Budget | None = None,
         batch_size: int | None = None,
         listener: ScoreListener | None = None,
         allow_test: bool = False,
     ) -> None:
-        self.model = model
-        self.store = store
-        self.metric = metric
-        self.budget = budget or Budget()
-        self.batch_size = max(1, batch_size or model.preferred_batch_size)
-        self.listener = listener
-        self.allow_test = allow_test
-        self._split_of = {ex: name for name in ("train", "val", "test") for ex in getattr(pair, name)}
-        self.model_calls = 0  # requests actually sent to the model (cache misses)
-        self.cache_hits = 0
+        self._model = model
+        self._store = store
+        self._metric = metric
+        self._budget = budget or Budget()
+        self._batch_size = max(1, batch_size or model.preferred_batch_size)
+        self._listener = listener
+        self._allow_test = allow_test
+        splits = ("train", "val", "test") if allow_test else ("train", "val")
+        self._split_of = {ex: name for name in splits for ex in getattr(pair, name)}
+        self._full_val = Counter(pair.val)
+        self._identity: dict[str, Any] | None = None
+        self._model_calls = 0  # requests actually sent to the model (cache misses)
+        self._cache_hits = 0
 
-    def split_of(self, examples: Sequence[Example]) -> str:
-        names = {self._split_of.get(ex, "other") for ex in examples}
+    @property
+    def budget(self) -> _BudgetView:
+        """The pair's budget, read-only."""
+        return _BudgetView(self._budget)
+
+    @property
+    def model_calls(self) -> int:
+        return self._model_calls
+
+    @property
+    def cache_hits(self) -> int:
+        return self._cache_hits
+
+    def _label(self, examples: Sequence[Example]) -> str:
+        names = {self._split_of[ex] for ex in examples}
+        if names == {"val"}:
+            return FULL_VAL if Counter(examples) == self._full_val else "val-subset"
         return names.pop() if len(names) == 1 else "mixed"
 
-    def _key(self, prompt: Prompt, example: Example) -> str:
-        return cache_key(
-            {
-                "model": self.model.name,
-                "revision": self.model.revision,
-                "generation": self.model.generation_params(),
-                "prompt": prompt.identity(),
-                "example": example.identity(),
-            }
-        )
-
-    def answers(self, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
-        """Model answers for ``prompt`` on ``examples`` (cached, batched; no budget)."""
-        keys = [self._key(prompt, ex) for ex in examples]
-        cached = self.store.get_answers(keys)
+    def _answers(self, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
+        """Model answers (cached, batched). Uncharged: only ``score`` may call it."""
+        if self._identity is None:
+            self._identity = self._model.cache_identity()
+        keys = [answer_cache_key(self._identity, prompt, ex) for ex in examples]
+        cached = self._store.get_answers(keys)
         todo = {k: ex for k, ex in zip(keys, examples) if k not in cached}
-        self.cache_hits += len(keys) - len(todo)
+        self._cache_hits += len(keys) - len(todo)
         pending = list(todo.items())
-        for start in range(0, len(pending), self.batch_size):
-            chunk = pending[start : start + self.batch_size]
-            outputs = self.model.answer([(prompt, ex) for _, ex in chunk])
+        for start in range(0, len(pending), self._batch_size):
+            chunk = pending[start : start + self._batch_size]
+            outputs = self._model.answer([(prompt, ex) for _, ex in chunk])
             if len(outputs) != len(chunk):
                 raise RuntimeError(
-                    f"answer model {self.model.name!r} returned {len(outputs)} answers for {len(chunk)} requests"
+                    f"answer model {self._model.name!r} returned {len(outputs)} answers for {len(chunk)} requests"
                 )
             fresh = {k: str(out) for (k, _), out in zip(chunk, outputs)}
-            self.store.put_answers(fresh, self.model.name)  # commit per batch: a kill loses one batch at most
-            self.model_calls += len(chunk)
+            self._store.put_answers(fresh, self._model.name)  # commit per batch: a kill loses one batch at most
+            self._model_calls += len(chunk)
             cached.update(fresh)
         return [cached[k] for k in keys]
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers.
 
+        The score is labelled ``val`` only when ``examples`` is the whole val split
+        (each example once); see ``prompt_opt_api.PromptEvaluator``.
+
         Raises:
             BudgetExhausted: if the budget cannot pay for ``len(examples)`` evaluations
                 (nothing is scored then).
-            HeldOutAccessError: if ``examples`` include test examples and this
-                evaluator is not the run loop's.
+            HeldOutAccessError: if an example is not in this evaluator's splits (for an
+                optimizer: anything but the pair's train and val examples).
             ValueError: if ``examples`` is empty.
         """
+        examples = tuple(examples)
         if not examples:
             raise ValueError("cannot score a prompt on zero examples")
-        split = self.split_of(examples)
-        if not self.allow_test and any(self._split_of.get(ex) == "test" for ex in examples):
-            raise HeldOutAccessError("optimizers may not score the held-out test split")
-        self.budget.charge(len(examples))
-        predictions = self.answers(prompt, examples)
+        outside = [ex for ex in examples if ex not in self._split_of]
+        if outside:
+            raise HeldOutAccessError(
+                f"{len(outside)} example(s) are not in this pair's train or val split (e.g. {outside[0].source_row}): "
+                "optimizers may score only the pair they were given, never the held-out test split"
+            )
+        split = self._label(examples)
+        self._budget._charge(len(examples))
+        predictions = self._answers(prompt, examples)
         results = tuple(
             ExampleResult(
                 source_row=ex.source_row,
                 answer=ex.answer,
                 prediction=pred,
-                cer=self.metric.cer(ex.answer, pred),
-                exact=self.metric.exact(ex.answer, pred),
+                cer=self._metric.cer(ex.answer, pred),
+                exact=self._metric.exact(ex.answer, pred),
             )
             for ex, pred in zip(examples, predictions)
         )
@@ -159,6 +216,6 @@ class Evaluator:
             exact_match=mean([1.0 if r.exact else 0.0 for r in results]),
             results=results,
         )
-        if self.listener is not None:
-            self.listener(prompt, split, score)
+        if self._listener is not None:
+            self._listener(prompt, split, score)
         return score

@@ -83,9 +83,10 @@ def merge_optimal_prompts(results_dir: Path, model_name: str) -> Path | None:
     """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair across advisors.
 
     Every ``<model>_sep_<advisor>.csv`` in ``results_dir`` competes. The winner of a pair
-    is chosen by **validation** CER (then test CER, then advisor name, for ties) and
-    reported with its test CER: picking the lowest test CER across many advisors
-    would overfit the test split and report an optimistic number.
+    is chosen by **validation** CER as written (4 decimals), then the shorter prompt, then
+    the advisor name, and reported with its test CER. Test CER never decides, not even a
+    tie: picking by test CER across many advisors would overfit the test split and
+    report an optimistic number.
 
     Returns:
         The written file, or None if no advisor file was found.
@@ -102,7 +103,7 @@ def merge_optimal_prompts(results_dir: Path, model_name: str) -> Path | None:
             for row in csv.DictReader(fh):
                 if not row.get("cer"):
                     continue  # pair skipped in that run
-                rank = (_float(row.get("val_cer")), _float(row["cer"]), advisor)
+                rank = (round(_float(row.get("val_cer")), 4), len(row.get("optimal prompt") or ""), advisor)
                 key = row["doc type question type"]
                 if key not in best or rank < best[key]["_rank"]:
                     best[key] = dict(row, advisor=advisor, source_file=path.name, _rank=rank)

@@ -3,6 +3,12 @@
 Resumable: every score is logged to the store as it happens and a finished pair's
 result is stored under the run id, so re-running the same command after a kill skips
 finished pairs and serves every already computed answer from the cache.
+
+Rules held here: the winner is chosen among scores on the **full** val split only
+(partial-val, train and mixed scores never compete; test never breaks a tie); one
+pair's failure (model error, advisor error, context overflow) is recorded in its row
+and the run goes on; an unreachable endpoint stops the run at once; the run id is
+held under a lease so two processes never run it at the same time.
 """
 
 from __future__ import annotations
@@ -18,13 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models.answer_model_base import AnswerModel
-from optimize.answer_store import AnswerStore
-from optimize.contracts import Pair, Prompt, Score
-from optimize.evaluator import Budget, BudgetExhausted, Evaluator
+from optimize.answer_store import AnswerStore, RunLease
+from optimize.evaluator import Budget, Evaluator
 from optimize.results_files import merge_optimal_prompts, results_file_name, write_json, write_results_csv
-from optimizers.base import Optimizer, dataset_question_prompt
-from tasks.cer_metric import CerMetric, mean
+from prompt_opt_api import (
+    FULL_VAL,
+    AnswerModel,
+    BudgetExhausted,
+    EndpointUnreachable,
+    Metric,
+    Optimizer,
+    Pair,
+    Prompt,
+    Score,
+    baseline_prompt,
+    mean,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +57,16 @@ class RunSummary:
     evaluations: int = 0
     advisor_cost_usd: float = 0.0
     elapsed_s: float = 0.0
+    failed_pairs: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 class _TrialLog:
     """Appends every score to the store and to trials.jsonl the moment it is made."""
 
-    def __init__(self, store: AnswerStore, run_id: str, path: Path, context: dict[str, Any]) -> None:
-        self.store, self.run_id, self.context = store, run_id, context
+    def __init__(self, store: AnswerStore, run_id: str, path: Path, context: dict[str, Any],
+                 lease: RunLease | None) -> None:
+        self.store, self.run_id, self.context, self.lease = store, run_id, context, lease
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = path.open("w", encoding="utf-8")  # rebuilt each run: the store is the source of truth
 
@@ -74,7 +91,7 @@ class _TrialLog:
             ],
             **self.context,
         }
-        self.store.append_trial(self.run_id, pair, record)
+        self.store.append_trial(self.run_id, pair, record, lease=self.lease)
         self._write(record)
         return record
 
@@ -86,12 +103,17 @@ class _TrialLog:
         self._fh.close()
 
 
-def _pick_best(records: Sequence[dict[str, Any]]) -> tuple[Prompt, dict[str, Any] | None]:
-    """Lowest val CER, earliest wins ties; the baseline when nothing was scored on val."""
-    val = [r for r in records if r["split"] == "val"]
-    if not val:
-        return dataset_question_prompt(), None
-    best = min(enumerate(val), key=lambda item: (item[1]["cer"], item[0]))[1]
+def pick_best(records: Sequence[dict[str, Any]], n_val: int) -> tuple[Prompt, dict[str, Any] | None]:
+    """The winner among scores on the whole val split: lowest CER, the earliest on a tie.
+
+    Only records labelled ``val`` with all ``n_val`` examples compete: a minibatch or
+    racing score (``val-subset``), a train score or a mixed one never wins, however low.
+    The baseline is returned when nothing was scored on full val.
+    """
+    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val]
+    if not full:
+        return baseline_prompt(), None
+    best = min(enumerate(full), key=lambda item: (item[1]["cer"], item[0]))[1]
     return best["_prompt"], best
 
 
@@ -103,13 +125,14 @@ def run_pairs(
     advisor: Any,
     advisor_name: str,
     store: AnswerStore,
-    metric: CerMetric,
+    metric: Metric,
     out_dir: Path,
     run_id: str,
     max_evaluations_per_pair: int | None,
     batch_size: int | None = None,
     results_dir: Path | None = None,
     progress: bool | None = None,
+    lease_wait_s: float = 0.0,
 ) -> RunSummary:
     """Optimize every pair and write the results files into ``out_dir``.
 
@@ -121,7 +144,7 @@ def run_pairs(
         advisor: Advisor client or None.
         advisor_name: Advisor name for the results file name.
         store: Answer cache and run state.
-        metric: CER metric.
+        metric: Per-example metric (CER).
         out_dir: Run folder (Hydra's output dir).
         run_id: Identity of this run's configuration; resuming needs the same one.
         max_evaluations_per_pair: Optimizer budget per pair (test scoring not counted).
@@ -129,6 +152,12 @@ def run_pairs(
         results_dir: Folder collecting results across runs/advisors for the
             OptimalPrompts merge (None: ``out_dir`` only).
         progress: Show a progress bar (None: only on a terminal).
+        lease_wait_s: How long to wait when another live process runs the same run id.
+
+    Raises:
+        RunLeaseHeld: another live process is running ``run_id`` on this store.
+        EndpointUnreachable: the answer model or advisor cannot be reached (finished
+            pairs are kept and written first).
     """
     from tqdm import tqdm  # lazy: keeps `--help` fast
 
@@ -136,13 +165,15 @@ def run_pairs(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results_file_name(model.name, advisor_name)
     context = {"model": model.name, "advisor": advisor_name, "optimizer": optimizer.name, "run_id": run_id}
-    trial_log = _TrialLog(store, run_id, out_dir / "trials.jsonl", context)
+    lease = store.acquire_run(run_id, wait_s=lease_wait_s)
+    trial_log = _TrialLog(store, run_id, out_dir / "trials.jsonl", context, lease)
     rows: list[dict[str, Any]] = [
         {"doc type question type": key, "status": f"skipped: {reason}", "optimizer": optimizer.name}
         for key, reason in too_small
     ]
     totals = {"model_calls": 0, "cache_hits": 0, "evaluations": 0}
     resumed: list[str] = []
+    failed: list[str] = []
     bar = tqdm(pairs, desc="pairs", unit="pair", disable=None if progress is None else not progress)
     try:
         for pair in bar:
@@ -154,22 +185,35 @@ def run_pairs(
                 resumed.append(pair.key)
                 log.info("pair %r already finished in an earlier attempt of this run: not redone", pair.key)
             else:
-                row, stats = _run_one_pair(
-                    pair, model, optimizer, advisor, store, metric, run_id, trial_log,
-                    max_evaluations_per_pair, batch_size, bar,
-                )
-                store.mark_finished(run_id, pair.key, row)
+                try:
+                    row, stats = _run_one_pair(
+                        pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease,
+                        max_evaluations_per_pair, batch_size, bar,
+                    )
+                except (EndpointUnreachable, KeyboardInterrupt):
+                    raise
+                except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
+                    reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
+                    log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)",
+                              pair.key, reason)
+                    row = {"doc type question type": pair.key, "optimizer": optimizer.name,
+                           "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
+                           "status": f"failed: {reason}"}
+                    failed.append(pair.key)
+                else:
+                    store.mark_finished(run_id, pair.key, row, lease=lease)
+                    for k in totals:
+                        totals[k] += stats[k]
                 rows.append(row)
-                for k in totals:
-                    totals[k] += stats[k]
             # Rewritten after each pair: a crash later keeps every finished pair on disk.
             write_results_csv(csv_path, _ordered(rows))
     finally:
         bar.close()
         trial_log.close()
+        lease.release()
+        write_results_csv(csv_path, _ordered(rows))
 
     rows = _ordered(rows)
-    write_results_csv(csv_path, rows)
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(csv_path, results_dir / csv_path.name)
@@ -187,36 +231,40 @@ def run_pairs(
         evaluations=totals["evaluations"],
         advisor_cost_usd=sum(float(r.get("advisor_cost_usd") or 0) for r in rows),
         elapsed_s=time.monotonic() - started,
-        extra={"resumed_pairs": resumed},
+        failed_pairs=failed,
+        extra={"resumed_pairs": resumed, "answer_model_diagnostics": model.diagnostics()},
     )
     write_json(out_dir / "summary.json", _summary_json(summary, context))
     return summary
 
 
-def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, max_evals, batch_size, bar):
-    store.clear_trials(run_id, pair.key)  # an unfinished earlier attempt is redone from its cache
+def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease, max_evals,
+                  batch_size, bar):
+    store.clear_trials(run_id, pair.key, lease=lease)  # an unfinished earlier attempt is redone from its cache
     cost_at_start = _advisor_cost(advisor)
     records: list[dict[str, Any]] = []
+    budget = Budget(max_evals)
 
     def listener(prompt: Prompt, split: str, score: Score) -> None:
         record = trial_log.record(pair.key, prompt, split, score, _advisor_cost(advisor) - cost_at_start)
         records.append(dict(record, _prompt=prompt))
-        val = [r["cer"] for r in records if r["split"] == "val"]
+        val = [r["cer"] for r in records if r["split"] == FULL_VAL]
         best = f" best val CER {min(val):.3f}" if val else ""
-        bar.set_postfix_str(f"{pair.key}: {len(records)} scored, {evaluator.budget.used} evaluations{best}")
+        bar.set_postfix_str(f"{pair.key}: {len(records)} scored, {budget.used} evaluations{best}")
 
-    evaluator = Evaluator(model, store, metric, pair, Budget(max_evals), batch_size, listener)
-    # The optimizer never sees the held-out examples, and its evaluator refuses them.
+    # The optimizer sees the pair without its test split, and its evaluator is built
+    # from that same visible pair: nothing it can reach names a test example.
     visible = dataclasses.replace(pair, test=())
+    evaluator = Evaluator(model, store, metric, visible, budget, batch_size, listener)
     try:
         optimizer.optimize(visible, evaluator, advisor)
     except BudgetExhausted as err:
         log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
-    best_prompt, best_record = _pick_best(records)
+    best_prompt, best_record = pick_best(records, len(pair.val))
 
     tester = Evaluator(model, store, metric, pair, Budget(None), batch_size, listener, allow_test=True)
     test_score = tester.score(best_prompt, pair.test)
-    status = "ok" if best_record else "no candidate was scored on val (budget?): baseline reported"
+    status = "ok" if best_record else "no candidate was scored on the full val split (budget?): baseline reported"
     if pair.split_note:
         status = f"{status}; {pair.split_note}"
     row = {
@@ -230,14 +278,14 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "n_test": len(pair.test),
         "optimizer": optimizer.name,
         "origin": best_prompt.origin,
-        "answer_model_evaluations": evaluator.budget.used + len(pair.test),
+        "answer_model_evaluations": budget.used + len(pair.test),
         "advisor_cost_usd": round(_advisor_cost(advisor) - cost_at_start, 6),
         "status": status,
     }
     stats = {
         "model_calls": evaluator.model_calls + tester.model_calls,
         "cache_hits": evaluator.cache_hits + tester.cache_hits,
-        "evaluations": evaluator.budget.used + len(pair.test),
+        "evaluations": budget.used + len(pair.test),
     }
     return row, stats
 
@@ -256,6 +304,7 @@ def _summary_json(summary: RunSummary, context: dict[str, Any]) -> dict[str, Any
         **context,
         "mean_test_cer": None if math.isnan(summary.mean_test_cer) else summary.mean_test_cer,
         "pairs": summary.rows,
+        "failed_pairs": summary.failed_pairs,
         "results_csv": summary.results_csv.name,
         "model_calls_this_attempt": summary.model_calls,
         "cache_hits_this_attempt": summary.cache_hits,

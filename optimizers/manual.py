@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
-from optimize.contracts import Pair, Prompt, Trial
-from optimize.evaluator import BudgetExhausted
-from optimizers.base import Optimizer, dataset_question_prompt
-
-if TYPE_CHECKING:
-    from models.advisor_client import Advisor
-    from optimize.evaluator import Evaluator
+from prompt_opt_api import Advisor, BudgetExhausted, Optimizer, Pair, Prompt, PromptEvaluator, Trial, baseline_prompt
 
 
 class ManualOptimizer(Optimizer):
@@ -30,7 +23,7 @@ class ManualOptimizer(Optimizer):
         self.per_pair = {k: tuple(v) for k, v in (per_pair or {}).items()}
 
     def proposals(self, pair: Pair) -> list[Prompt]:
-        prompts = [dataset_question_prompt()]
+        prompts = [baseline_prompt()]
         prompts += [Prompt(text=t, origin="manual") for t in self.candidates]
         prompts += [Prompt(text=t, origin="manual:per-pair") for t in self.per_pair.get(pair.key, ())]
         unique: dict[str, Prompt] = {}
@@ -38,7 +31,7 @@ class ManualOptimizer(Optimizer):
             unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice
         return list(unique.values())
 
-    def optimize(self, pair: Pair, evaluator: Evaluator, advisor: Advisor | None) -> list[Trial]:
+    def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         trials: list[Trial] = []
         for step, prompt in enumerate(self.proposals(pair)):
             try:

@@ -1,8 +1,8 @@
 import pytest
 
-from optimize.answer_store import AnswerStore, cache_key
-from optimize.contracts import Prompt
-from optimize.evaluator import Budget, BudgetExhausted, Evaluator, HeldOutAccessError
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import Budget, Evaluator
+from prompt_opt_api import BudgetExhausted, HeldOutAccessError, Prompt, cache_key
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
@@ -46,10 +46,19 @@ def test_scores_batches_and_caches(tmp_path, pair):
 def test_cache_key_changes_with_model_revision_and_generation(tmp_path, pair):
     store = AnswerStore(tmp_path / "s.sqlite")
     Evaluator(ScriptedAnswerModel(), store, CerMetric(), pair).score(GOOD, pair.val)
-    other = ScriptedAnswerModel(exact_marker="XYZ")
-    ev = Evaluator(other, store, CerMetric(), pair)
-    ev.score(GOOD, pair.val)
-    assert ev.model_calls == len(pair.val)
+    same = Evaluator(ScriptedAnswerModel(), store, CerMetric(), pair)
+    same.score(GOOD, pair.val)
+    assert same.model_calls == 0  # control: an identical model is served from the cache
+
+    other_generation = Evaluator(ScriptedAnswerModel(exact_marker="XYZ"), store, CerMetric(), pair)
+    other_generation.score(GOOD, pair.val)
+    assert other_generation.model_calls == len(pair.val)
+
+    new_weights = ScriptedAnswerModel()
+    new_weights.revision = "rules-v2"
+    other_revision = Evaluator(new_weights, store, CerMetric(), pair)
+    other_revision.score(GOOD, pair.val)
+    assert other_revision.model_calls == len(pair.val)
 
 
 def test_budget_counts_evaluations_and_stops_cleanly(tmp_path, pair):
@@ -58,7 +67,7 @@ def test_budget_counts_evaluations_and_stops_cleanly(tmp_path, pair):
     ev.score(GOOD, pair.val)  # 3
     with pytest.raises(BudgetExhausted):
         ev.score(BASELINE, pair.val)  # 3 more > 5: refused whole, nothing computed
-    assert model.calls == 3 and ev.budget.used == 3
+    assert model.calls == 3 and ev.budget.used == 3 and ev.budget.remaining == 2
 
 
 def test_listener_gets_split_labels_and_test_is_refused(tmp_path, pair):
@@ -87,7 +96,7 @@ def test_wrong_answer_count_from_model_is_an_error(tmp_path, pair):
 
 def test_prompt_template_only_replaces_question():
     ex_prompt = Prompt('Верни JSON {"value": ...}. {question}')
-    from optimize.contracts import Example
+    from prompt_opt_api import Example  # noqa: PLC0415
 
     ex = Example(image=None, question="Фамилия?", answer="a", doc_class="p", question_type="q", bbox=None,
                  image_sha256="0")

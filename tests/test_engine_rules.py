@@ -1,0 +1,223 @@
+"""Plugins written to cheat get nothing: the sealed evaluator and full-val selection.
+
+Each cheater below tries one way around the rules; the run loop's result must be what
+an honest plugin with the same scores would get.
+"""
+
+import csv
+import dataclasses
+import json
+
+import pytest
+
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import Evaluator
+from optimize.results_files import merge_optimal_prompts
+from optimize.run_loop import pick_best, run_pairs
+from prompt_opt_api import (
+    BudgetExhausted,
+    Example,
+    HeldOutAccessError,
+    Optimizer,
+    Pair,
+    Prompt,
+    Score,
+    Trial,
+    baseline_prompt,
+)
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+GOOD = Prompt("{question} Ответь только значением.", origin="good")  # exact on every example
+BAD = Prompt("Опиши документ.", origin="bad")  # wrong on every example
+
+
+def _run(tmp_path, optimizer, n_images=10, budget=None):
+    data = make_task(tmp_path / "data", n_images=n_images, with_second_pair=False)
+    task = load_task(data)
+    pairs, _ = split_pairs(task.examples, SplitConfig())
+    model = ScriptedAnswerModel()
+    summary = run_pairs(pairs, [], model, optimizer, None, "none", AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
+                        tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
+    return summary, trials, pairs[0], task
+
+
+class _Recorder(Optimizer):
+    name = "recorder"
+
+    def __init__(self, body):
+        self.body = body
+
+    def optimize(self, pair, evaluator, advisor):
+        return self.body(pair, evaluator)
+
+
+def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
+    seen = {}
+
+    def body(pair, evaluator):
+        seen["pair"], seen["evaluator"] = pair, evaluator
+        evaluator.score(baseline_prompt(), pair.val)
+        return []
+
+    _, _, full_pair, _ = _run(tmp_path, _Recorder(body))
+    assert seen["pair"].test == () and len(full_pair.test) == 3
+    evaluator = seen["evaluator"]
+    # the public surface is exactly: score, a read-only budget, and two counters
+    public = {name for name in dir(evaluator) if not name.startswith("_")}
+    assert public == {"score", "budget", "model_calls", "cache_hits"}
+    # nothing reachable from the evaluator (public or not) is a test example
+    test_rows = {ex.source_row for ex in full_pair.test}
+    reachable = _reachable_examples(evaluator)
+    assert reachable and not {ex.source_row for ex in reachable} & test_rows
+
+
+def _reachable_examples(root, depth=6):
+    found, seen, frontier = set(), set(), [root]
+    for _ in range(depth):
+        nxt = []
+        for obj in frontier:
+            if id(obj) in seen or isinstance(obj, (str, bytes, int, float)) or obj is None:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, Example):
+                found.add(obj)
+                continue
+            if isinstance(obj, dict):
+                nxt += list(obj.keys()) + list(obj.values())
+            elif isinstance(obj, (list, tuple, set, frozenset)):
+                nxt += list(obj)
+            else:
+                slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
+                nxt += [getattr(obj, s) for s in slots if hasattr(obj, s)] + list(getattr(obj, "__dict__", {}).values())
+        frontier = nxt
+    return found
+
+
+def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):
+    attempts = {}
+
+    def body(pair, evaluator):
+        for name in ("answers", "model", "store", "reset"):
+            attempts[name] = hasattr(evaluator, name)
+        for action in ("set", "reset"):
+            try:
+                if action == "set":
+                    evaluator.budget.used = 0
+                else:
+                    evaluator.budget.reset()
+                attempts[f"budget.{action}"] = True
+            except AttributeError:
+                attempts[f"budget.{action}"] = False
+        evaluator.score(BAD, pair.val)
+        evaluator.score(GOOD, pair.val)  # 6 evaluations: the budget of 5 refuses it whole
+        return []
+
+    summary, trials, _, _ = _run(tmp_path, _Recorder(body), budget=5)
+    assert attempts == {"answers": False, "model": False, "store": False, "reset": False,
+                        "budget.set": False, "budget.reset": False}
+    row = summary.rows[0]
+    assert row["optimal prompt"] == BAD.text and row["answer_model_evaluations"] == 3 + 3
+    assert [t["prompt"] for t in trials if t["split"] != "test"] == [BAD.text]
+
+
+def test_scoring_test_examples_read_from_the_csv_is_refused(tmp_path):
+    outcome = {}
+
+    def body(pair, evaluator):
+        stolen = [ex for ex in load_task(tmp_path / "data/task.csv").examples
+                  if ex not in pair.train and ex not in pair.val]
+        outcome["stolen"] = len(stolen)
+        with pytest.raises(HeldOutAccessError, match="not in this pair's train or val"):
+            evaluator.score(GOOD, stolen)
+        with pytest.raises(HeldOutAccessError):
+            evaluator.score(GOOD, (*pair.val, stolen[0]))
+        outcome["budget_used"] = evaluator.budget.used
+        evaluator.score(BAD, pair.val)
+        return []
+
+    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
+    assert outcome == {"stolen": 3, "budget_used": 0}  # refused before any charge or answer
+    assert summary.rows[0]["optimal prompt"] == BAD.text
+    assert {t["split"] for t in trials} == {"val", "test"}
+
+
+def test_lucky_subset_score_never_wins(tmp_path):
+    def body(pair, evaluator):
+        evaluator.score(BAD, pair.val)  # full val: CER 1
+        lucky = evaluator.score(GOOD, pair.val[:1])  # one val example: CER 0
+        twice = evaluator.score(GOOD, (*pair.val, pair.val[0]))  # every val example, one twice
+        train = evaluator.score(GOOD, pair.train)
+        assert lucky.cer == twice.cer == train.cer == 0.0
+        return [Trial(GOOD, "val", lucky)]  # and it claims the subset score was on val
+
+    summary, trials, pair, _ = _run(tmp_path, _Recorder(body))
+    assert [t["split"] for t in trials] == ["val", "val-subset", "val-subset", "train", "test"]
+    row = summary.rows[0]
+    assert row["optimal prompt"] == BAD.text and row["val_cer"] > 0.5
+
+
+def test_fabricated_trial_is_ignored(tmp_path):
+    def body(pair, evaluator):
+        evaluator.score(BAD, pair.val)
+        fake = Score(cer=0.0, exact_match=1.0, results=())
+        return [Trial(GOOD, "val", fake)]
+
+    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
+    assert summary.rows[0]["optimal prompt"] == BAD.text
+    assert GOOD.text not in {t["prompt"] for t in trials}
+
+
+def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
+    def body(pair, evaluator):
+        evaluator.score(BAD, pair.val)
+        assert evaluator.budget.remaining == 1
+        with pytest.raises(BudgetExhausted):
+            evaluator.score(GOOD, pair.val)
+        assert evaluator.budget.used == 3
+        evaluator.score(GOOD, pair.val)  # propagates: the run loop keeps BAD's score
+        return []
+
+    summary, _, _, _ = _run(tmp_path, _Recorder(body), budget=4)
+    assert summary.rows[0]["optimal prompt"] == BAD.text and summary.rows[0]["status"].startswith("ok")
+
+
+def test_ties_go_to_the_earliest_and_test_cer_never_decides(tmp_path):
+    a, b = Prompt("first {question}", origin="a"), Prompt("second {question}", origin="b")
+    records = [
+        {"split": "val", "n": 3, "cer": 0.5, "_prompt": a},
+        {"split": "val-subset", "n": 1, "cer": 0.0, "_prompt": b},
+        {"split": "val", "n": 3, "cer": 0.5, "_prompt": b},
+        {"split": "val", "n": 2, "cer": 0.1, "_prompt": b},  # a mislabelled partial score: n gives it away
+    ]
+    assert pick_best(records, n_val=3)[0] is a
+    assert pick_best([r for r in records if r["split"] != "val"], n_val=3)[0] == baseline_prompt()
+
+    results = tmp_path / "results"
+    results.mkdir()
+    header = "doc type question type,optimal prompt,cer,val_cer,n_test,optimizer\n"
+    # equal val CER once rounded to 4 decimals; B has the better test CER and must not win by it
+    (results / "M_sep_A.csv").write_text(header + "p q,short,0.90,0.20001,5,critic\n")
+    (results / "M_sep_B.csv").write_text(header + "p q,a longer prompt,0.00,0.19999,5,critic\n")
+    out = merge_optimal_prompts(results, "M")
+    with out.open(encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["optimal prompt"] == "short" and row["advisor"] == "A"
+
+
+def test_evaluator_for_test_scoring_is_separate(tmp_path):
+    task = load_task(make_task(tmp_path / "data", n_images=10, with_second_pair=False))
+    (pair,), _ = split_pairs(task.examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    visible = dataclasses.replace(pair, test=())
+    with pytest.raises(HeldOutAccessError):
+        Evaluator(ScriptedAnswerModel(), store, CerMetric(), visible).score(GOOD, pair.test)
+    with pytest.raises(HeldOutAccessError):  # even given the full pair, test needs allow_test
+        Evaluator(ScriptedAnswerModel(), store, CerMetric(), pair).score(GOOD, pair.test)
+    tester = Evaluator(ScriptedAnswerModel(), store, CerMetric(), pair, allow_test=True)
+    assert tester.score(GOOD, pair.test).cer == 0.0
+    assert isinstance(pair, Pair)
