@@ -67,7 +67,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
 
     from optimize.answer_store import AnswerStore, RunLeaseHeld
     from optimize.run_loop import run_pairs
-    from prompt_opt_api import EndpointUnreachable, TaskError, cache_key
+    from prompt_opt_api import EndpointUnusable, TaskError, cache_key
 
     # Validate the data before any model is loaded: bad input fails in seconds.
     try:
@@ -103,7 +103,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             progress=cfg.progress,
             lease_wait_s=cfg.get("lease_wait_s") or 0.0,
         )
-    except (EndpointUnreachable, RunLeaseHeld) as err:
+    except (EndpointUnusable, RunLeaseHeld) as err:
         log.error("%s", err)  # one line: the fix, not a traceback
         sys.exit(3)
     finally:

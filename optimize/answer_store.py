@@ -52,6 +52,22 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
 
 
+def _machine_identity() -> tuple[str, bool]:
+    """(who this machine and pid namespace are, whether pids here can be checked).
+
+    Host name plus boot id plus pid-namespace inode: two containers sharing a host name
+    but not their pids are different "hosts" here. Without /proc (not Linux), pids
+    cannot be checked and a lease is judged by its heartbeat alone.
+    """
+    host = socket.gethostname()
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        pidns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return host, False
+    return f"{host}/{boot}/{pidns}", _process_start(os.getpid()) is not None
+
+
 class AnswerStore:
     """Persistent cache and run state, safe to share between processes.
 
@@ -108,10 +124,11 @@ class AnswerStore:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(self._db)
+                    self._db.execute("COMMIT")
                 except BaseException:
-                    self._db.execute("ROLLBACK")
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                     raise
-                self._db.execute("COMMIT")
                 return result
 
         return self._retry(attempt)
@@ -200,13 +217,15 @@ class AnswerStore:
         self._write(mark)
 
     # -- leases ----------------------------------------------------------------
-    def acquire_run(self, run_id: str, ttl_s: float = 60.0, wait_s: float = 0.0) -> RunLease:
+    def acquire_run(self, run_id: str, ttl_s: float = 300.0, wait_s: float = 0.0) -> RunLease:
         """Hold ``run_id`` for this process, or raise naming the live process that holds it.
 
         A lease is free when nobody holds it, when its holder's process is gone (same
-        host: pid and start time checked), or when it was not renewed for ``ttl_s``
-        (a holder on another host, or a frozen one). The returned lease renews itself
-        from a daemon thread until ``release()``.
+        machine and pid namespace: pid and start time checked), or when it was not
+        renewed for ``ttl_s`` (a holder on another machine that died). The returned
+        lease renews itself from a daemon thread (every ``ttl_s / 10``) until
+        ``release()``; ``ttl_s`` is well above the store's busy timeout, so a renewal
+        that waits behind another process's write does not lose a live lease.
 
         Args:
             run_id: The run to hold.
@@ -216,7 +235,8 @@ class AnswerStore:
         Raises:
             RunLeaseHeld: if another live process holds it (after ``wait_s``).
         """
-        host, pid = socket.gethostname(), os.getpid()
+        host, pids_checkable = _machine_identity()
+        pid = os.getpid()
         holder = f"{host}:{pid}:{uuid.uuid4().hex[:12]}"
         deadline = time.monotonic() + wait_s
 
@@ -224,7 +244,7 @@ class AnswerStore:
             now = time.time()
             row = db.execute("SELECT holder, host, pid, pid_start, acquired, heartbeat FROM run_leases "
                              "WHERE run_id = ?", (run_id,)).fetchone()
-            if row is not None and self._alive(row, host, now, ttl_s):
+            if row is not None and self._alive(row, host, pids_checkable, now, ttl_s):
                 return row
             db.execute("INSERT OR REPLACE INTO run_leases (run_id, holder, host, pid, pid_start, acquired, heartbeat) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, holder, host, pid, _process_start(pid), now, now))
@@ -243,12 +263,12 @@ class AnswerStore:
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
 
     @staticmethod
-    def _alive(row: tuple, host: str, now: float, ttl_s: float) -> bool:
+    def _alive(row: tuple, host: str, pids_checkable: bool, now: float, ttl_s: float) -> bool:
         _, lease_host, pid, pid_start, _, heartbeat = row
         if now - heartbeat > ttl_s:
             return False
-        if lease_host == host:
-            return _process_start(pid) is not None and _process_start(pid) == pid_start
+        if lease_host == host and pids_checkable:
+            return _process_start(pid) == pid_start
         return True
 
     def _renew(self, run_id: str, holder: str) -> bool:
@@ -276,7 +296,7 @@ class RunLease:
     def __init__(self, store: AnswerStore, run_id: str, holder: str, ttl_s: float) -> None:
         self.store, self.run_id, self.holder = store, run_id, holder
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._heartbeat, args=(max(ttl_s / 4, 0.05),),
+        self._thread = threading.Thread(target=self._heartbeat, args=(max(ttl_s / 10, 0.05),),
                                         name=f"lease-{run_id}", daemon=True)
         self._thread.start()
 

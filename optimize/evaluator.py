@@ -9,6 +9,7 @@ holds leads to a test example.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -60,6 +61,8 @@ class Budget:
         return None if self._limit is None else self._limit - self._used
 
     def _charge(self, n: int) -> None:
+        if n < 0:
+            raise ValueError(f"cannot charge {n} evaluations")
         if self._limit is not None and self._used + n > self._limit:
             raise BudgetExhausted(f"budget of {self._limit} evaluations: {self._used} used, {n} more requested")
         self._used += n
@@ -108,7 +111,7 @@ class Evaluator:
     """
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
-                 "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits")
+                 "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged")
 
     def __init__(
         self,
@@ -129,11 +132,14 @@ class Evaluator:
         self._listener = listener
         self._allow_test = allow_test
         splits = ("train", "val", "test") if allow_test else ("train", "val")
-        self._split_of = {ex: name for name in splits for ex in getattr(pair, name)}
+        # example -> (split, the evaluator's own copy): scoring always uses the stored
+        # copy, so an object that merely compares equal cannot bring its own answer.
+        self._split_of = {ex: (name, ex) for name in splits for ex in getattr(pair, name)}
         self._full_val = Counter(pair.val)
         self._identity: dict[str, Any] | None = None
         self._model_calls = 0  # requests actually sent to the model (cache misses)
         self._cache_hits = 0
+        self._charged: set[str] = set()  # answer keys already paid for in this evaluator
 
     @property
     def budget(self) -> _BudgetView:
@@ -148,17 +154,40 @@ class Evaluator:
     def cache_hits(self) -> int:
         return self._cache_hits
 
+    def _own_copies(self, examples: Sequence[Example], what: str, allowed: str | None) -> tuple[Example, ...]:
+        """The evaluator's stored copies of ``examples``; anything else is refused.
+
+        Args:
+            examples: Examples (or demos) as the optimizer passed them.
+            what: ``example`` or ``demo``, for the message.
+            allowed: The one split they must come from (``train`` for demos), or None
+                for any split this evaluator holds.
+        """
+        own = []
+        for ex in examples:
+            found = self._split_of.get(ex) if type(ex) is Example else None
+            if found is None or (allowed is not None and found[0] != allowed):
+                where = "train split" if allowed else "train or val split"
+                raise HeldOutAccessError(
+                    f"a {what} is not in this pair's {where} ({getattr(ex, 'source_row', ex)!s:.120}): optimizers may "
+                    "score only the pair they were given, demos come from train, and the test split is never theirs"
+                )
+            own.append(found[1])
+        return tuple(own)
+
     def _label(self, examples: Sequence[Example]) -> str:
-        names = {self._split_of[ex] for ex in examples}
+        names = {self._split_of[ex][0] for ex in examples}
         if names == {"val"}:
             return FULL_VAL if Counter(examples) == self._full_val else "val-subset"
         return names.pop() if len(names) == 1 else "mixed"
 
-    def _answers(self, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
-        """Model answers (cached, batched). Uncharged: only ``score`` may call it."""
+    def _keys(self, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
         if self._identity is None:
             self._identity = self._model.cache_identity()
-        keys = [answer_cache_key(self._identity, prompt, ex) for ex in examples]
+        return [answer_cache_key(self._identity, prompt, ex) for ex in examples]
+
+    def _answers(self, prompt: Prompt, examples: Sequence[Example], keys: list[str]) -> list[str]:
+        """Model answers (cached, batched). Uncharged: only ``score`` may call it."""
         cached = self._store.get_answers(keys)
         todo = {k: ex for k, ex in zip(keys, examples) if k not in cached}
         self._cache_hits += len(keys) - len(todo)
@@ -182,25 +211,28 @@ class Evaluator:
         The score is labelled ``val`` only when ``examples`` is the whole val split
         (each example once); see ``prompt_opt_api.PromptEvaluator``.
 
+        Charges one evaluation per (prompt, example) not yet paid for by this evaluator
+        (a repeat gives the same answer, so it is free; a cached answer from another run
+        is not).
+
         Raises:
-            BudgetExhausted: if the budget cannot pay for ``len(examples)`` evaluations
+            BudgetExhausted: if the budget cannot pay for the unpaid evaluations
                 (nothing is scored then).
             HeldOutAccessError: if an example is not in this evaluator's splits (for an
-                optimizer: anything but the pair's train and val examples).
+                optimizer: anything but the pair's train and val examples), or a demo
+                is not a train example.
             ValueError: if ``examples`` is empty.
         """
-        examples = tuple(examples)
         if not examples:
             raise ValueError("cannot score a prompt on zero examples")
-        outside = [ex for ex in examples if ex not in self._split_of]
-        if outside:
-            raise HeldOutAccessError(
-                f"{len(outside)} example(s) are not in this pair's train or val split (e.g. {outside[0].source_row}): "
-                "optimizers may score only the pair they were given, never the held-out test split"
-            )
+        examples = self._own_copies(examples, "example", allowed=None)
+        prompt = dataclasses.replace(prompt, demos=self._own_copies(prompt.demos, "demo", allowed="train"))
         split = self._label(examples)
-        self._budget._charge(len(examples))
-        predictions = self._answers(prompt, examples)
+        keys = self._keys(prompt, examples)
+        unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
+        self._budget._charge(len(unpaid))
+        self._charged.update(unpaid)
+        predictions = self._answers(prompt, examples, keys)
         results = tuple(
             ExampleResult(
                 source_row=ex.source_row,
@@ -219,3 +251,30 @@ class Evaluator:
         if self._listener is not None:
             self._listener(prompt, split, score)
         return score
+
+    def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
+             minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
+        """Score ``prompts`` on ``examples`` with racing (see ``optimize.racing``).
+
+        Each prompt is scored on the first ``minibatch`` examples (a ``val-subset`` score
+        when ``examples`` is val) and dropped (None) if clearly worse than the best full
+        score so far (``incumbent`` first); otherwise on all of ``examples`` (the
+        minibatch answers are not paid twice). Scores come back in order.
+        """
+        from optimize.racing import clearly_worse
+
+        examples = tuple(examples)
+        head = examples[:minibatch]
+        best = incumbent
+        out: list[Score | None] = []
+        for prompt in prompts:
+            if best is not None and len(head) < len(examples):
+                trial = self.score(prompt, head)
+                if clearly_worse(trial.results, best.results, confidence):
+                    out.append(None)
+                    continue
+            full = self.score(prompt, examples)
+            out.append(full)
+            if best is None or full.cer < best.cer:
+                best = full
+        return out

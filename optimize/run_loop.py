@@ -17,21 +17,26 @@ import dataclasses
 import json
 import logging
 import math
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optimize.answer_store import AnswerStore, RunLease
+from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
-from optimize.results_files import merge_optimal_prompts, results_file_name, write_json, write_results_csv
+from optimize.results_files import (
+    atomic_write_text,
+    merge_optimal_prompts,
+    results_file_name,
+    write_json,
+    write_results_csv,
+)
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
     BudgetExhausted,
-    EndpointUnreachable,
+    EndpointUnusable,
     Metric,
     Optimizer,
     Pair,
@@ -156,8 +161,8 @@ def run_pairs(
 
     Raises:
         RunLeaseHeld: another live process is running ``run_id`` on this store.
-        EndpointUnreachable: the answer model or advisor cannot be reached (finished
-            pairs are kept and written first).
+        EndpointUnusable: the answer model or advisor cannot be used or reached
+            (finished pairs are kept and written first).
     """
     from tqdm import tqdm  # lazy: keeps `--help` fast
 
@@ -174,9 +179,11 @@ def run_pairs(
     totals = {"model_calls": 0, "cache_hits": 0, "evaluations": 0}
     resumed: list[str] = []
     failed: list[str] = []
-    bar = tqdm(pairs, desc="pairs", unit="pair", disable=None if progress is None else not progress)
+    # The bar counts pairs but does not hold them: the score listener reaches the bar, and
+    # nothing an optimizer can reach may lead to a pair's test split.
+    bar = tqdm(total=len(pairs), desc="pairs", unit="pair", disable=None if progress is None else not progress)
     try:
-        for pair in bar:
+        for pair in pairs:
             bar.set_postfix_str(pair.key)
             done = store.finished_result(run_id, pair.key)
             if done is not None:
@@ -190,8 +197,8 @@ def run_pairs(
                         pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease,
                         max_evaluations_per_pair, batch_size, bar,
                     )
-                except (EndpointUnreachable, KeyboardInterrupt):
-                    raise
+                except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
+                    raise  # the run's failure, not the pair's: stop here
                 except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
                     reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
                     log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)",
@@ -207,6 +214,7 @@ def run_pairs(
                 rows.append(row)
             # Rewritten after each pair: a crash later keeps every finished pair on disk.
             write_results_csv(csv_path, _ordered(rows))
+            bar.update(1)
     finally:
         bar.close()
         trial_log.close()
@@ -216,7 +224,7 @@ def run_pairs(
     rows = _ordered(rows)
     if results_dir is not None:
         results_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(csv_path, results_dir / csv_path.name)
+        atomic_write_text(results_dir / csv_path.name, csv_path.read_text(encoding="utf-8"))
         merge_optimal_prompts(results_dir, model.name)
     merge_optimal_prompts(out_dir, model.name)
 
@@ -244,13 +252,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     cost_at_start = _advisor_cost(advisor)
     records: list[dict[str, Any]] = []
     budget = Budget(max_evals)
-
-    def listener(prompt: Prompt, split: str, score: Score) -> None:
-        record = trial_log.record(pair.key, prompt, split, score, _advisor_cost(advisor) - cost_at_start)
-        records.append(dict(record, _prompt=prompt))
-        val = [r["cer"] for r in records if r["split"] == FULL_VAL]
-        best = f" best val CER {min(val):.3f}" if val else ""
-        bar.set_postfix_str(f"{pair.key}: {len(records)} scored, {budget.used} evaluations{best}")
+    listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start)
 
     # The optimizer sees the pair without its test split, and its evaluator is built
     # from that same visible pair: nothing it can reach names a test example.
@@ -288,6 +290,21 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "evaluations": budget.used + len(pair.test),
     }
     return row, stats
+
+
+def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], budget: Budget, bar: Any,
+              cost_so_far: Any) -> Any:
+    """The evaluator's score listener. Built apart so its closure holds the pair's name,
+    never the pair itself (whose test split the optimizer must not reach)."""
+
+    def listener(prompt: Prompt, split: str, score: Score) -> None:
+        record = trial_log.record(key, prompt, split, score, cost_so_far())
+        records.append(dict(record, _prompt=prompt))
+        val = [r["cer"] for r in records if r["split"] == FULL_VAL]
+        best = f" best val CER {min(val):.3f}" if val else ""
+        bar.set_postfix_str(f"{key}: {len(records)} scored, {budget.used} evaluations{best}")
+
+    return listener
 
 
 def _advisor_cost(advisor: Any) -> float:

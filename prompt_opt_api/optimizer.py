@@ -31,9 +31,10 @@ class BudgetView(Protocol):
 class PromptEvaluator(Protocol):
     """What an optimizer gets to score prompts with: charged, cached, sealed.
 
-    * ``score(prompt, examples)`` is the only way to an answer. It charges the budget
-      one evaluation per example *before* answering (cached answers are charged too, so
-      a resumed run decides exactly as an uninterrupted one) and raises
+    * ``score(prompt, examples)`` (and ``race``, built on it) is the only way to an
+      answer. It charges the budget one evaluation per (prompt, example) not paid for
+      before in this pair, *before* answering (answers cached by earlier runs are
+      charged too, so a resumed run decides exactly as an uninterrupted one), and raises
       ``BudgetExhausted`` without scoring anything when the budget cannot pay.
     * Only examples of the pair's train and val splits may be scored; anything else
       raises ``HeldOutAccessError``.
@@ -49,6 +50,11 @@ class PromptEvaluator(Protocol):
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers."""
+
+    def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
+             minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
+        """Score ``prompts`` with racing: a minibatch first, the full ``examples`` only for
+        those not clearly worse than the best so far; None for a dropped prompt."""
 
 
 class Optimizer(ABC):

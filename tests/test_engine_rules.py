@@ -7,6 +7,7 @@ an honest plugin with the same scores would get.
 import csv
 import dataclasses
 import json
+import types
 
 import pytest
 
@@ -67,12 +68,12 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
     _, _, full_pair, _ = _run(tmp_path, _Recorder(body))
     assert seen["pair"].test == () and len(full_pair.test) == 3
     evaluator = seen["evaluator"]
-    # the public surface is exactly: score, a read-only budget, and two counters
+    # the public surface is exactly: score, race (built on score), a read-only budget, two counters
     public = {name for name in dir(evaluator) if not name.startswith("_")}
-    assert public == {"score", "budget", "model_calls", "cache_hits"}
-    # nothing reachable from the evaluator (public or not) is a test example
+    assert public == {"score", "race", "budget", "model_calls", "cache_hits"}
+    # nothing reachable from the evaluator (attributes, closures, bound methods) is a test example
     test_rows = {ex.source_row for ex in full_pair.test}
-    reachable = _reachable_examples(evaluator)
+    reachable = _reachable_examples(evaluator, depth=10)
     assert reachable and not {ex.source_row for ex in reachable} & test_rows
 
 
@@ -81,7 +82,7 @@ def _reachable_examples(root, depth=6):
     for _ in range(depth):
         nxt = []
         for obj in frontier:
-            if id(obj) in seen or isinstance(obj, (str, bytes, int, float)) or obj is None:
+            if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type, types.ModuleType)) or obj is None:
                 continue
             seen.add(id(obj))
             if isinstance(obj, Example):
@@ -94,8 +95,20 @@ def _reachable_examples(root, depth=6):
             else:
                 slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
                 nxt += [getattr(obj, s) for s in slots if hasattr(obj, s)] + list(getattr(obj, "__dict__", {}).values())
+                # functions and bound methods: what their closures and owners hold
+                if isinstance(obj, types.FunctionType):
+                    nxt += [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
+                nxt += [getattr(obj, a) for a in ("__self__", "__func__", "__wrapped__") if hasattr(obj, a)]
         frontier = nxt
     return found
+
+
+def _filled(cell):
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:
+        return False
+    return True
 
 
 def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):
@@ -221,3 +234,54 @@ def test_evaluator_for_test_scoring_is_separate(tmp_path):
     tester = Evaluator(ScriptedAnswerModel(), store, CerMetric(), pair, allow_test=True)
     assert tester.score(GOOD, pair.test).cer == 0.0
     assert isinstance(pair, Pair)
+
+
+def test_look_alike_examples_cannot_bring_their_own_answers(tmp_path):
+    class Forged(Example):  # compares equal to a val example, carries the prediction as its answer
+        def __eq__(self, other):
+            return other == self.twin
+
+        def __hash__(self):
+            return hash(self.twin)
+
+    def forge(ex):
+        fake = Forged(**{**ex.__dict__, "answer": "не знаю"})
+        object.__setattr__(fake, "twin", ex)
+        return fake
+
+    outcome = {}
+
+    def body(pair, evaluator):
+        evaluator.score(BAD, pair.val)
+        forged = [forge(ex) for ex in pair.val]
+        assert forged[0] == pair.val[0] and forged[0] in {pair.val[0]}  # it does pass as the real one
+        same_fields = [Example(**{**ex.__dict__, "answer": "не знаю"}) for ex in pair.val]
+        for attempt in (forged, same_fields):
+            try:
+                evaluator.score(BAD, attempt)
+                outcome.setdefault("accepted", []).append(type(attempt[0]).__name__)
+            except HeldOutAccessError:
+                outcome.setdefault("refused", []).append(type(attempt[0]).__name__)
+        return []
+
+    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
+    assert outcome == {"refused": ["Forged", "Example"]}
+    assert [t["split"] for t in trials] == ["val", "test"] and trials[0]["cer"] > 0.5
+
+
+def test_demos_must_come_from_train(tmp_path):
+    outcome = {}
+
+    def body(pair, evaluator):
+        stolen_test = [ex for ex in load_task(tmp_path / "data/task.csv").examples
+                       if ex not in pair.train and ex not in pair.val]
+        for name, demos in (("val", pair.val[:1]), ("test", stolen_test[:1]), ("train", pair.train[:2])):
+            try:
+                evaluator.score(Prompt(BAD.text, demos=tuple(demos)), pair.val)
+                outcome[name] = "scored"
+            except HeldOutAccessError:
+                outcome[name] = "refused"
+        return []
+
+    _run(tmp_path, _Recorder(body))
+    assert outcome == {"val": "refused", "test": "refused", "train": "scored"}

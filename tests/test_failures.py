@@ -88,7 +88,7 @@ def test_advisor_error_fails_that_pair_and_keeps_its_scores(tmp_path):
 def test_unreachable_answer_model_stops_at_once_with_one_line(tmp_path):
     data = make_task(tmp_path / "data", n_images=8)
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
-    proc = run_cli(tmp_path, data, f"model.api_base={url}", "model.num_retries=0", model="openai_vlm")
+    proc = run_cli(tmp_path, data, f"model.api_base={url}", "model.num_retries=1", "model.retry_initial_wait_s=0.1", model="openai_vlm")
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if "[ERROR]" in line]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from optimize.answer_store import AnswerStore, RunLeaseHeld
+from optimize.answer_store import AnswerStore, RunLeaseHeld, _machine_identity
 from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
 from tests.task_factory import make_task
 
@@ -93,7 +93,7 @@ def test_lease_refuses_a_live_holder_and_frees_a_dead_or_stale_one(tmp_path):
     db = sqlite3.connect(tmp_path / "s.sqlite")
     with db:  # a killed holder on this host, and a holder elsewhere that stopped renewing
         db.execute("INSERT INTO run_leases VALUES ('dead', 'x', ?, ?, 'start', ?, ?)",
-                   (os.uname().nodename, dead.pid, now, now))
+                   (_machine_identity()[0], dead.pid, now, now))
         db.execute("INSERT INTO run_leases VALUES ('stale', 'y', 'elsewhere', 1, 'start', ?, ?)",
                    (now - 500, now - 500))
         db.execute("INSERT INTO run_leases VALUES ('remote', 'z', 'elsewhere', 1, 'start', ?, ?)", (now, now))
