@@ -8,11 +8,20 @@ to disk (Hydra's saved config, logs, results) can contain it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from models.litellm_connection import connection_kwargs, import_litellm, is_connection_error
-from prompt_opt_api import Advisor, AdvisorError, EndpointUnreachable, Message
+from models.litellm_connection import call_with_retries, classify_error, connection_kwargs, import_litellm
+from prompt_opt_api import (
+    Advisor,
+    AdvisorError,
+    AdvisorReply,
+    EndpointUnreachable,
+    EndpointUnusable,
+    Message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +39,13 @@ class AdvisorServer(Protocol):
 class LiteLLMAdvisor(Advisor):
     """An advisor reached through ``litellm.completion``.
 
+    Retries what can heal (timeouts, 429 honouring Retry-After, 5xx) with exponential
+    backoff and jitter, never what cannot: a rejected key (401/403) or an unknown model
+    raises ``EndpointUnusable`` naming the advisor and the key variable; a refused
+    connection raises ``EndpointUnreachable``; a bad request or exhausted retries raise
+    ``AdvisorError`` (that proposal fails, the run goes on). An empty reply is returned
+    as ``""``: the optimizer's parser decides what to do with it.
+
     Args:
         name: Display name (file names, results).
         model: litellm model string, e.g. ``gpt-4o``, ``deepseek/deepseek-chat``,
@@ -38,10 +54,13 @@ class LiteLLMAdvisor(Advisor):
         api_key_env: Name of the environment variable holding the key (never the key).
         server: Optional server started on first use; its URL becomes ``api_base``
             unless ``api_base`` is set (then the running server at that URL is used).
-        temperature: Sampling temperature for proposals.
+        temperature: Default sampling temperature for proposals.
         max_tokens: Reply length cap.
         timeout_s: Per-request timeout.
-        num_retries: Retries on transient errors and empty replies.
+        num_retries: Retries of a request that can heal.
+        retry_initial_wait_s: First backoff (doubles each retry, with jitter).
+        concurrency: Conversations in flight at once in ``complete_many`` (1 for a local server).
+        accepts_images: Whether the model reads images (GPT-4o, Claude, Gemini, Qwen2-VL-72B).
     """
 
     def __init__(
@@ -54,7 +73,10 @@ class LiteLLMAdvisor(Advisor):
         temperature: float = 0.7,
         max_tokens: int = 400,
         timeout_s: float = 120.0,
-        num_retries: int = 2,
+        num_retries: int = 3,
+        retry_initial_wait_s: float = 1.0,
+        concurrency: int = 4,
+        accepts_images: bool = False,
     ) -> None:
         super().__init__()
         self.name = name
@@ -66,63 +88,113 @@ class LiteLLMAdvisor(Advisor):
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.num_retries = num_retries
+        self.retry_initial_wait_s = retry_initial_wait_s
+        self.concurrency = max(1, concurrency)
+        self.accepts_images = accepts_images
         self._started_base: str | None = None
+        self._start_lock = threading.Lock()
+        self._usage_lock = threading.Lock()
+
+    def cache_identity(self) -> dict[str, Any]:
+        """What makes a reply: the model and its reply cap (not the URL or key it came through)."""
+        return {"model": self.model, "max_tokens": self.max_tokens}
+
+    def check_ready(self) -> None:
+        """Fail before any work when the key variable is missing (no request is sent)."""
+        connection_kwargs(None, self.api_key_env, f"advisor {self.name!r}", EndpointUnusable)
 
     def _base_url(self) -> str | None:
         if self.api_base:
             return self.api_base
-        if self.server is not None:
+        if self.server is None:
+            return None
+        with self._start_lock:  # one server, however many threads ask at once
             if self._started_base is None:
                 try:
                     self._started_base = self.server.start()
                 except Exception as err:  # noqa: BLE001 - no server: every pair would fail the same way
                     raise EndpointUnreachable(f"advisor {self.name!r}: its server did not start: {err}") from err
             return self._started_base
-        return None
 
-    def complete(self, messages: Sequence[Message]) -> str:
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
+              sample: int = 0) -> AdvisorReply:
+        """One request (with retries); the reply text and what it cost."""
         litellm = import_litellm()
+        base = self._base_url()
         kwargs: dict[str, Any] = {
             "model": self.model,
             "messages": list(messages),
-            "temperature": self.temperature,
+            "temperature": self.temperature if temperature is None else temperature,
             "max_tokens": self.max_tokens,
             "timeout": self.timeout_s,
-            **connection_kwargs(self._base_url(), self.api_key_env, f"advisor {self.name!r}", AdvisorError),
+            "seed": sample,  # reproducible samples where the provider supports it
+            "drop_params": True,  # providers without `seed` get the request without it
+            "max_retries": 0,  # retries are ours (below), not the provider client's as well
+            **connection_kwargs(base, self.api_key_env, f"advisor {self.name!r}", EndpointUnusable),
         }
-        last_error: Exception | None = None
-        for attempt in range(self.num_retries + 1):
-            try:
-                response = litellm.completion(**kwargs)
-            except Exception as err:  # noqa: BLE001 - litellm maps provider errors to many types
-                if is_connection_error(err):
-                    where = kwargs.get("api_base") or f"the {self.model} provider"
-                    raise EndpointUnreachable(
-                        f"advisor {self.name!r} cannot reach {where} ({type(err).__name__}): start that server, "
-                        "set advisor.api_base to a running one, or choose another advisor (advisor=local|none)"
-                    ) from None
-                last_error = err
-                log.warning("advisor %r attempt %d failed: %s", self.name, attempt + 1, type(err).__name__)
-                continue
-            self._count(litellm, response)
-            text = (response.choices[0].message.content or "").strip() if response.choices else ""
-            if text:
-                return text
-            last_error = AdvisorError("empty reply")
-        raise AdvisorError(f"advisor {self.name!r} ({self.model}) gave no usable reply: {last_error}")
-
-    def _count(self, litellm: Any, response: Any) -> None:
-        self.usage.calls += 1
-        usage = getattr(response, "usage", None)
-        if usage is not None:
-            self.usage.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
-            self.usage.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
+        who = f"advisor {self.name!r}"
         try:
-            self.usage.cost_usd += float(litellm.completion_cost(completion_response=response) or 0.0)
-        except Exception:  # noqa: BLE001 - unknown (local) models have no price: cost stays 0
-            pass
+            response = call_with_retries(lambda: litellm.completion(**kwargs), who=who, retries=self.num_retries,
+                                         initial_wait_s=self.retry_initial_wait_s)
+        except Exception as err:  # noqa: BLE001 - litellm maps provider errors to many types
+            kind = classify_error(err)
+            where = base or f"the {self.model} provider"
+            if kind == "unreachable":
+                raise EndpointUnreachable(
+                    f"{who} cannot reach {where} ({type(err).__name__}): start that server, set advisor.api_base "
+                    "to a running one, or choose another advisor (advisor=local|none)"
+                ) from None
+            if kind == "fatal":
+                key = f"the key in ${self.api_key_env}" if self.api_key_env else "its credentials"
+                raise EndpointUnusable(
+                    f"{who} ({self.model} at {where}) refused the request: {type(err).__name__} "
+                    f"{_status(err)}; check {key} and the model name"
+                ) from None
+            raise AdvisorError(f"{who} ({self.model}) gave no usable reply: {type(err).__name__} {_status(err)}"
+                               ) from None
+        text = (response.choices[0].message.content or "").strip() if response.choices else ""
+        usage = getattr(response, "usage", None)
+        result = AdvisorReply(
+            text=text,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost_usd=_cost(litellm, response),
+        )
+        with self._usage_lock:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += result.prompt_tokens
+            self.usage.completion_tokens += result.completion_tokens
+            self.usage.cost_usd += result.cost_usd
+        return result
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
+                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
+        if self.concurrency == 1 or len(conversations) <= 1:
+            return super().complete_many(conversations, temperature=temperature, samples=samples)
+        self._base_url()  # start a local server here, once, not from a pool thread
+
+        def one(i: int) -> str | BaseException:
+            try:
+                return self.complete(conversations[i], temperature=temperature, sample=samples[i] if samples else 0)
+            except AdvisorError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            return list(pool.map(one, range(len(conversations))))
 
     def close(self) -> None:
         if self.server is not None:
             self.server.stop()
             self._started_base = None
+
+
+def _status(err: BaseException) -> str:
+    status = getattr(err, "status_code", None)
+    return f"(HTTP {status})" if status else ""
+
+
+def _cost(litellm: Any, response: Any) -> float:
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # noqa: BLE001 - unknown (local) models have no price: cost 0
+        return 0.0

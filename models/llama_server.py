@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -74,6 +75,8 @@ class LlamaServer:
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None
         self._log_file: Path | None = None
+        self._lock = threading.RLock()
+        self._owner_done: threading.Event | None = None
 
     @property
     def base_url(self) -> str:
@@ -87,7 +90,37 @@ class LlamaServer:
             return False
 
     def start(self) -> str:
-        """Start the server if it is not running; return its base URL once healthy."""
+        """Start the server if it is not running; return its base URL once healthy.
+
+        Thread-safe. The child is spawned from a thread owned by this object that lives
+        until ``stop()``: Linux delivers the parent-death signal when the *thread* that
+        forked the child exits, so a pool thread that happened to ask first must not be
+        the child's parent.
+        """
+        with self._lock:
+            return self._start()
+
+    def _spawn(self, cmd: list[str], fd: int) -> subprocess.Popen:
+        spawned: dict[str, object] = {}
+        ready, done = threading.Event(), threading.Event()
+
+        def own() -> None:
+            try:
+                spawned["proc"] = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                   preexec_fn=_die_with_parent)
+            except BaseException as err:  # noqa: BLE001 - handed to the caller
+                spawned["error"] = err
+            ready.set()
+            done.wait()  # stay alive: this thread's exit would signal the child
+
+        threading.Thread(target=own, name="llama-server-owner", daemon=True).start()
+        ready.wait()
+        if "error" in spawned:
+            raise spawned["error"]  # type: ignore[misc]
+        self._owner_done = done
+        return spawned["proc"]  # type: ignore[return-value]
+
+    def _start(self) -> str:
         if self.process is not None and self.process.poll() is None:
             return self.base_url
         model_path = ModelStore(self.store_dir).fetch(self.weights)
@@ -100,9 +133,10 @@ class LlamaServer:
             "--n_threads", str(self.n_threads), "--verbose", "False",
         ]
         log.info("starting local advisor server on %s", self.base_url)
-        self.process = subprocess.Popen(cmd, stdout=fd, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        preexec_fn=_die_with_parent)
-        os.close(fd)
+        try:
+            self.process = self._spawn(cmd, fd)
+        finally:
+            os.close(fd)
         atexit.register(self.stop)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
@@ -118,6 +152,10 @@ class LlamaServer:
 
     def stop(self) -> None:
         """Terminate the server (then kill it after 10 s); idempotent."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self) -> None:
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -126,6 +164,9 @@ class LlamaServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._owner_done is not None:
+            self._owner_done.set()
+            self._owner_done = None
         if self._log_file is not None:
             self._log_file.unlink(missing_ok=True)
             self._log_file = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.model_store import ModelSpec, ModelStore
+from models.model_store import ModelSpec, ModelStore, sha256_file
 from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
 from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, cache_key
 
@@ -34,6 +35,9 @@ class TesseractOcr:
         self.lang = lang
         self.psm = psm
         self._version: str | None = None
+        self._report: str | None = None  # full `tesseract --version`, read once
+        self._tessdata: Path | None = None
+        self._traineddata: dict[str, str] = {}  # language -> sha256 of its traineddata
 
     @property
     def version(self) -> str:
@@ -44,6 +48,33 @@ class TesseractOcr:
             out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
             self._version = (out.stdout or out.stderr).splitlines()[0].strip()
         return self._version
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """Everything about this OCR that changes its text: the full ``--version`` report
+        (Tesseract and Leptonica), languages, psm, and the sha256 of each language's
+        traineddata file (tessdata_fast and tessdata_best read differently)."""
+        if self._report is None:
+            exe = shutil.which("tesseract")
+            self.version  # noqa: B018 - fails early with a clear message if tesseract is missing
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+            # Tesseract and Leptonica versions and the SIMD paths (they change the LSTM's
+            # arithmetic); not the image/compression/network libraries listed beside them.
+            lines = [line.strip() for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+            kept = [ln.split(" : ")[0] if ln.startswith("leptonica") else ln for ln in lines
+                    if ln.startswith(("tesseract", "leptonica")) or re.match(r"Found (AVX|SSE|FMA|NEON|OpenMP)", ln)]
+            self._report = " | ".join(kept)
+            listing = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, check=True)
+            match = re.search(r'"([^"]+)"', listing.stdout + listing.stderr)
+            self._tessdata = Path(match.group(1)) if match else None
+        data = {}
+        for lang in self.lang.split("+"):
+            if lang not in self._traineddata:
+                path = self._tessdata / f"{lang}.traineddata" if self._tessdata else None
+                self._traineddata[lang] = sha256_file(path) if path and path.is_file() else "missing"
+            data[lang] = self._traineddata[lang]
+        return {"engine": "tesseract", "version": self._report, "lang": self.lang, "psm": self.psm,
+                "traineddata_sha256": data}
 
     def read(self, image: Path) -> str:
         self.version  # noqa: B018 - fails early with a clear message if tesseract is missing
@@ -97,10 +128,12 @@ class OcrLlmAnswerModel(AnswerModel):
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse; the
             answers are the same either way, see tests/test_ocr_llm_real.py).
 
-    A request never overflows ``n_ctx``: when demos make it too long, the demos' page
-    text is cut to a window around each demo's answer first, then demos are dropped
-    from the last, then the page asked about is cut; each is counted in
-    ``diagnostics()`` (the run summary) and warned about once.
+    A request is fitted to ``n_ctx`` (by its tokens, plus an allowance for the chat
+    template): when demos make it too long, the demos' page text is cut to a window
+    around each demo's answer first, then demos are dropped from the last, then the
+    page asked about is cut down to 200 characters; each is counted in ``diagnostics()``
+    (the run summary) and warned about once. Only a prompt too long on its own can still
+    overflow; llama.cpp then refuses it and that pair fails, the run goes on.
     """
 
     def __init__(
@@ -162,7 +195,7 @@ class OcrLlmAnswerModel(AnswerModel):
 
         return {
             **super().cache_identity(),
-            "ocr": {"engine": "tesseract", "version": self.ocr.version, "lang": self.ocr.lang, "psm": self.ocr.psm},
+            "ocr": self.ocr.identity,
             "llama_cpp_python": version("llama-cpp-python"),
         }
 
@@ -171,8 +204,7 @@ class OcrLlmAnswerModel(AnswerModel):
 
     def ocr_text(self, example: Example) -> str:
         """OCR text of the example's image, cached per image sha256 (memory and store)."""
-        key = cache_key({"ocr": self.ocr.version, "lang": self.ocr.lang, "psm": self.ocr.psm,
-                         "image_sha256": example.image_sha256})
+        key = cache_key({"ocr": self.ocr.identity, "image_sha256": example.image_sha256})
         if key in self._ocr_memo:
             return self._ocr_memo[key]
         text = self._cache.get_blob(key) if self._cache else None
@@ -261,8 +293,8 @@ class OcrLlmAnswerModel(AnswerModel):
         if len(text) > limit:
             start = 0
             if around_answer:  # keep the demo's value on the page it demonstrates
-                at = text.casefold().find(example.answer.casefold())
-                start = max(0, min(at - limit // 2, len(text) - limit)) if at >= 0 else 0
+                found = re.search(re.escape(example.answer), text, re.IGNORECASE)
+                start = max(0, min(found.start() - limit // 2, len(text) - limit)) if found else 0
             text = text[start : start + limit]
         return DOCUMENT_TEMPLATE.format(ocr_text=text, instruction=prompt.render(example))
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from models.litellm_connection import connection_kwargs, import_litellm, is_connection_error
-from models.vlm_messages import data_url, vlm_turns
-from prompt_opt_api import AnswerModel, EndpointUnreachable, Example, Prompt
+from models.litellm_connection import call_with_retries, classify_error, connection_kwargs, import_litellm
+from models.vlm_messages import data_url, framing_identity, vlm_turns
+from prompt_opt_api import AnswerModel, EndpointUnreachable, EndpointUnusable, Example, Prompt
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ class OpenAIVLMAnswerModel(AnswerModel):
         concurrency: Requests in flight at once.
         max_tokens: Answer length cap.
         timeout_s: Per-request timeout.
-        num_retries: Retries per request on errors.
+        num_retries: Retries per request on errors that can heal (timeouts, 429, 5xx).
+        retry_initial_wait_s: First backoff (doubles each retry, with jitter).
         batch_size: Requests per evaluator call.
     """
 
@@ -49,6 +50,7 @@ class OpenAIVLMAnswerModel(AnswerModel):
         timeout_s: float = 120.0,
         num_retries: int = 2,
         batch_size: int = 32,
+        retry_initial_wait_s: float = 1.0,
     ) -> None:
         self.name = name
         self.model = model
@@ -59,6 +61,7 @@ class OpenAIVLMAnswerModel(AnswerModel):
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.num_retries = num_retries
+        self.retry_initial_wait_s = retry_initial_wait_s
         self._batch_size = batch_size
         self.requests_sent = 0
 
@@ -69,6 +72,9 @@ class OpenAIVLMAnswerModel(AnswerModel):
     def generation_params(self) -> dict[str, Any]:
         return {"max_tokens": self.max_tokens, "temperature": 0.0, "endpoint_model": self.model}
 
+    def cache_identity(self) -> dict[str, Any]:
+        return {**super().cache_identity(), **framing_identity()}
+
     def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
         return vlm_turns(prompt, example, lambda ex: {"type": "image_url", "image_url": {"url": data_url(ex.image)}})
 
@@ -76,25 +82,27 @@ class OpenAIVLMAnswerModel(AnswerModel):
         litellm = import_litellm()
         kwargs: dict[str, Any] = {
             "model": self.model, "messages": self.messages(*request), "temperature": 0.0,
-            "max_tokens": self.max_tokens, "timeout": self.timeout_s,
-            **connection_kwargs(self.api_base, self.api_key_env, f"answer model {self.name!r}"),
+            "max_tokens": self.max_tokens, "timeout": self.timeout_s, "max_retries": 0,
+            **connection_kwargs(self.api_base, self.api_key_env, f"answer model {self.name!r}", EndpointUnusable),
         }
-        last: Exception | None = None
-        for attempt in range(self.num_retries + 1):
-            try:
-                response = litellm.completion(**kwargs)
-                self.requests_sent += 1
-                return (response.choices[0].message.content or "").strip()
-            except Exception as err:  # noqa: BLE001 - provider errors come in many types
-                if is_connection_error(err):
-                    raise EndpointUnreachable(
-                        f"answer model {self.name!r} cannot reach {self.api_base or self.model} "
-                        f"({type(err).__name__}): start the server first (e.g. `vllm serve Qwen/Qwen2-VL-2B-Instruct "
-                        "--port 8000`) or point model.api_base at a running one"
-                    ) from None
-                last = err
-                log.warning("%s: request failed (attempt %d): %s", self.name, attempt + 1, type(err).__name__)
-        raise RuntimeError(f"answer model {self.name!r} at {self.api_base or self.model}: {last}")
+        who = f"answer model {self.name!r}"
+        try:
+            response = call_with_retries(lambda: litellm.completion(**kwargs), who=who, retries=self.num_retries,
+                                         initial_wait_s=self.retry_initial_wait_s)
+        except Exception as err:  # noqa: BLE001 - provider errors come in many types
+            kind = classify_error(err)
+            where = self.api_base or self.model
+            if kind == "unreachable":
+                raise EndpointUnreachable(
+                    f"{who} cannot reach {where} ({type(err).__name__}): start the server first (e.g. `vllm serve "
+                    "Qwen/Qwen2-VL-2B-Instruct --port 8000`) or point model.api_base at a running one"
+                ) from None
+            if kind == "fatal":
+                raise EndpointUnusable(f"{who} at {where} refused the request ({type(err).__name__}): check "
+                                       f"{self.api_key_env or 'the key'} and model.model") from None
+            raise RuntimeError(f"{who} at {where}: {type(err).__name__}: {err}") from None
+        self.requests_sent += 1
+        return (response.choices[0].message.content or "").strip()
 
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
         if self.concurrency == 1 or len(batch) == 1:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.vlm_messages import vlm_turns
+from models.vlm_messages import framing_identity, vlm_turns
 from prompt_opt_api import AnswerModel, Example, Prompt
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,7 @@ class Qwen2VLAnswerModel(AnswerModel):
             "attn_implementation": self.attn_implementation,
             "transformers": version("transformers"),
             "torch": version("torch"),
+            **framing_identity(),
         }
 
     def _resolved_device_dtype(self):

@@ -10,6 +10,17 @@ from typing import Any
 from prompt_opt_api import Example, Prompt
 
 
+# Bump when the turn layout below changes: it is part of every VLM answer's cache key.
+FRAMING_VERSION = "vlm-turns/v1: demos as earlier user(image,text)/assistant(text) turns"
+
+
+def framing_identity() -> dict[str, str]:
+    """Cache-key part for models that take these messages: layout version and Pillow (it decodes the images)."""
+    from importlib.metadata import version
+
+    return {"framing": FRAMING_VERSION, "pillow": version("pillow")}
+
+
 def data_url(image: Path) -> str:
     """The image file as a ``data:`` URL (base64), as OpenAI-compatible vision APIs take it."""
     mime = mimetypes.guess_type(image.name)[0] or "image/png"

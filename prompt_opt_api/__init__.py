@@ -8,7 +8,7 @@ the plugin packages (``models``, ``optimizers``, ``tasks``) depend on this packa
 never on each other; ``tests/test_import_layers.py`` and import-linter keep it so.
 """
 
-from prompt_opt_api.advisor import Advisor, AdvisorUsage, Message
+from prompt_opt_api.advisor import Advisor, AdvisorReply, AdvisorUsage, Message
 from prompt_opt_api.answer_model import AnswerModel
 from prompt_opt_api.cache import DerivedDataCache, cache_key
 from prompt_opt_api.data import (
@@ -25,9 +25,11 @@ from prompt_opt_api.data import (
     pair_key,
 )
 from prompt_opt_api.errors import (
+    AdvisorBudgetExhausted,
     AdvisorError,
     BudgetExhausted,
     EndpointUnreachable,
+    EndpointUnusable,
     HeldOutAccessError,
     TaskError,
 )
@@ -35,8 +37,8 @@ from prompt_opt_api.metric import Metric, mean
 from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator
 
 __all__ = [
-    "FULL_VAL", "QUESTION_PLACEHOLDER", "SPLIT_LABELS", "Advisor", "AdvisorError", "AdvisorUsage", "AnswerModel",
-    "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable", "Example", "ExampleResult",
+    "FULL_VAL", "QUESTION_PLACEHOLDER", "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorReply", "AdvisorError", "AdvisorUsage", "AnswerModel",
+    "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable", "EndpointUnusable", "Example", "ExampleResult",
     "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair", "Prompt", "PromptEvaluator", "Score", "TaskError",
     "Trial", "baseline_prompt", "cache_key", "mean", "pair_key",
 ]

@@ -4,15 +4,41 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-Message = dict[str, str]
+from prompt_opt_api.errors import AdvisorError
+
+# {"role": ..., "content": str} or, for advisors that accept images, content as a list of
+# OpenAI-style parts ({"type": "text", ...}, {"type": "image_url", ...}).
+Message = dict[str, Any]
 
 
 @dataclass
 class AdvisorUsage:
-    """Running totals for one advisor object."""
+    """Running totals for one advisor object.
+
+    Attributes:
+        calls: Requests that reached the advisor (cache misses).
+        cached_calls: Replies served from the store (a resumed run pays nothing twice).
+        failed_calls: Requests given up after retries, or replies that stayed unusable.
+        prompt_tokens: Tokens sent (cache misses only).
+        completion_tokens: Tokens received (cache misses only).
+        cost_usd: Dollars actually spent (litellm's price map; 0 for local models).
+    """
 
     calls: int = 0
+    cached_calls: int = 0
+    failed_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class AdvisorReply:
+    """One reply and what it cost."""
+
+    text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -22,32 +48,66 @@ class Advisor:
     """Base class of every advisor (cloud or local), as optimizers see it.
 
     Contract:
-        * ``complete(messages)`` returns the reply text of one conversation, or raises
-          ``AdvisorError`` when no usable reply came after the advisor's own retries
-          (that pair fails; the run goes on), or ``EndpointUnreachable`` when the
-          endpoint cannot be reached at all (the run stops).
-        * ``complete_many`` answers several conversations, in order.
+        * ``complete(messages, temperature=None, sample=0)`` returns the reply text of
+          one conversation. ``sample`` numbers repeated requests of the same conversation
+          (several samples at a temperature): the engine caches replies by model,
+          messages, temperature, max tokens and sample, so a resumed run gets the same
+          replies and pays nothing twice.
+        * It raises ``AdvisorError`` when no usable reply came after the advisor's own
+          retries (optimizers count a failed proposal and go on),
+          ``AdvisorBudgetExhausted`` when the run's advisor budget is spent, and
+          ``EndpointUnusable`` / ``EndpointUnreachable`` when the endpoint cannot be used
+          or reached at all (the run stops).
+        * ``complete_many`` answers several conversations, in order (concurrently where
+          the advisor allows it).
         * ``usage`` holds calls, tokens and dollars spent so far.
         * Secrets come from the environment only; nothing an advisor logs or returns
           contains a key.
 
     Attributes:
         name: Display name, used in output file names (``<model>_sep_<name>.csv``).
+        accepts_images: Whether messages may carry page images (VLM advisors).
         usage: Calls, tokens and dollars spent so far.
     """
 
     name: str = "advisor"
+    accepts_images: bool = False
 
     def __init__(self) -> None:
         self.usage = AdvisorUsage()
 
-    def complete(self, messages: Sequence[Message]) -> str:
-        """Reply to one conversation."""
+    def complete(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0) -> str:
+        """Reply to one conversation (``temperature`` None: the advisor's default)."""
+        return self.reply(messages, temperature=temperature, sample=sample).text
+
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
+              sample: int = 0) -> AdvisorReply:
+        """Like ``complete``, with the tokens and dollars the reply cost."""
         raise NotImplementedError
 
-    def complete_many(self, conversations: Sequence[Sequence[Message]]) -> list[str]:
-        """Reply to several conversations, in order (subclasses may run them concurrently)."""
-        return [self.complete(c) for c in conversations]
+    def cache_identity(self) -> dict[str, object]:
+        """What, besides the request, makes a reply (the engine's reply-cache key part)."""
+        return {"name": self.name}
+
+    def check_ready(self) -> None:
+        """Raise ``EndpointUnusable`` before any work when the advisor cannot be used (e.g. no key)."""
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
+                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
+        """Reply to several conversations, in order.
+
+        A conversation whose request failed with ``AdvisorError`` gets that exception in
+        its place (the others still count); anything more serious is raised.
+        """
+        out: list[str | BaseException] = []
+        for i, conversation in enumerate(conversations):
+            try:
+                out.append(self.complete(conversation, temperature=temperature,
+                                         sample=samples[i] if samples else 0))
+            except AdvisorError as err:  # incl. AdvisorBudgetExhausted: the caller decides
+                out.append(err)
+        return out
 
     def close(self) -> None:
         """Release servers and connections; idempotent."""
+

@@ -2,14 +2,17 @@
 
 * ``TaskError``: bad input (CSV, images, pair selection). The run stops before any
   model is loaded, naming the file and rows.
-* ``EndpointUnreachable``: an answer model or advisor that cannot be reached at all.
-  The run stops at once with one line naming the URL and what to start: every
-  later pair would fail the same way.
+* ``EndpointUnusable``: an answer model or advisor that cannot be used at all (a
+  rejected key, an unknown model); ``EndpointUnreachable``, its subclass, one that
+  cannot be reached. The run stops at once with one line naming the URL or key
+  variable and what to do: every later pair would fail the same way.
 * ``BudgetExhausted``: the pair's answer-model budget is spent; the optimizer keeps
   what it has.
 * ``HeldOutAccessError``: an optimizer reached for examples it may not score.
-* ``AdvisorError``: the advisor gave no usable reply after retries (that pair fails,
-  the run goes on).
+* ``AdvisorError``: the advisor gave no usable reply after retries. Optimizers count
+  it as a failed proposal and go on; if one escapes, that pair fails, the run goes on.
+* ``AdvisorBudgetExhausted``: the run's advisor budget (calls or dollars) is spent;
+  optimizers finish with what they have.
 
 Any other exception raised while one pair is optimized (a model error, a context
 overflow) fails that pair only; the run goes on to the next one.
@@ -22,7 +25,11 @@ class TaskError(ValueError):
     """A task file or pair selection is unusable; the message names the file and rows."""
 
 
-class EndpointUnreachable(RuntimeError):
+class EndpointUnusable(RuntimeError):
+    """A model or advisor endpoint cannot be used at all (bad key, unknown model); the message says the fix."""
+
+
+class EndpointUnreachable(EndpointUnusable):
     """A model or advisor endpoint cannot be reached; the message names the URL and the fix."""
 
 
@@ -40,3 +47,7 @@ class HeldOutAccessError(RuntimeError):
 
 class AdvisorError(RuntimeError):
     """The advisor could not give a usable reply (after retries)."""
+
+
+class AdvisorBudgetExhausted(AdvisorError):
+    """The run's advisor budget (calls or dollars) cannot pay for another call."""

@@ -24,7 +24,10 @@ def _ocr_llm(**overrides):
     from hydra.utils import instantiate
 
     model = instantiate(model_config(**overrides))
-    model.ocr._version = "tesseract 5.3.0"  # what `tesseract --version` would say
+    model.ocr._version = "tesseract 5.3.0"
+    model.ocr._report = "tesseract 5.3.0 | leptonica-1.82.0"  # what `tesseract --version` would say
+    model.ocr._tessdata = None
+    model.ocr._traineddata = {"rus": "a" * 64, "eng": "b" * 64}
     return model
 
 
@@ -41,7 +44,9 @@ def test_request_parts_change_the_key_and_origin_does_not():
 
 
 @pytest.mark.parametrize("change", [
-    lambda m: setattr(m.ocr, "_version", "tesseract 5.4.1"),
+    lambda m: setattr(m.ocr, "_report", "tesseract 5.4.1 | leptonica-1.82.0"),
+    lambda m: setattr(m.ocr, "_report", "tesseract 5.3.0 | leptonica-1.84.1"),
+    lambda m: m.ocr._traineddata.update(rus="c" * 64),  # tessdata_best instead of tessdata_fast
     lambda m: setattr(m.ocr, "lang", "rus"),
     lambda m: setattr(m.ocr, "psm", 6),
     lambda m: setattr(m, "max_tokens", 64),

@@ -9,7 +9,7 @@ from pytest_socket import SocketConnectBlockedError
 from models.advisor_client import LiteLLMAdvisor
 from models.litellm_connection import connection_kwargs, is_connection_error
 from models.llama_server import free_port
-from prompt_opt_api import AdvisorError, EndpointUnreachable
+from prompt_opt_api import EndpointUnreachable, EndpointUnusable
 
 
 def test_key_is_read_from_the_named_variable(monkeypatch):
@@ -23,7 +23,9 @@ def test_key_is_read_from_the_named_variable(monkeypatch):
 def test_missing_key_names_the_variable_not_a_value(monkeypatch):
     monkeypatch.delenv("TEST_VLM_KEY", raising=False)
     advisor = LiteLLMAdvisor(name="GPT4o", model="gpt-4o", api_key_env="TEST_VLM_KEY", num_retries=0)
-    with pytest.raises(AdvisorError, match="GPT4o.*TEST_VLM_KEY is not set"):
+    with pytest.raises(EndpointUnusable, match="GPT4o.*TEST_VLM_KEY is not set"):
+        advisor.check_ready()  # what an optimizer that needs an advisor does before any work
+    with pytest.raises(EndpointUnusable, match="GPT4o.*TEST_VLM_KEY is not set"):
         advisor.complete([{"role": "user", "content": "hi"}])
     assert advisor.usage.calls == 0
 

@@ -1,0 +1,142 @@
+"""The engine's wrapper around the configured advisor: reply cache, run budget, accounting.
+
+Like the evaluator for answer models, the advisor the optimizers receive is wrapped:
+every reply is cached in the store (keyed by the advisor's identity, the messages,
+temperature, max tokens and sample index), so a killed run resumes with the same
+proposals and a re-run pays nothing twice; the run's advisor budget (calls and dollars)
+is checked before each call. Budgets count *logical* calls, cached or not, with the
+dollars each reply cost when it was made: a resumed run makes the same decisions as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from prompt_opt_api import (
+    Advisor,
+    AdvisorBudgetExhausted,
+    AdvisorError,
+    AdvisorReply,
+    DerivedDataCache,
+    Message,
+    cache_key,
+)
+
+
+class AdvisorSession(Advisor):
+    """An ``Advisor`` that caches, budgets and counts the one it wraps.
+
+    Args:
+        inner: The configured advisor (e.g. ``LiteLLMAdvisor``).
+        cache: The run's store (``get_blob``/``put_blob``).
+        max_calls: Advisor calls allowed in the run (cached ones count); None: no limit.
+        max_usd: Dollars allowed in the run (cached replies count at their original cost).
+        default_temperature: The temperature a call without one is cached under.
+    """
+
+    def __init__(self, inner: Advisor, cache: DerivedDataCache, max_calls: int | None = None,
+                 max_usd: float | None = None, default_temperature: float | None = None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.accepts_images = inner.accepts_images
+        self.max_calls = max_calls
+        self.max_usd = max_usd
+        self.default_temperature = default_temperature if default_temperature is not None else getattr(
+            inner, "temperature", None)
+        self._cache = cache
+        self._lock = threading.Lock()
+        self.logical_calls = 0  # charged to the budget: cached, fresh and failed calls alike
+        self.logical_usd = 0.0
+        self.concurrency = max(1, int(getattr(inner, "concurrency", 1)))
+
+    # -- budget ----------------------------------------------------------------
+    def _charge(self) -> None:
+        with self._lock:
+            if self.max_calls is not None and self.logical_calls + 1 > self.max_calls:
+                raise AdvisorBudgetExhausted(f"advisor budget spent: {self.logical_calls} of {self.max_calls} calls")
+            if self.max_usd is not None and self.logical_usd >= self.max_usd:
+                raise AdvisorBudgetExhausted(f"advisor budget spent: ${self.logical_usd:.4f} of ${self.max_usd:.4f}")
+            self.logical_calls += 1
+
+    def charge_finished(self, calls: int, usd: float) -> None:
+        """Count what a pair finished in an earlier attempt of this run spent (resume)."""
+        with self._lock:
+            self.logical_calls += int(calls)
+            self.logical_usd += float(usd)
+
+    # -- calls -----------------------------------------------------------------
+    def _key(self, messages: Sequence[Message], temperature: float | None, sample: int) -> str:
+        return cache_key({"advisor": self.inner.cache_identity(), "messages": list(messages),
+                          "temperature": self.default_temperature if temperature is None else temperature,
+                          "sample": sample})
+
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
+              sample: int = 0) -> AdvisorReply:
+        self._charge()
+        return self._paid_reply(messages, temperature, sample)
+
+    def _paid_reply(self, messages: Sequence[Message], temperature: float | None, sample: int) -> AdvisorReply:
+        key = self._key(messages, temperature, sample)
+        cached = self._cache.get_blob(f"advisor-reply:{key}")
+        if cached is not None:
+            reply = AdvisorReply(**json.loads(cached))
+            with self._lock:
+                self.usage.cached_calls += 1
+                self.logical_usd += reply.cost_usd
+            return reply
+        try:
+            reply = self.inner.reply(messages, temperature=temperature, sample=sample)
+        except AdvisorError:
+            with self._lock:
+                self.usage.failed_calls += 1
+            raise
+        self._cache.put_blob(f"advisor-reply:{key}", json.dumps(reply.__dict__, ensure_ascii=False))
+        with self._lock:
+            self.usage.calls += 1
+            self.usage.prompt_tokens += reply.prompt_tokens
+            self.usage.completion_tokens += reply.completion_tokens
+            self.usage.cost_usd += reply.cost_usd
+            self.logical_usd += reply.cost_usd
+        return reply
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
+                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
+        """Several conversations, ``concurrency`` at a time for advisors that allow it.
+
+        Results come back in order; the budget is charged in order too, so which calls
+        fit is the same however the threads interleave.
+        """
+        if self.concurrency == 1 or len(conversations) <= 1:
+            return super().complete_many(conversations, temperature=temperature, samples=samples)
+        charged: list[BaseException | None] = []
+        for _ in conversations:  # in order, here: which calls fit never depends on thread timing
+            try:
+                self._charge()
+                charged.append(None)
+            except AdvisorBudgetExhausted as err:
+                charged.append(err)
+
+        def one(i: int) -> str | BaseException:
+            if charged[i] is not None:
+                return charged[i]
+            try:
+                return self._paid_reply(conversations[i], temperature, samples[i] if samples else 0).text
+            except AdvisorError as err:
+                return err
+
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
+            return list(pool.map(one, range(len(conversations))))
+
+    def check_ready(self) -> None:
+        self.inner.check_ready()
+
+    def cache_identity(self) -> dict[str, object]:
+        return self.inner.cache_identity()
+
+    def close(self) -> None:
+        self.inner.close()
