@@ -60,11 +60,13 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         (mean test CER, failed pair names).
 
     Exits:
-        2 on bad input (before any model is loaded); 3 when an answer model or advisor
-        cannot be reached, or another live process runs the same run id.
+        2 on bad input or a missing advisor (before any model is loaded); 3 when an
+        answer model or advisor cannot be used or reached (a missing or rejected key,
+        a dead endpoint), or another live process runs the same run id.
     """
     from hydra.utils import instantiate
 
+    from optimize.advisor_session import AdvisorSession
     from optimize.answer_store import AnswerStore, RunLeaseHeld
     from optimize.run_loop import run_pairs
     from prompt_opt_api import EndpointUnusable, TaskError, cache_key
@@ -80,11 +82,29 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
                                     e.doc_class, e.question_type) for e in task.examples]})
     log.info("task %s: %d examples, %d pairs to run", task.csv_path, len(task.examples), len(pairs))
 
-    model = instantiate(cfg.model)
     optimizer = instantiate(cfg.optimizer)
-    advisor = instantiate(cfg.advisor) if cfg.advisor.get("_target_") else None
+    # An optimizer that writes no prompt gets no advisor and writes under advisor "none":
+    # a results file named after an advisor holds only runs in which that advisor wrote.
+    wants_advisor = optimizer.uses_advisor
+    if wants_advisor and not cfg.advisor.get("_target_"):
+        log.error("optimizer=%s needs an advisor: pass advisor=local (or gpt4o, deepseek, claude, gemini, "
+                  "qwen2_vl_72b)", optimizer.name)
+        sys.exit(2)
+    advisor_name = cfg.advisor.name if wants_advisor else "none"
+    inner_advisor = instantiate(cfg.advisor) if wants_advisor else None
+    if inner_advisor is not None:
+        try:
+            inner_advisor.check_ready()  # a missing key fails here, before any model is loaded
+        except EndpointUnusable as err:
+            log.error("%s", err)
+            sys.exit(3)
+    model = instantiate(cfg.model)
     store = AnswerStore(cfg.paths.store)
     model.use_cache(store)
+    advisor = None
+    if inner_advisor is not None:
+        advisor = AdvisorSession(inner_advisor, store, max_calls=cfg.budget.get("advisor_calls"),
+                                 max_usd=cfg.budget.get("advisor_usd"))
     try:
         summary = run_pairs(
             pairs=pairs,
@@ -92,7 +112,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             model=model,
             optimizer=optimizer,
             advisor=advisor,
-            advisor_name=cfg.advisor.name,
+            advisor_name=advisor_name,
             store=store,
             metric=instantiate(cfg.metric),
             out_dir=out_dir,

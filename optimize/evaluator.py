@@ -147,6 +147,10 @@ class Evaluator:
         return _BudgetView(self._budget)
 
     @property
+    def model_name(self) -> str:
+        return self._model.name
+
+    @property
     def model_calls(self) -> int:
         return self._model_calls
 

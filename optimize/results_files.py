@@ -22,11 +22,14 @@ EXTRA_COLUMNS = (
     "n_test",
     "optimizer",
     "origin",
+    "author",
+    "n_demos",
     "answer_model_evaluations",
+    "advisor_calls",
     "advisor_cost_usd",
     "status",
 )
-OPTIMAL_COLUMNS = SEED_COLUMNS + ("advisor", "val_cer", "n_test", "optimizer", "source_file")
+OPTIMAL_COLUMNS = SEED_COLUMNS + ("advisor", "author", "val_cer", "n_test", "optimizer", "source_file")
 OPTIMAL_SUFFIX = "OptimalPrompts"
 
 

@@ -188,6 +188,8 @@ def run_pairs(
             done = store.finished_result(run_id, pair.key)
             if done is not None:
                 trial_log.replay(store.trials(run_id, pair.key))
+                if hasattr(advisor, "charge_finished"):  # the run's advisor budget counts it as before
+                    advisor.charge_finished(done.get("advisor_calls") or 0, done.get("advisor_cost_usd") or 0.0)
                 rows.append(done)
                 resumed.append(pair.key)
                 log.info("pair %r already finished in an earlier attempt of this run: not redone", pair.key)
@@ -237,10 +239,11 @@ def run_pairs(
         model_calls=totals["model_calls"],
         cache_hits=totals["cache_hits"],
         evaluations=totals["evaluations"],
-        advisor_cost_usd=sum(float(r.get("advisor_cost_usd") or 0) for r in rows),
+        advisor_cost_usd=float(getattr(getattr(advisor, "usage", None), "cost_usd", 0.0) or 0.0),
         elapsed_s=time.monotonic() - started,
         failed_pairs=failed,
-        extra={"resumed_pairs": resumed, "answer_model_diagnostics": model.diagnostics()},
+        extra={"resumed_pairs": resumed, "answer_model_diagnostics": model.diagnostics(),
+               "advisor_usage": dict(vars(advisor.usage)) if advisor is not None else None},
     )
     write_json(out_dir / "summary.json", _summary_json(summary, context))
     return summary
@@ -250,6 +253,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
                   batch_size, bar):
     store.clear_trials(run_id, pair.key, lease=lease)  # an unfinished earlier attempt is redone from its cache
     cost_at_start = _advisor_cost(advisor)
+    calls_at_start = _advisor_calls(advisor)
     records: list[dict[str, Any]] = []
     budget = Budget(max_evals)
     listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start)
@@ -280,7 +284,10 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "n_test": len(pair.test),
         "optimizer": optimizer.name,
         "origin": best_prompt.origin,
+        "author": author_of(best_prompt.origin),
+        "n_demos": len(best_prompt.demos),
         "answer_model_evaluations": budget.used + len(pair.test),
+        "advisor_calls": _advisor_calls(advisor) - calls_at_start,
         "advisor_cost_usd": round(_advisor_cost(advisor) - cost_at_start, 6),
         "status": status,
     }
@@ -307,9 +314,29 @@ def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], bud
     return listener
 
 
+def author_of(origin: str) -> str:
+    """Who wrote a prompt, from its origin: the advisor's name (``critic:GPT4o/round2`` ->
+    ``GPT4o``), or ``dataset`` / ``manual`` / ``rule`` for prompts no advisor wrote
+    (demos added by ``fewshot`` do not change the author)."""
+    head = origin.split("+", 1)[0]
+    kind, _, rest = head.partition(":")
+    if kind in ("advisor", "critic") and rest:
+        return rest.split("/", 1)[0]
+    return {"dataset-question": "dataset"}.get(kind, kind or "unknown")
+
+
 def _advisor_cost(advisor: Any) -> float:
-    usage = getattr(advisor, "usage", None)
-    return float(getattr(usage, "cost_usd", 0.0) or 0.0)
+    """Dollars charged to the run's advisor budget so far (cached replies at their original cost)."""
+    if hasattr(advisor, "logical_usd"):
+        return float(advisor.logical_usd)
+    return float(getattr(getattr(advisor, "usage", None), "cost_usd", 0.0) or 0.0)
+
+
+def _advisor_calls(advisor: Any) -> int:
+    """Advisor calls charged to the run's budget so far (cached ones included)."""
+    if hasattr(advisor, "logical_calls"):
+        return int(advisor.logical_calls)
+    return int(getattr(getattr(advisor, "usage", None), "calls", 0) or 0)
 
 
 def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

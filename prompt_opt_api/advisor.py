@@ -20,7 +20,9 @@ class AdvisorUsage:
     Attributes:
         calls: Requests that reached the advisor (cache misses).
         cached_calls: Replies served from the store (a resumed run pays nothing twice).
-        failed_calls: Requests given up after retries, or replies that stayed unusable.
+        failed_calls: Requests given up after retries.
+        unusable_replies: Replies with no usable prompt even after one correction
+            (optimizers count them: a failed proposal, the run goes on).
         prompt_tokens: Tokens sent (cache misses only).
         completion_tokens: Tokens received (cache misses only).
         cost_usd: Dollars actually spent (litellm's price map; 0 for local models).
@@ -29,6 +31,7 @@ class AdvisorUsage:
     calls: int = 0
     cached_calls: int = 0
     failed_calls: int = 0
+    unusable_replies: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0

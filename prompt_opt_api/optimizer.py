@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -48,6 +49,10 @@ class PromptEvaluator(Protocol):
     def budget(self) -> BudgetView:
         """The pair's budget, read-only."""
 
+    @property
+    def model_name(self) -> str:
+        """The answer model's display name (meta-prompts tell the advisor what it writes for)."""
+
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers."""
 
@@ -79,9 +84,21 @@ class Optimizer(ABC):
 
     Attributes:
         name: Short name written to results (``optimizer`` column).
+        uses_advisor: Whether ``optimize`` needs an advisor. One that does not writes its
+            results under advisor ``none`` and no advisor is started for it.
+        seed_prompts: Prompts to start from besides the baseline (``seeded``; ``chain``
+            passes the previous step's best this way).
     """
 
     name: str = "optimizer"
+    uses_advisor: bool = False
+    seed_prompts: tuple[Prompt, ...] = ()
+
+    def seeded(self, prompts: Sequence[Prompt]) -> Optimizer:
+        """A copy of this optimizer that also starts from ``prompts``."""
+        clone = copy.copy(self)
+        clone.seed_prompts = tuple(prompts)
+        return clone
 
     @abstractmethod
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:

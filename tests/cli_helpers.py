@@ -21,7 +21,7 @@ def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", model
     return [
         sys.executable, "-m", "optimize",
         f"hydra.searchpath=[file://{TEST_CONF}]",
-        f"model={model}", "advisor=none",
+        f"model={model}", *([] if any(o.startswith("advisor=") for o in overrides) else ["advisor=none"]),
         f"task.csv={csv_path}",
         f"paths.store={tmp / 'store.sqlite'}",
         f"paths.results_dir={tmp / 'results'}",
@@ -30,6 +30,7 @@ def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", model
     ]
 
 
-def run_cli(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", timeout: float = 120, model: str = "scripted"):
-    return subprocess.run(cli_args(tmp, csv_path, *overrides, out=out, model=model), cwd=REPO, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", timeout: float = 120, model: str = "scripted",
+            env: dict[str, str] | None = None):
+    return subprocess.run(cli_args(tmp, csv_path, *overrides, out=out, model=model), cwd=REPO,
+                          env={**cli_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout)

@@ -70,7 +70,7 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
     evaluator = seen["evaluator"]
     # the public surface is exactly: score, race (built on score), a read-only budget, two counters
     public = {name for name in dir(evaluator) if not name.startswith("_")}
-    assert public == {"score", "race", "budget", "model_calls", "cache_hits"}
+    assert public == {"score", "race", "budget", "model_name", "model_calls", "cache_hits"}
     # nothing reachable from the evaluator (attributes, closures, bound methods) is a test example
     test_rows = {ex.source_row for ex in full_pair.test}
     reachable = _reachable_examples(evaluator, depth=10)

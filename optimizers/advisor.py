@@ -1,0 +1,76 @@
+"""``optimizer=advisor``: the seed's first recipe. Ask the advisor for several candidate
+prompts for the pair, score them all on val, keep the best."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from optimizers import critic_prompts as text
+from optimizers.advisor_writes import conversation, mistakes_block, placeholder_rule, task_block
+from optimizers.prompt_edits import worst_mistakes
+from optimizers.prompt_pool import PromptPool, ask_for_prompts
+from prompt_opt_api import (
+    Advisor,
+    BudgetExhausted,
+    Optimizer,
+    Pair,
+    Prompt,
+    PromptEvaluator,
+    Trial,
+    baseline_prompt,
+)
+
+
+class AdvisorOptimizer(Optimizer):
+    """One round of advisor proposals.
+
+    The meta-prompt tells the advisor the task, the document class and field, the data
+    set's questions and true train answers, the answer model's name and its mistakes
+    with the data set's question (scored on train).
+
+    Args:
+        n_candidates: How many new prompts to ask for.
+        temperature: Sampling temperature of the first request (re-asks go higher).
+        max_reasks: Extra requests when the advisor repeats itself.
+        seed_candidates: Hand-written prompts scored beside the baseline.
+        racing: Score proposals with racing (minibatch first).
+        minibatch: Racing minibatch size.
+        show_mistakes: Train mistakes shown in the meta-prompt.
+    """
+
+    name = "advisor"
+    uses_advisor = True
+
+    def __init__(self, n_candidates: int = 5, temperature: float = 0.7, max_reasks: int = 2,
+                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
+                 show_mistakes: int = 5) -> None:
+        self.n_candidates = n_candidates
+        self.temperature = temperature
+        self.max_reasks = max_reasks
+        self.seed_candidates = tuple(seed_candidates)
+        self.racing = racing
+        self.minibatch = minibatch
+        self.show_mistakes = show_mistakes
+
+    def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
+        if advisor is None:
+            raise ValueError("optimizer=advisor needs an advisor (advisor=local|gpt4o|...)")
+        advisor.check_ready()
+        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
+        baseline = baseline_prompt()
+        pool.add([baseline, *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)], step=0)
+        baseline_cer = next((s.cer for p, s in pool.scored if p == baseline), float("nan"))
+        mistakes = []
+        if pair.train and not pool.budget_spent:
+            try:
+                on_train = evaluator.score(baseline, pair.train)
+                mistakes = worst_mistakes(pair.train, on_train.results, self.show_mistakes)
+            except BudgetExhausted:
+                return pool.trials
+        request = text.PROPOSE.format(task=task_block(pair, evaluator.model_name), baseline_cer=f"{baseline_cer:.3f}",
+                                      mistakes=mistakes_block(mistakes), n=self.n_candidates,
+                                      placeholder_rule=placeholder_rule(pair))
+        asked = ask_for_prompts(advisor, conversation(request), self.n_candidates, sample_base=0,
+                                known=pool.known_texts(), temperature=self.temperature, max_reasks=self.max_reasks)
+        pool.add([Prompt(t, origin=f"advisor:{advisor.name}") for t in asked.prompts], step=1)
+        return pool.trials

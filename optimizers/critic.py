@@ -1,0 +1,146 @@
+"""``optimizer=critic``: the seed's arena loop, OPRO-style.
+
+Each round the advisor sees the best prompts so far with their val CER and the current
+best prompt's worst mistakes on train (expected vs answered, with an error class); it
+writes a short analysis and new prompts (a rewrite, an edit fixing the most frequent
+mistake, an edit adding one constraint). They are scored on val; the pool keeps them
+all and the best competes. Rule edits that need no LLM (format hint from the train
+answers, "copy exactly", "value only", field location) are tried on the baseline and
+on each new best, so a weak advisor still gets somewhere. Stops on budget or after
+``patience`` rounds without improvement.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+from optimizers import critic_prompts as text
+from optimizers.advisor_writes import (
+    conversation,
+    mistakes_block,
+    placeholder_rule,
+    scored_block,
+    task_block,
+    with_page_images,
+)
+from optimizers.prompt_edits import rule_edits, worst_mistakes
+from optimizers.prompt_pool import PromptPool, ask_for_prompts
+from prompt_opt_api import (
+    Advisor,
+    BudgetExhausted,
+    Optimizer,
+    Pair,
+    Prompt,
+    PromptEvaluator,
+    Trial,
+    baseline_prompt,
+)
+
+log = logging.getLogger(__name__)
+
+
+class CriticOptimizer(Optimizer):
+    """Iterative critic loop with rule edits.
+
+    Args:
+        rounds: Advisor rounds at most.
+        patience: Stop after this many rounds without a better full-val CER.
+        per_round: New prompts asked for per round.
+        top_k: Best prompts shown with their scores.
+        worst_errors: Train mistakes shown.
+        temperature: First temperature of a round's request (re-asks go higher).
+        max_reasks: Extra requests per round when the advisor repeats itself.
+        rule_edits: Try LLM-free edits of the baseline and of every new best.
+        seed_candidates: Hand-written prompts in the initial pool.
+        racing: Score new candidates with racing (minibatch first).
+        minibatch: Racing minibatch size.
+        show_images: Attach the pages of the worst errors for advisors that read images.
+        max_images: Pages attached per request.
+    """
+
+    name = "critic"
+    uses_advisor = True
+
+    def __init__(self, rounds: int = 4, patience: int = 2, per_round: int = 3, top_k: int = 4,
+                 worst_errors: int = 5, temperature: float = 0.8, max_reasks: int = 1, rule_edits: bool = True,
+                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
+                 show_images: bool = False, max_images: int = 2) -> None:
+        self.rounds = rounds
+        self.patience = patience
+        self.per_round = per_round
+        self.top_k = top_k
+        self.worst_errors = worst_errors
+        self.temperature = temperature
+        self.max_reasks = max_reasks
+        self.rule_edits = rule_edits
+        self.seed_candidates = tuple(seed_candidates)
+        self.racing = racing
+        self.minibatch = minibatch
+        self.show_images = show_images
+        self.max_images = max_images
+
+    def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
+        if advisor is None:
+            raise ValueError("optimizer=critic needs an advisor (advisor=local|gpt4o|...)")
+        advisor.check_ready()
+        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
+        seeds = [baseline_prompt(), *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)]
+        pool.add(seeds, step=0)
+        edited: set[str] = set()  # prompts whose rule edits were tried
+        self._rule_edits(pool, pair, edited, step=0)
+        stale = 0
+        for round_no in range(1, self.rounds + 1):
+            if pool.budget_spent or pool.best is None:
+                break
+            before = pool.best[1].cer
+            best_prompt = pool.best[0]
+            try:
+                mistakes, pages = self._mistakes(pair, evaluator, best_prompt)
+            except BudgetExhausted:
+                break
+            request = text.CRITIC.format(
+                task=task_block(pair, evaluator.model_name),
+                scored=scored_block(pool.ranked()[: self.top_k]),
+                mistakes=mistakes_block(mistakes),
+                n=self.per_round,
+                top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
+                placeholder_rule=placeholder_rule(pair),
+            )
+            user = (with_page_images(request, pages, self.max_images)
+                    if self.show_images and advisor.accepts_images and pages else request)
+            asked = ask_for_prompts(advisor, conversation(user), self.per_round, sample_base=round_no * 100,
+                                    known=pool.known_texts(), temperature=self.temperature,
+                                    max_reasks=self.max_reasks)
+            pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{advisor.name}/round{round_no}")
+                      for t in asked.prompts], step=round_no)
+            self._rule_edits(pool, pair, edited, step=round_no)
+            log.info("pair %r round %d: %d new prompts, best val CER %.3f", pair.key, round_no, len(asked.prompts),
+                     pool.best[1].cer if pool.best else float("nan"))
+            if asked.budget_spent:
+                break
+            stale = 0 if pool.best[1].cer < before else stale + 1
+            if stale >= self.patience:
+                break
+        return pool.trials
+
+    def _rule_edits(self, pool: PromptPool, pair: Pair, edited: set[str], step: int) -> None:
+        if not self.rule_edits or pool.best is None:
+            return
+        best = pool.best[0]
+        if best.text in edited:
+            return
+        edited.add(best.text)
+        pool.add(rule_edits(best, pair.train), step=step)
+
+    def _mistakes(self, pair: Pair, evaluator: PromptEvaluator, prompt: Prompt):
+        """The best prompt's worst mistakes on train, and their pages (none without a train split:
+        val answers are for selection, never shown to the advisor)."""
+        examples = pair.train
+        if not examples:
+            return [], []
+        score = evaluator.score(prompt, examples)  # a repeat of an earlier request is free
+        mistakes = worst_mistakes(examples, score.results, self.worst_errors)
+        by_row = {ex.source_row: ex for ex in examples}
+        return mistakes, [by_row[m.row] for m in mistakes]

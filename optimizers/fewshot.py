@@ -1,0 +1,77 @@
+"""``optimizer=fewshot``: choose k demonstrations from train for an instruction.
+
+Random search over demo sets (seeded), then greedy single swaps on the best set, every
+candidate scored on full val. Demos reach the answer model as earlier chat turns (with
+their own images for Qwen2-VL). The instruction is the best full-val prompt among the
+baseline and the seed prompts (``chain`` passes the previous step's winner).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+
+from optimizers.prompt_pool import PromptPool
+from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, Trial, baseline_prompt
+
+
+class FewShotOptimizer(Optimizer):
+    """Demonstration selection by val CER.
+
+    Args:
+        k: Demos per prompt.
+        random_sets: Random demo sets tried first.
+        swap_candidates: Train examples tried per slot in the greedy pass (0: no greedy pass).
+        seed: Search seed (combined with the pair's name).
+        seed_candidates: Instructions to choose from besides the baseline.
+        racing: Score candidates with racing (minibatch first).
+        minibatch: Racing minibatch size.
+    """
+
+    name = "fewshot"
+
+    def __init__(self, k: int = 2, random_sets: int = 4, swap_candidates: int = 2, seed: int = 0,
+                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4) -> None:
+        self.k = k
+        self.random_sets = random_sets
+        self.swap_candidates = swap_candidates
+        self.seed = seed
+        self.seed_candidates = tuple(seed_candidates)
+        self.racing = racing
+        self.minibatch = minibatch
+
+    def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
+        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
+        instructions = [baseline_prompt(), *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)]
+        pool.add([p for p in instructions if not p.demos], step=0)
+        if pool.best is None or not pair.train or self.k < 1:
+            return pool.trials
+        instruction = pool.best[0]
+        digest = hashlib.sha256(f"{self.seed}|{pair.key}".encode()).hexdigest()
+        rng = random.Random(int(digest[:16], 16))
+        train = list(pair.train)
+        k = min(self.k, len(train))
+
+        def with_demos(demos: Sequence) -> Prompt:
+            return Prompt(instruction.text, demos=tuple(demos), origin=f"{instruction.origin}+fewshot")
+
+        for _ in range(self.random_sets):
+            if pool.budget_spent:
+                return pool.trials
+            pool.add([with_demos(rng.sample(train, k))], step=1)
+        with_sets = [(p, s) for p, s in pool.scored if p.demos]
+        if not with_sets or not self.swap_candidates:
+            return pool.trials
+        best_set = list(min(with_sets, key=lambda item: item[1].cer)[0].demos)
+        best_cer = min(s.cer for _, s in with_sets)
+        for slot in range(len(best_set)):
+            others = [ex for ex in train if ex not in best_set]
+            for replacement in rng.sample(others, min(self.swap_candidates, len(others))):
+                if pool.budget_spent:
+                    return pool.trials
+                trial_set = [*best_set[:slot], replacement, *best_set[slot + 1:]]
+                for prompt, score in pool.add([with_demos(trial_set)], step=2 + slot):
+                    if score.cer < best_cer:
+                        best_set, best_cer = list(prompt.demos), score.cer
+        return pool.trials

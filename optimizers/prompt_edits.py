@@ -1,0 +1,176 @@
+"""Prompt edits that need no LLM, and a classification of the answer model's mistakes.
+
+A weak advisor (the local 1.5B) rarely writes a better prompt from scratch, so the
+critic also tries edits derived from the data: an output-format hint built from the
+train answers (character classes, length, date or number pattern, letter case,
+script), a "copy exactly as printed" clause, a "value only" clause and a field-location
+hint from the answer boxes. Clause texts live in ``critic_prompts.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from optimizers import critic_prompts as text
+from prompt_opt_api import Example, ExampleResult, Prompt
+
+_DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$")
+# Latin letters that look like Cyrillic ones (plates, series, categories)
+_LATIN_TO_CYRILLIC = str.maketrans("ABCEHKMOPTXYaceopxy", "АВСЕНКМОРТХУасеорху")
+
+
+def _script(ch: str) -> str:
+    if ch.isdigit():
+        return "digit"
+    if ch.isalpha():
+        return "cyrillic" if "CYRILLIC" in unicodedata.name(ch, "") else "latin"
+    return "other"
+
+
+def shape(value: str) -> str:
+    """A value's shape: digits -> 9, Cyrillic letters -> Я, Latin letters -> Z, rest kept."""
+    out = []
+    for ch in value:
+        kind = _script(ch)
+        out.append({"digit": "9", "cyrillic": "Я", "latin": "Z"}.get(kind, ch))
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class AnswerProfile:
+    """What the train answers of a pair look like."""
+
+    n: int
+    min_len: int
+    max_len: int
+    all_dates: bool
+    common_shape: str | None  # one shape shared by every answer (e.g. 999-999-999 99)
+    has_cyrillic: bool
+    has_latin: bool
+    upper: bool  # every letter upper case
+
+    def format_hint(self) -> str | None:
+        """One sentence describing the expected output, or None when nothing is regular."""
+        if self.n == 0:
+            return None
+        if self.all_dates:
+            return text.FORMAT_DATE
+        parts = []
+        if self.common_shape and any(c == "9" for c in self.common_shape):
+            parts.append(text.FORMAT_SHAPE.format(shape=self.common_shape))
+        if self.has_cyrillic and not self.has_latin:
+            parts.append(text.FORMAT_CYRILLIC_UPPER if self.upper else text.FORMAT_CYRILLIC)
+        elif self.upper and (self.has_cyrillic or self.has_latin):
+            parts.append(text.FORMAT_UPPER)
+        if self.max_len <= 40 and not self.common_shape:
+            parts.append(text.FORMAT_LENGTH.format(lo=self.min_len, hi=self.max_len))
+        return " ".join(parts) or None
+
+
+def answer_profile(answers: Sequence[str]) -> AnswerProfile:
+    """Profile the (train) answers of one pair."""
+    answers = [a.strip() for a in answers if a.strip()]
+    if not answers:
+        return AnswerProfile(0, 0, 0, False, None, False, False, False)
+    shapes = {shape(a) for a in answers}
+    letters = [ch for a in answers for ch in a if ch.isalpha()]
+    return AnswerProfile(
+        n=len(answers),
+        min_len=min(len(a) for a in answers),
+        max_len=max(len(a) for a in answers),
+        all_dates=all(_DATE.match(a) for a in answers),
+        common_shape=shapes.pop() if len(shapes) == 1 else None,
+        has_cyrillic=any(_script(ch) == "cyrillic" for ch in letters),
+        has_latin=any(_script(ch) == "latin" for ch in letters),
+        upper=bool(letters) and all(ch.isupper() for ch in letters),
+    )
+
+
+def location_hint(examples: Sequence[Example]) -> str | None:
+    """Where on the page the field usually is (from train answer boxes), or None."""
+    from PIL import Image  # lazy
+
+    rows, cols = [], []
+    for ex in examples:
+        if ex.bbox is None:
+            continue
+        with Image.open(ex.image) as img:  # reads the header only
+            width, height = img.size
+        x = (ex.bbox[0] + ex.bbox[2]) / 2 / width
+        y = (ex.bbox[1] + ex.bbox[3]) / 2 / height
+        rows.append(0 if y < 1 / 3 else 1 if y < 2 / 3 else 2)
+        cols.append(0 if x < 0.5 else 1)
+    if not rows or len(set(rows)) > 1:
+        return None
+    side = text.LOCATION_SIDES[cols[0]] if len(set(cols)) == 1 else ""
+    return text.LOCATION.format(where=text.LOCATION_ROWS[rows[0]], side=side).replace("  ", " ")
+
+
+def rule_edits(base: Prompt, train: Sequence[Example]) -> list[Prompt]:
+    """Edits of ``base`` that need no LLM, each adding one clause (deduplicated)."""
+    profile = answer_profile([ex.answer for ex in train])
+    clauses = [("value-only", text.VALUE_ONLY), ("copy-exactly", text.COPY_EXACTLY)]
+    if (hint := profile.format_hint()) is not None:
+        clauses.append(("format", hint))
+    if (where := location_hint(train)) is not None:
+        clauses.append(("location", where))
+    if profile.has_cyrillic and profile.upper:
+        clauses.append(("cyrillic-letters", text.CYRILLIC_LOOKALIKES))
+    out, seen = [], {base.text}
+    for name, clause in clauses:
+        edited = f"{base.text.rstrip()} {clause}"
+        if edited not in seen:
+            seen.add(edited)
+            out.append(Prompt(edited, demos=base.demos, origin=f"rule:{name}"))
+    if len(clauses) > 2:  # all clauses at once: the edits often help together
+        combined = " ".join([base.text.rstrip(), *(c for _, c in clauses)])
+        if combined not in seen:
+            out.append(Prompt(combined, demos=base.demos, origin="rule:all"))
+    return out
+
+
+# -- mistakes ----------------------------------------------------------------
+ERROR_CLASSES = ("empty", "extra words", "truncated", "Latin/Cyrillic look-alikes", "date or number format",
+                 "wrong field", "other")
+
+
+def classify_mistake(expected: str, answered: str) -> str:
+    """One error class for an answer that was not exact (see ``ERROR_CLASSES``)."""
+    exp = " ".join(expected.casefold().split())
+    got = " ".join(answered.casefold().split()).strip(" .,:;\"'«»")
+    if not got:
+        return "empty"
+    if exp in got and len(got) > len(exp):
+        return "extra words"
+    if got in exp and len(got) < len(exp):
+        return "truncated"
+    if got.translate(_LATIN_TO_CYRILLIC) == exp.translate(_LATIN_TO_CYRILLIC):
+        return "Latin/Cyrillic look-alikes"
+    digits = lambda s: re.sub(r"\D", "", s)  # noqa: E731
+    if digits(exp) and digits(exp) == digits(got):
+        return "date or number format"
+    overlap = len(set(exp) & set(got)) / max(1, len(set(exp)))
+    return "wrong field" if overlap < 0.5 else "other"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One wrong answer, for the critic's meta-prompt."""
+
+    question: str
+    expected: str
+    answered: str
+    cer: float
+    error_class: str
+    row: str
+
+
+def worst_mistakes(examples: Sequence[Example], results: Sequence[ExampleResult], limit: int) -> list[Mistake]:
+    """The ``limit`` highest-CER wrong answers, each with its error class."""
+    wrong = [(ex, r) for ex, r in zip(examples, results) if not r.exact]
+    wrong.sort(key=lambda item: -item[1].cer)
+    return [Mistake(ex.question, r.answer, r.prediction, r.cer, classify_mistake(r.answer, r.prediction),
+                    r.source_row) for ex, r in wrong[:limit]]

@@ -1,0 +1,187 @@
+"""What the prompt-writing optimizers share: asking an advisor for prompts, parsing its
+reply, and a pool of scored candidates.
+
+A weak advisor repeats itself, returns the input, or forgets the tags; so every reply is
+parsed leniently, a reply with no prompt gets one correction turn, repeats are dropped,
+and when too few new prompts came back the advisor is asked again at a higher
+temperature (each request with its own sample index, so the reply cache keeps a resumed
+run on the same path).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from optimizers import critic_prompts as text
+from prompt_opt_api import (
+    Advisor,
+    AdvisorBudgetExhausted,
+    AdvisorError,
+    BudgetExhausted,
+    Message,
+    Pair,
+    Prompt,
+    PromptEvaluator,
+    Score,
+    Trial,
+)
+
+log = logging.getLogger(__name__)
+
+_TAGGED = re.compile(r"<prompt>(.*?)(?:</prompt>|$)", re.DOTALL | re.IGNORECASE)
+_MAX_PROMPT_CHARS = 600
+
+
+def normalized(prompt_text: str) -> str:
+    """The form used to tell repeats apart: case and whitespace ignored."""
+    return " ".join(prompt_text.casefold().split())
+
+
+def parse_prompts(reply: str) -> list[str]:
+    """Prompts between ``<prompt>`` tags (an unclosed last tag counts), cleaned.
+
+    Empty ones, ones over 600 characters and ones that still carry tags are dropped;
+    surrounding quotes and code fences are stripped.
+    """
+    found = []
+    for raw in _TAGGED.findall(reply or ""):
+        candidate = raw.strip().strip("`").strip().strip("\"'«»").strip()
+        if candidate and len(candidate) <= _MAX_PROMPT_CHARS and "<" not in candidate:
+            found.append(candidate)
+    return found
+
+
+@dataclass
+class AskResult:
+    """Prompts an advisor wrote for one request, and what went wrong on the way."""
+
+    prompts: list[str] = field(default_factory=list)
+    failed_calls: int = 0  # no reply after retries (AdvisorError)
+    unusable_replies: int = 0  # a reply with no prompt even after the correction
+    budget_spent: bool = False
+
+
+def ask_for_prompts(advisor: Advisor, messages: Sequence[Message], n: int, sample_base: int,
+                    known: set[str], temperature: float | None = None, max_reasks: int = 2,
+                    reask_step: float = 0.3) -> AskResult:
+    """Ask ``advisor`` for ``n`` prompts not in ``known`` (normalized texts; updated).
+
+    Args:
+        advisor: The run's advisor.
+        messages: The meta-prompt conversation.
+        n: How many new prompts are wanted.
+        sample_base: First sample index for this request (callers keep ranges apart).
+        known: Normalized texts already in the pool; new prompts are added to it.
+        temperature: First temperature (None: the advisor's default, 0.7 assumed for re-asks).
+        max_reasks: Extra requests at higher temperature when too few new prompts came.
+        reask_step: Temperature added per re-ask.
+    """
+    result = AskResult()
+    temp = temperature
+    for attempt in range(max_reasks + 1):
+        if len(result.prompts) >= n:
+            break
+        sample = sample_base + attempt
+        try:
+            reply = advisor.complete(messages, temperature=temp, sample=sample)
+            prompts = parse_prompts(reply)
+            if not prompts:  # one correction turn, then a failed proposal
+                fix = [*messages, {"role": "assistant", "content": reply},
+                       {"role": "user", "content": text.CORRECTION.format(n=n)}]
+                prompts = parse_prompts(advisor.complete(fix, temperature=temp, sample=sample))
+                if not prompts:
+                    result.unusable_replies += 1
+                    advisor.usage.unusable_replies += 1
+        except AdvisorBudgetExhausted:
+            result.budget_spent = True
+            break
+        except AdvisorError as err:
+            log.warning("advisor %r: proposal failed: %s", advisor.name, err)
+            result.failed_calls += 1
+            prompts = []
+        for prompt in prompts:
+            key = normalized(prompt)
+            if key not in known and len(result.prompts) < n:
+                known.add(key)
+                result.prompts.append(prompt)
+        temp = (0.7 if temp is None else temp) + reask_step
+    return result
+
+
+class PromptPool:
+    """Candidates of one pair with their full-val scores; the trials an optimizer returns.
+
+    Args:
+        pair: The visible pair.
+        evaluator: The sealed evaluator.
+        optimizer: Name written into trials.
+        racing: Score new candidates with racing (``evaluator.race``).
+        minibatch: Racing minibatch size.
+    """
+
+    def __init__(self, pair: Pair, evaluator: PromptEvaluator, optimizer: str, racing: bool = False,
+                 minibatch: int = 4) -> None:
+        self.pair, self.evaluator, self.optimizer = pair, evaluator, optimizer
+        self.racing, self.minibatch = racing, minibatch
+        self.scored: list[tuple[Prompt, Score]] = []
+        self.trials: list[Trial] = []
+        self.known: set[str] = set()
+        self.budget_spent = False
+
+    @property
+    def best(self) -> tuple[Prompt, Score] | None:
+        """Lowest full-val CER; the earliest on a tie."""
+        return min(self.scored, key=lambda item: item[1].cer) if self.scored else None
+
+    def ranked(self) -> list[tuple[Prompt, Score]]:
+        return sorted(self.scored, key=lambda item: item[1].cer)
+
+    def is_known(self, prompt: Prompt) -> bool:
+        return self._key(prompt) in self.known
+
+    def known_texts(self) -> set[str]:
+        """Normalized texts of every candidate so far (what ``ask_for_prompts`` must not repeat)."""
+        return {key.split("|")[0] for key in self.known}
+
+    @staticmethod
+    def _key(prompt: Prompt) -> str:
+        demos = ",".join(d.source_row for d in prompt.demos)
+        return normalized(prompt.text) + ("|" + demos if demos else "")
+
+    def add(self, prompts: Sequence[Prompt], step: int) -> list[tuple[Prompt, Score]]:
+        """Score the prompts not seen before on full val (racing if enabled); return the new scores.
+
+        Stops quietly when the answer-model budget is spent (``budget_spent`` is set).
+        """
+        fresh = []
+        for prompt in prompts:
+            key = self._key(prompt)
+            if key not in self.known:
+                self.known.add(key)
+                fresh.append(prompt)
+        added: list[tuple[Prompt, Score]] = []
+        if not fresh or self.budget_spent:
+            return added
+        try:
+            if self.racing:
+                incumbent = self.best[1] if self.best else None
+                for prompt in fresh:  # one at a time: a budget stop keeps the ones already raced
+                    (score,) = self.evaluator.race([prompt], self.pair.val, incumbent, self.minibatch)
+                    if score is not None:
+                        added.append(self._record(prompt, score, step))
+                        if incumbent is None or score.cer < incumbent.cer:
+                            incumbent = score
+            else:
+                for prompt in fresh:
+                    added.append(self._record(prompt, self.evaluator.score(prompt, self.pair.val), step))
+        except BudgetExhausted:
+            self.budget_spent = True
+        return added
+
+    def _record(self, prompt: Prompt, score: Score, step: int) -> tuple[Prompt, Score]:
+        self.scored.append((prompt, score))
+        self.trials.append(Trial(prompt=prompt, split="val", score=score, step=step, optimizer=self.optimizer))
+        return prompt, score
