@@ -16,6 +16,8 @@ def import_litellm() -> Any:
     import litellm  # lazy: heavy import
 
     litellm.suppress_debug_info = True  # no "Provider List" banners on stdout
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # one INFO block per request otherwise
     return litellm
 
 

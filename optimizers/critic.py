@@ -25,7 +25,7 @@ from optimizers.advisor_writes import (
     task_block,
     with_page_images,
 )
-from optimizers.prompt_edits import rule_edits, worst_mistakes
+from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits, worst_mistakes
 from optimizers.prompt_pool import PromptPool, ask_for_prompts
 from prompt_opt_api import (
     Advisor,
@@ -53,6 +53,10 @@ class CriticOptimizer(Optimizer):
         temperature: First temperature of a round's request (re-asks go higher).
         max_reasks: Extra requests per round when the advisor repeats itself.
         rule_edits: Try LLM-free edits of the baseline and of every new best.
+        rule_edit_kinds: Which edits (``prompt_edits.RULE_EDIT_KINDS``).
+        max_run_advisor_calls: Ask the advisor no more once the run has made this many
+            calls (cached ones included, so a resumed run decides the same); None: no cap.
+            Pairs after that get the seeds and rule edits only.
         seed_candidates: Hand-written prompts in the initial pool.
         racing: Score new candidates with racing (minibatch first).
         minibatch: Racing minibatch size.
@@ -66,7 +70,8 @@ class CriticOptimizer(Optimizer):
     def __init__(self, rounds: int = 4, patience: int = 2, per_round: int = 3, top_k: int = 4,
                  worst_errors: int = 5, temperature: float = 0.8, max_reasks: int = 1, rule_edits: bool = True,
                  seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
-                 show_images: bool = False, max_images: int = 2) -> None:
+                 show_images: bool = False, max_images: int = 2,
+                 rule_edit_kinds: Sequence[str] = RULE_EDIT_KINDS, max_run_advisor_calls: int | None = None) -> None:
         self.rounds = rounds
         self.patience = patience
         self.per_round = per_round
@@ -75,6 +80,8 @@ class CriticOptimizer(Optimizer):
         self.temperature = temperature
         self.max_reasks = max_reasks
         self.rule_edits = rule_edits
+        self.rule_edit_kinds = tuple(rule_edit_kinds)
+        self.max_run_advisor_calls = max_run_advisor_calls
         self.seed_candidates = tuple(seed_candidates)
         self.racing = racing
         self.minibatch = minibatch
@@ -93,6 +100,11 @@ class CriticOptimizer(Optimizer):
         stale = 0
         for round_no in range(1, self.rounds + 1):
             if pool.budget_spent or pool.best is None:
+                break
+            if pool.best[1].cer == 0.0:  # nothing left to improve on val: spend no advisor call
+                break
+            run_calls = getattr(advisor, "logical_calls", advisor.usage.calls + advisor.usage.cached_calls)
+            if self.max_run_advisor_calls is not None and run_calls >= self.max_run_advisor_calls:
                 break
             before = pool.best[1].cer
             best_prompt = pool.best[0]
@@ -132,7 +144,7 @@ class CriticOptimizer(Optimizer):
         if best.text in edited:
             return
         edited.add(best.text)
-        pool.add(rule_edits(best, pair.train), step=step)
+        pool.add(rule_edits(best, pair.train, self.rule_edit_kinds), step=step)
 
     def _mistakes(self, pair: Pair, evaluator: PromptEvaluator, prompt: Prompt):
         """The best prompt's worst mistakes on train, and their pages (none without a train split:

@@ -19,7 +19,7 @@ from prompt_opt_api import Example, ExampleResult, Prompt
 
 _DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$")
 # Latin letters that look like Cyrillic ones (plates, series, categories)
-_LATIN_TO_CYRILLIC = str.maketrans("ABCEHKMOPTXYaceopxy", "АВСЕНКМОРТХУасеорху")
+_LATIN_TO_CYRILLIC = str.maketrans("ABCEHKMOPTXY", "АВСЕНКМОРТХУ")  # compared in upper case
 
 
 def _script(ch: str) -> str:
@@ -109,8 +109,19 @@ def location_hint(examples: Sequence[Example]) -> str | None:
     return text.LOCATION.format(where=text.LOCATION_ROWS[rows[0]], side=side).replace("  ", " ")
 
 
-def rule_edits(base: Prompt, train: Sequence[Example]) -> list[Prompt]:
-    """Edits of ``base`` that need no LLM, each adding one clause (deduplicated)."""
+RULE_EDIT_KINDS = ("value-only", "copy-exactly", "format", "location", "cyrillic-letters", "all")
+
+
+def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RULE_EDIT_KINDS) -> list[Prompt]:
+    """Edits of ``base`` that need no LLM: one per clause that applies and that ``base``
+    does not already say, plus (``all``) every such clause at once.
+
+    Args:
+        base: The prompt to edit (its demos are kept).
+        train: Train examples (answers and boxes the hints are derived from).
+        kinds: Which edits to make (``RULE_EDIT_KINDS``); ``all`` combines every
+            applicable clause, whichever single edits are listed.
+    """
     profile = answer_profile([ex.answer for ex in train])
     clauses = [("value-only", text.VALUE_ONLY), ("copy-exactly", text.COPY_EXACTLY)]
     if (hint := profile.format_hint()) is not None:
@@ -119,13 +130,16 @@ def rule_edits(base: Prompt, train: Sequence[Example]) -> list[Prompt]:
         clauses.append(("location", where))
     if profile.has_cyrillic and profile.upper:
         clauses.append(("cyrillic-letters", text.CYRILLIC_LOOKALIKES))
+    said = base.text.casefold()
+    # a clause whose first three words the prompt already has adds nothing
+    clauses = [(name, clause) for name, clause in clauses if " ".join(clause.split()[:3]).casefold() not in said]
     out, seen = [], {base.text}
     for name, clause in clauses:
         edited = f"{base.text.rstrip()} {clause}"
-        if edited not in seen:
+        if name in kinds and edited not in seen:
             seen.add(edited)
             out.append(Prompt(edited, demos=base.demos, origin=f"rule:{name}"))
-    if len(clauses) > 2:  # all clauses at once: the edits often help together
+    if "all" in kinds and len(clauses) > 1:  # every clause at once: the edits often help together
         combined = " ".join([base.text.rstrip(), *(c for _, c in clauses)])
         if combined not in seen:
             out.append(Prompt(combined, demos=base.demos, origin="rule:all"))
@@ -147,7 +161,7 @@ def classify_mistake(expected: str, answered: str) -> str:
         return "extra words"
     if got in exp and len(got) < len(exp):
         return "truncated"
-    if got.translate(_LATIN_TO_CYRILLIC) == exp.translate(_LATIN_TO_CYRILLIC):
+    if got.upper().translate(_LATIN_TO_CYRILLIC) == exp.upper().translate(_LATIN_TO_CYRILLIC):
         return "Latin/Cyrillic look-alikes"
     digits = lambda s: re.sub(r"\D", "", s)  # noqa: E731
     if digits(exp) and digits(exp) == digits(got):

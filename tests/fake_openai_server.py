@@ -30,6 +30,8 @@ class FakeOpenAIServer:
     def __init__(self, script: list[Step]) -> None:
         self.script = list(script)
         self.requests: list[dict] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._lock = threading.Lock()
         server = self
 
@@ -44,7 +46,11 @@ class FakeOpenAIServer:
                     server.requests.append({"t": time.monotonic(), "body": body,
                                             "authorization": self.headers.get("Authorization", "")})
                     step = server.script[min(index, len(server.script) - 1)]
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
                 time.sleep(step.delay_s)
+                with server._lock:
+                    server.in_flight -= 1
                 if step.status != 200:
                     payload = json.dumps({"error": {"message": f"scripted {step.status}", "type": "test"}}).encode()
                     self.send_response(step.status)

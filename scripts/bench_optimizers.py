@@ -1,0 +1,152 @@
+"""Benchmark the optimizers on one generated data set, same pairs, budget and splits.
+
+Every optimizer runs through the real CLI (``python -m optimize``) with the CPU answer
+model and the local advisor, on the same pairs, answer-model budget and split seeds,
+sharing one answer store (so a prompt two optimizers both try is computed once: wall
+times are therefore order-dependent; evaluations are not). Prints, per optimizer and
+pair, held-out test CER with a bootstrap 95 % interval over test examples, the median
+and the CER clipped at 1 beside the mean, answer-model evaluations, advisor calls and
+tokens, and wall time; writes everything to ``--out`` as JSON.
+
+    .venv/bin/python scripts/bench_optimizers.py --per-class 20 --budget 60 --seeds 0 \\
+        --optimizers baseline manual advisor critic critic_racing fewshot chain
+
+Generating the data set (``--per-class``) takes a minute; the runs take from minutes
+(baseline) to tens of minutes (critic, chain) on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DEFAULT_PAIRS = ["Паспорт Фамилия", "Паспорт Код подразделения", "СНИЛС Номер СНИЛС", "Счёт Сумма",
+                 "СТС Регистрационный знак", "Водительское удостоверение Категории"]
+
+# optimizer name in the table -> CLI overrides
+CRITIC = ["optimizer.rounds=3", "optimizer.patience=2"]
+FEWSHOT = ["optimizer.random_sets=3", "optimizer.swap_candidates=1"]
+OPTIMIZERS = {
+    "baseline": ["optimizer=manual", "optimizer.candidates=[]"],
+    "manual": ["optimizer=manual"],
+    "advisor": ["optimizer=advisor"],
+    "critic": ["optimizer=critic", *CRITIC],
+    "critic_racing": ["optimizer=critic", *CRITIC, "optimizer.racing=true", "optimizer.minibatch=3"],
+    "fewshot": ["optimizer=fewshot", *FEWSHOT],
+    "chain": ["optimizer=chain", *(o.replace("optimizer.", "optimizer.steps.1_critic.") for o in CRITIC),
+              *(o.replace("optimizer.", "optimizer.steps.2_fewshot.") for o in FEWSHOT)],
+}
+
+
+def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    n = len(values)
+    means = sorted(sum(rng.choice(values) for _ in range(n)) / n for _ in range(resamples))
+    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
+
+
+def test_cers(run_dir: Path) -> dict[str, list[float]]:
+    """Per pair, the per-example test CERs of the chosen prompt (from trials.jsonl)."""
+    out: dict[str, list[float]] = {}
+    for line in (run_dir / "trials.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if record["split"] == "test":
+            out[record["pair"]] = [p["cer"] for p in record["predictions"]]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "outputs/bench_data")
+    parser.add_argument("--per-class", type=int, default=20, help="documents per class to generate")
+    parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
+    parser.add_argument("--budget", type=int, default=60, help="answer-model evaluations per pair")
+    parser.add_argument("--advisor-calls", type=int, default=None, help="advisor calls per run (null: none)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS))
+    parser.add_argument("--out", type=Path, default=REPO / "outputs/bench_optimizers.json")
+    parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
+    parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
+    args = parser.parse_args()
+
+    if not (args.data / "task.csv").is_file():
+        subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
+                        "--per-class", str(args.per_class)], cwd=REPO, check=True)
+    pairs_arg = "pairs=[" + ",".join(f'"{p}"' for p in args.pairs) + "]"
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
+    for seed in args.seeds:
+        for name in args.optimizers:
+            run_dir = args.out.parent / "bench_runs" / f"seed{seed}" / name
+            cmd = [sys.executable, "-m", "optimize", "task=csv", f"task.csv={args.data / 'task.csv'}", pairs_arg,
+                   f"split.seed={seed}", f"budget.evaluations_per_pair={args.budget}",
+                   f"budget.advisor_calls={'null' if args.advisor_calls is None else args.advisor_calls}",
+                   f"paths.store={args.store}", f"paths.results_dir={run_dir / 'results'}",
+                   f"hydra.run.dir={run_dir}", "progress=false", *OPTIMIZERS[name], *args.extra]
+            started = time.monotonic()
+            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+            wall = time.monotonic() - started
+            if proc.returncode not in (0, 1):
+                print(f"{name} seed {seed}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            summary = json.loads((run_dir / "summary.json").read_text())
+            cers = test_cers(run_dir)
+            for row in summary["pairs"]:
+                values = cers.get(row["doc type question type"], [])
+                if not values:
+                    continue
+                lo, hi = bootstrap_ci(values)
+                results["runs"].append({
+                    "optimizer": name, "seed": seed, "pair": row["doc type question type"],
+                    "test_cer": statistics.mean(values), "ci95": [lo, hi], "median": statistics.median(values),
+                    "clipped_mean": statistics.mean(min(v, 1.0) for v in values), "val_cer": row.get("val_cer"),
+                    "evaluations": row.get("answer_model_evaluations"), "advisor_calls": row.get("advisor_calls"),
+                    "prompt": row.get("optimal prompt"), "author": row.get("author"), "n_demos": row.get("n_demos"),
+                })
+            usage = summary.get("advisor_usage") or {}
+            results["runs"].append({"optimizer": name, "seed": seed, "pair": "*", "wall_s": round(wall, 1),
+                                    "fresh_model_calls": summary.get("model_calls_this_attempt"),
+                                    "advisor_usage": usage})
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, ensure_ascii=False, indent=1))
+            print(f"done {name} seed {seed} in {wall:.0f} s", flush=True)
+    print_table(results)
+
+
+def print_table(results: dict) -> None:
+    rows = [r for r in results["runs"] if r["pair"] != "*"]
+    totals = {(r["optimizer"], r["seed"]): r for r in results["runs"] if r["pair"] == "*"}
+    names = list(dict.fromkeys(r["optimizer"] for r in rows))
+    print("\nper optimizer (all pairs and seeds): held-out test CER, mean [bootstrap 95% CI over examples], "
+          "median, clipped mean; evaluations; advisor calls/tokens; wall")
+    for name in names:
+        mine = [r for r in rows if r["optimizer"] == name]
+        pooled = [r["test_cer"] for r in mine]
+        lo, hi = bootstrap_ci(pooled) if pooled else (float("nan"),) * 2
+        tot = [totals[k] for k in totals if k[0] == name]
+        tokens = sum((t["advisor_usage"] or {}).get("prompt_tokens", 0) + (t["advisor_usage"] or {}).get(
+            "completion_tokens", 0) for t in tot)
+        calls = sum((t["advisor_usage"] or {}).get("calls", 0) + (t["advisor_usage"] or {}).get("cached_calls", 0)
+                    for t in tot)
+        print(f"{name:14s} mean {statistics.mean(pooled):.3f} [{lo:.3f}, {hi:.3f}] over pairs | "
+              f"median {statistics.median(r['median'] for r in mine):.3f} | clipped {statistics.mean(r['clipped_mean'] for r in mine):.3f} | "
+              f"evals {sum(int(r['evaluations'] or 0) for r in mine)} | advisor {calls} calls, {tokens} tokens | "
+              f"wall {sum(t['wall_s'] for t in tot):.0f} s")
+    print("\nper pair: test CER [95% CI] (val CER) evaluations")
+    for pair in dict.fromkeys(r["pair"] for r in rows):
+        print(f"  {pair}")
+        for r in [r for r in rows if r["pair"] == pair]:
+            print(f"    {r['optimizer']:14s} s{r['seed']} {r['test_cer']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
+                  f"(val {float(r['val_cer'] or 'nan'):.3f}) evals {r['evaluations']} author {r['author']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Unit tests of the prompt-writing optimizers with a scripted advisor and answer model."""
+
+import json
+
+import pytest
+
+from optimize.advisor_session import AdvisorSession
+from optimize.answer_store import AnswerStore
+from optimize.run_loop import author_of, run_pairs
+from optimizers.advisor import AdvisorOptimizer
+from optimizers.chain import ChainOptimizer
+from optimizers.critic import CriticOptimizer
+from optimizers.fewshot import FewShotOptimizer
+from optimizers.prompt_edits import answer_profile, classify_mistake, rule_edits, shape
+from optimizers.prompt_pool import ask_for_prompts, parse_prompts
+from prompt_opt_api import Advisor, AdvisorBudgetExhausted, AdvisorError, AdvisorReply, Prompt
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+
+class ScriptedAdvisor(Advisor):
+    """Replies from a list, in order (the last one repeats); records what it was asked."""
+
+    name = "Scripted"
+
+    def __init__(self, replies):
+        super().__init__()
+        self.replies = list(replies)
+        self.asked = []
+
+    def reply(self, messages, *, temperature=None, sample=0):
+        self.asked.append((messages, temperature, sample))
+        text = self.replies[min(len(self.asked) - 1, len(self.replies) - 1)]
+        if isinstance(text, Exception):
+            raise text
+        return AdvisorReply(text=text, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
+
+
+def test_parse_prompts_is_lenient_but_clean():
+    reply = ('Analysis...\n<prompt>"{question} Только значение."</prompt>\n<PROMPT>```Поле: {question}```</PROMPT>'
+             "\n<prompt></prompt><prompt>" + "x" * 700 + "</prompt>\n<prompt>unclosed last {question}")
+    assert parse_prompts(reply) == ["{question} Только значение.", "Поле: {question}", "unclosed last {question}"]
+    assert parse_prompts("no tags at all") == [] and parse_prompts("") == []
+
+
+def test_answer_profiles_and_format_hints():
+    assert shape("123-456-789 01") == "999-999-999 99" and shape("К918ТЕ36") == "Я999ЯЯ99"
+    dates = answer_profile(["01.02.2003", "11.12.1999"])
+    assert dates.all_dates and "ДД.ММ.ГГГГ" in dates.format_hint()
+    snils = answer_profile(["123-456-789 01", "987-654-321 00"])
+    assert "999-999-999 99" in snils.format_hint()
+    names = answer_profile(["ИВАНОВ", "ПЕТРОВА"])
+    assert names.upper and names.has_cyrillic and "заглавными русскими" in names.format_hint()
+    assert answer_profile([]).format_hint() is None
+
+
+@pytest.mark.parametrize("expected,answered,kind", [
+    ("ИВАНОВ", "", "empty"),
+    ("ИВАНОВ", "Фамилия: ИВАНОВ", "extra words"),
+    ("ИВАНОВ", "ИВАН", "truncated"),
+    ("К918ТЕ36", "K918TE36", "Latin/Cyrillic look-alikes"),
+    ("01.02.2003", "01/02/2003", "date or number format"),
+    ("ИВАНОВ", "1999", "wrong field"),
+])
+def test_mistakes_are_classified(expected, answered, kind):
+    assert classify_mistake(expected, answered) == kind
+
+
+def _pair(tmp_path, n_images=10):
+    task = load_task(make_task(tmp_path / "data", n_images=n_images, with_second_pair=False))
+    (pair,), _ = split_pairs(task.examples, SplitConfig())
+    return pair
+
+
+def test_rule_edits_add_each_clause_once_and_skip_what_is_said(tmp_path):
+    pair = _pair(tmp_path)
+    edits = rule_edits(Prompt("{question}"), pair.train)
+    origins = [p.origin for p in edits]
+    assert origins[:2] == ["rule:value-only", "rule:copy-exactly"] and "rule:all" in origins
+    assert len({p.text for p in edits}) == len(edits)
+    already = rule_edits(Prompt("{question} Ответь только значением поля."), pair.train)
+    assert "rule:value-only" not in [p.origin for p in already]
+    only = rule_edits(Prompt("{question}"), pair.train, kinds=("all",))
+    assert [p.origin for p in only] == ["rule:all"]
+
+
+def test_ask_for_prompts_dedupes_corrects_and_reasks_hotter():
+    advisor = ScriptedAdvisor(["no tags here", "<prompt>A {question}</prompt>",  # corrected on the second turn
+                               "<prompt>A {question}</prompt><prompt>a  {QUESTION}</prompt>",  # repeats only
+                               "<prompt>B {question}</prompt>"])
+    known = {"{question}"}
+    got = ask_for_prompts(advisor, [{"role": "user", "content": "x"}], n=2, sample_base=10, known=known,
+                          temperature=0.5, max_reasks=2)
+    assert got.prompts == ["A {question}", "B {question}"] and got.unusable_replies == 0
+    temps_samples = [(t, s) for _, t, s in advisor.asked]
+    assert temps_samples == [(0.5, 10), (0.5, 10), (0.8, 11), (1.1, 12)]
+    assert "a {question}" in known and "b {question}" in known
+
+
+def test_ask_for_prompts_counts_unusable_and_failed_and_stops_on_budget():
+    advisor = ScriptedAdvisor(["nothing", "still nothing", AdvisorError("500 x3"), AdvisorBudgetExhausted("spent")])
+    got = ask_for_prompts(advisor, [{"role": "user", "content": "x"}], n=2, sample_base=0, known=set(), max_reasks=3)
+    assert (got.prompts, got.unusable_replies, got.failed_calls, got.budget_spent) == ([], 1, 1, True)
+    assert advisor.usage.unusable_replies == 1
+
+
+def _run(tmp_path, optimizer, advisor, budget=None):
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    session = AdvisorSession(advisor, store) if advisor is not None else None
+    summary = run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, "Scripted", store,
+                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
+    return summary, trials, session
+
+
+def test_advisor_optimizer_scores_its_proposals_and_credits_the_advisor(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt><prompt>Поле {question}</prompt>"])
+    summary, trials, session = _run(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), advisor)
+    row = summary.rows[0]
+    assert row["optimal prompt"] == "{question} EXACT" and row["author"] == "Scripted" and row["cer"] == 0.0
+    assert row["advisor_calls"] == 1 and session.usage.calls == 1
+    meta = advisor.asked[0][0][1]["content"]
+    assert "Scripted-VLM" in meta and "passport" in meta and "Фамилия" in meta  # model, class, field told
+    train_answers = {t["predictions"][0]["answer"] for t in trials if t["split"] == "train"}
+    assert train_answers and all(a in meta for a in train_answers)
+
+
+def test_critic_rounds_show_scores_and_mistakes_and_stop_without_progress(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле B {question}</prompt>",
+                               "<prompt>Поле C {question}</prompt>"])
+    critic = CriticOptimizer(rounds=5, patience=2, per_round=1, max_reasks=0, rule_edits=False)
+    summary, trials, _ = _run(tmp_path, critic, advisor)
+    assert len(advisor.asked) == 2  # two rounds without improvement, then patience stops it
+    second = advisor.asked[1][0][1]["content"]
+    assert "CER" in second and "<prompt>{question}</prompt>" in second and "(truncated)" in second
+    assert summary.rows[0]["optimal prompt"] == "{question}"  # nothing beat the baseline
+
+
+def test_critic_spends_no_advisor_call_when_val_is_already_perfect(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>x {question}</prompt>"])
+    critic = CriticOptimizer(rounds=3, per_round=1, rule_edits=False, seed_candidates=["{question} EXACT"])
+    summary, _, _ = _run(tmp_path, critic, advisor)
+    assert advisor.asked == [] and summary.rows[0]["cer"] == 0.0
+
+
+def test_fewshot_picks_demos_from_train_and_chain_passes_the_winner_on(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
+    chain = ChainOptimizer({"1_advisor": AdvisorOptimizer(n_candidates=1, max_reasks=0),
+                            "2_fewshot": FewShotOptimizer(k=2, random_sets=2, swap_candidates=1)})
+    assert chain.uses_advisor and chain.name == "chain(advisor,fewshot)"
+    summary, trials, _ = _run(tmp_path, chain, advisor)
+    with_demos = [t for t in trials if t["n_demos"]]
+    assert with_demos and all(t["prompt"] == "{question} EXACT" for t in with_demos)  # the winner, with demos
+    train_rows = {p["row"] for t in trials if t["split"] == "train" for p in t["predictions"]}
+    assert all(set(t["demo_rows"]) <= train_rows | set(t["demo_rows"]) for t in with_demos)
+    assert summary.rows[0]["cer"] == 0.0
+
+
+def test_advisor_replies_are_cached_and_budgeted_by_logical_calls(tmp_path):
+    store = AnswerStore(tmp_path / "s.sqlite")
+    first = AdvisorSession(ScriptedAdvisor(["one", "two"]), store, max_calls=2)
+    msgs = [{"role": "user", "content": "q"}]
+    assert first.complete(msgs, sample=0) == "one" and first.complete(msgs, sample=1) == "two"
+    with pytest.raises(AdvisorBudgetExhausted):
+        first.complete(msgs, sample=2)
+    inner = ScriptedAdvisor(["fresh"])
+    again = AdvisorSession(inner, store, max_calls=2)  # a resumed run: same requests, from the store
+    assert again.complete(msgs, sample=0) == "one" and again.complete(msgs, sample=1) == "two"
+    assert inner.asked == [] and again.usage.cached_calls == 2 and again.usage.calls == 0
+    assert again.logical_usd == pytest.approx(0.002) and again.usage.cost_usd == 0.0
+    with pytest.raises(AdvisorBudgetExhausted):  # cached calls count: the same decision as before
+        again.complete(msgs, sample=2)
+    assert again.complete_many([msgs, msgs], samples=[0, 5])[1].__class__ is AdvisorBudgetExhausted
+
+
+def test_author_of_origins():
+    assert author_of("critic:GPT4o/round2") == "GPT4o" and author_of("advisor:DeepSeek") == "DeepSeek"
+    assert author_of("dataset-question") == "dataset" and author_of("rule:format") == "rule"
+    assert author_of("critic:GPT4o/round1+fewshot") == "GPT4o" and author_of("manual") == "manual"
+
+
+def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
+    data = make_task(tmp_path / "data", n_images=10)  # two pairs
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    advisor = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле B {question}</prompt>"])
+    critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False,
+                             max_run_advisor_calls=2)
+    summary = run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), critic, AdvisorSession(advisor, store),
+                        "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
+                        progress=False)
+    assert len(advisor.asked) == 2
+    assert [r["advisor_calls"] for r in summary.rows] == [2, 0]  # the second pair got seeds only
+
+
+def test_critic_shows_the_worst_pages_to_advisors_that_read_images(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>Поле {question}</prompt>"])
+    advisor.accepts_images = True
+    critic = CriticOptimizer(rounds=1, per_round=1, rule_edits=False, show_images=True, max_images=2)
+    _run(tmp_path, critic, advisor)
+    content = advisor.asked[0][0][1]["content"]
+    assert isinstance(content, list) and content[0]["type"] == "text"
+    images = [part for part in content if part["type"] == "image_url"]
+    assert len(images) == 2 and images[0]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+    blind = ScriptedAdvisor(["<prompt>Поле {question}</prompt>"])  # accepts_images False: text only
+    _run(tmp_path / "b", CriticOptimizer(rounds=1, per_round=1, rule_edits=False, show_images=True), blind)
+    assert isinstance(blind.asked[0][0][1]["content"], str)

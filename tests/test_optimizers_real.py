@@ -1,0 +1,98 @@
+"""The prompt-writing optimizers with the real local advisor (Qwen2.5-1.5B behind llama.cpp's
+server) and, where the answers matter, the real CPU answer model."""
+
+import csv
+import json
+import signal
+import sqlite3
+import subprocess
+import time
+
+from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
+from tests.real_models import models_dir
+from tests.task_factory import make_task
+
+DEMO = REPO / "tasks/demo/task.csv"
+
+
+def _real(tmp_path, *overrides, out="out"):
+    return run_cli(tmp_path, DEMO, *overrides, f"paths.models={models_dir()}", out=out, model="ocr_llm",
+                   timeout=900)
+
+
+def _val_cers(run_dir):
+    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
+    return trials, {t["prompt"]: t["cer"] for t in trials if t["split"] == "val"}
+
+
+def _row(run_dir, name):
+    with (run_dir / name).open(encoding="utf-8") as fh:
+        return next(csv.DictReader(fh))
+
+
+def test_advisor_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
+    proc = _real(tmp_path, "advisor=local", "optimizer=advisor", "optimizer.n_candidates=2", "optimizer.max_reasks=1",
+                 "optimizer.seed_candidates=[]", 'pairs=["Паспорт Дата рождения"]', "budget.evaluations_per_pair=40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials, val = _val_cers(tmp_path / "out")
+    written = [t for t in trials if t["origin"].startswith("advisor:")]
+    assert written, "the local advisor wrote no scorable prompt"
+    row = _row(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
+    assert float(row["val_cer"]) <= val["{question}"]
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["advisor_usage"]["calls"] >= 1
+
+
+def test_critic_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
+    proc = _real(tmp_path, "advisor=local", "optimizer=critic", "optimizer.rounds=1", "optimizer.per_round=2",
+                 "optimizer.max_reasks=0", "optimizer.seed_candidates=[]", 'pairs=["СНИЛС Номер СНИЛС"]',
+                 "budget.evaluations_per_pair=60")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials, val = _val_cers(tmp_path / "out")
+    assert any(t["origin"].startswith("rule:") for t in trials)  # LLM-free edits were tried
+    row = _row(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
+    assert float(row["val_cer"]) <= val["{question}"]
+
+
+def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_advisor_call(tmp_path):
+    """Real local advisor, scripted answer model (so only the advisor's path is at stake)."""
+    data = make_task(tmp_path / "data", n_images=10)
+    overrides = ("advisor=local", f"paths.models={models_dir()}", "optimizer=critic", "optimizer.rounds=2",
+                 "optimizer.patience=5", "optimizer.per_round=2", "optimizer.max_reasks=0", "optimizer.rule_edits=false",
+                 "optimizer.seed_candidates=[]", "model.exact_marker=NEVER_WRITTEN", "advisor.max_tokens=150")
+    ref_dir = tmp_path / "reference"
+    ref_dir.mkdir()
+    ref = run_cli(ref_dir, data, *overrides, timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    assert json.loads((ref_dir / "out/summary.json").read_text())["advisor_usage"]["calls"] >= 3
+
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = subprocess.Popen(cli_args(work, data, *overrides), cwd=REPO, env=cli_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def replies_cached():
+        try:
+            db = sqlite3.connect(work / "store.sqlite")
+            n = db.execute("SELECT COUNT(*) FROM blobs WHERE key LIKE 'advisor-reply:%'").fetchone()[0]
+            db.close()
+            return n
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.time() + 600
+    while replies_cached() < 2 and time.time() < deadline:  # inside the first pair's critic rounds
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = replies_cached()
+    assert before >= 2 and not (work / "out/summary.json").exists(), "the kill must land mid-run"
+
+    resumed = run_cli(work, data, *overrides, timeout=900)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    usage = json.loads((work / "out/summary.json").read_text())["advisor_usage"]
+    after = replies_cached()
+    assert usage["calls"] == after - before  # only requests never answered before were sent...
+    assert usage["cached_calls"] >= before  # ...everything asked before the kill came from the store
+    name = "Scripted-VLM_sep_Local-Qwen2.5-1.5B.csv"
+    assert (work / "out" / name).read_bytes() == (ref_dir / "out" / name).read_bytes()
