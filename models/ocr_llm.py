@@ -273,10 +273,8 @@ class OcrLlmAnswerModel(AnswerModel):
             else:
                 break  # cannot get smaller: llama.cpp reports the overflow
             messages = build()
-        for flag, counter, what in ((shortened, "demo_pages_shortened", "demo page text shortened"),
-                                    (cut_page, "pages_shortened", "page text shortened")):
-            if flag:
-                self._fit_counts[counter] += 1
+        self._fit_counts["demo_pages_shortened"] += int(shortened)
+        self._fit_counts["pages_shortened"] += int(cut_page)
         if shortened or dropped or cut_page:
             self._warn_fit_once(example)
         return messages

@@ -104,7 +104,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     advisor = None
     if inner_advisor is not None:
         advisor = AdvisorSession(inner_advisor, store, max_calls=cfg.budget.get("advisor_calls"),
-                                 max_usd=cfg.budget.get("advisor_usd"))
+                                 max_usd=cfg.budget.get("advisor_usd"), call_log=out_dir / "advisor_calls.jsonl")
     try:
         summary = run_pairs(
             pairs=pairs,

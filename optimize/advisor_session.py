@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from prompt_opt_api import (
     Advisor,
@@ -36,10 +38,14 @@ class AdvisorSession(Advisor):
         max_calls: Advisor calls allowed in the run (cached ones count); None: no limit.
         max_usd: Dollars allowed in the run (cached replies count at their original cost).
         default_temperature: The temperature a call without one is cached under.
+        call_log: A JSONL file getting one line per call (cached or not, failed too):
+            time, sample, temperature, tokens, dollars, seconds, and the reply's cache key
+            (never the messages, never a key).
     """
 
     def __init__(self, inner: Advisor, cache: DerivedDataCache, max_calls: int | None = None,
-                 max_usd: float | None = None, default_temperature: float | None = None) -> None:
+                 max_usd: float | None = None, default_temperature: float | None = None,
+                 call_log: Path | None = None) -> None:
         super().__init__()
         self.inner = inner
         self.name = inner.name
@@ -53,6 +59,23 @@ class AdvisorSession(Advisor):
         self.logical_calls = 0  # charged to the budget: cached, fresh and failed calls alike
         self.logical_usd = 0.0
         self.concurrency = max(1, int(getattr(inner, "concurrency", 1)))
+        self._call_log = call_log
+        if call_log is not None:
+            call_log.parent.mkdir(parents=True, exist_ok=True)
+            call_log.write_text("")  # this attempt's calls; cached ones show as such
+
+    def _log(self, key: str, sample: int, temperature: float | None, started: float, reply: AdvisorReply | None,
+             cached: bool) -> None:
+        if self._call_log is None:
+            return
+        record = {"time": round(time.time(), 3), "advisor": self.name, "key": key[:16], "sample": sample,
+                  "temperature": self.default_temperature if temperature is None else temperature,
+                  "cached": cached, "failed": reply is None, "seconds": round(time.monotonic() - started, 3),
+                  "prompt_tokens": reply.prompt_tokens if reply else 0,
+                  "completion_tokens": reply.completion_tokens if reply else 0,
+                  "cost_usd": reply.cost_usd if reply else 0.0}
+        with self._lock, self._call_log.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
 
     # -- budget ----------------------------------------------------------------
     def _charge(self) -> None:
@@ -82,18 +105,21 @@ class AdvisorSession(Advisor):
 
     def _paid_reply(self, messages: Sequence[Message], temperature: float | None, sample: int) -> AdvisorReply:
         key = self._key(messages, temperature, sample)
+        started = time.monotonic()
         cached = self._cache.get_blob(f"advisor-reply:{key}")
         if cached is not None:
             reply = AdvisorReply(**json.loads(cached))
             with self._lock:
                 self.usage.cached_calls += 1
                 self.logical_usd += reply.cost_usd
+            self._log(key, sample, temperature, started, reply, cached=True)
             return reply
         try:
             reply = self.inner.reply(messages, temperature=temperature, sample=sample)
         except AdvisorError:
             with self._lock:
                 self.usage.failed_calls += 1
+            self._log(key, sample, temperature, started, None, cached=False)
             raise
         self._cache.put_blob(f"advisor-reply:{key}", json.dumps(reply.__dict__, ensure_ascii=False))
         with self._lock:
@@ -102,6 +128,7 @@ class AdvisorSession(Advisor):
             self.usage.completion_tokens += reply.completion_tokens
             self.usage.cost_usd += reply.cost_usd
             self.logical_usd += reply.cost_usd
+        self._log(key, sample, temperature, started, reply, cached=False)
         return reply
 
     def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from optimizers import critic_prompts as text
 from optimizers.advisor_writes import conversation, mistakes_block, placeholder_rule, task_block
 from optimizers.prompt_edits import worst_mistakes
-from optimizers.prompt_pool import PromptPool, ask_for_prompts
+from optimizers.prompt_pool import ask_for_prompts, require_advisor, starting_pool
 from prompt_opt_api import (
     Advisor,
     BudgetExhausted,
@@ -53,12 +53,9 @@ class AdvisorOptimizer(Optimizer):
         self.show_mistakes = show_mistakes
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        if advisor is None:
-            raise ValueError("optimizer=advisor needs an advisor (advisor=local|gpt4o|...)")
-        advisor.check_ready()
-        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
+        advisor = require_advisor(self, advisor)
+        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         baseline = baseline_prompt()
-        pool.add([baseline, *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)], step=0)
         baseline_cer = next((s.cer for p, s in pool.scored if p == baseline), float("nan"))
         mistakes = []
         if pair.train and not pool.budget_spent:

@@ -26,7 +26,7 @@ from optimizers.advisor_writes import (
     with_page_images,
 )
 from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits, worst_mistakes
-from optimizers.prompt_pool import PromptPool, ask_for_prompts
+from optimizers.prompt_pool import PromptPool, ask_for_prompts, require_advisor, starting_pool
 from prompt_opt_api import (
     Advisor,
     BudgetExhausted,
@@ -35,7 +35,6 @@ from prompt_opt_api import (
     Prompt,
     PromptEvaluator,
     Trial,
-    baseline_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -89,12 +88,8 @@ class CriticOptimizer(Optimizer):
         self.max_images = max_images
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        if advisor is None:
-            raise ValueError("optimizer=critic needs an advisor (advisor=local|gpt4o|...)")
-        advisor.check_ready()
-        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
-        seeds = [baseline_prompt(), *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)]
-        pool.add(seeds, step=0)
+        advisor = require_advisor(self, advisor)
+        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         edited: set[str] = set()  # prompts whose rule edits were tried
         self._rule_edits(pool, pair, edited, step=0)
         stale = 0

@@ -12,8 +12,8 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from optimizers.prompt_pool import PromptPool
-from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, Trial, baseline_prompt
+from optimizers.prompt_pool import starting_pool
+from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, Trial
 
 
 class FewShotOptimizer(Optimizer):
@@ -42,9 +42,8 @@ class FewShotOptimizer(Optimizer):
         self.minibatch = minibatch
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        pool = PromptPool(pair, evaluator, self.name, self.racing, self.minibatch)
-        instructions = [baseline_prompt(), *self.seed_prompts, *(Prompt(t, origin="manual") for t in self.seed_candidates)]
-        pool.add([p for p in instructions if not p.demos], step=0)
+        # the instruction: the best of the baseline, the seed prompts and the candidates
+        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         if pool.best is None or not pair.train or self.k < 1:
             return pool.trials
         instruction = pool.best[0]

@@ -22,11 +22,13 @@ from prompt_opt_api import (
     AdvisorError,
     BudgetExhausted,
     Message,
+    Optimizer,
     Pair,
     Prompt,
     PromptEvaluator,
     Score,
     Trial,
+    baseline_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -185,3 +187,20 @@ class PromptPool:
         self.scored.append((prompt, score))
         self.trials.append(Trial(prompt=prompt, split="val", score=score, step=step, optimizer=self.optimizer))
         return prompt, score
+
+
+def starting_pool(optimizer: Optimizer, pair: Pair, evaluator: PromptEvaluator, seed_candidates: Sequence[str],
+                  racing: bool = False, minibatch: int = 4) -> PromptPool:
+    """A pool with the baseline, the optimizer's seed prompts and hand-written candidates scored on val."""
+    pool = PromptPool(pair, evaluator, optimizer.name, racing, minibatch)
+    pool.add([baseline_prompt(), *optimizer.seed_prompts, *(Prompt(t, origin="manual") for t in seed_candidates)],
+             step=0)
+    return pool
+
+
+def require_advisor(optimizer: Optimizer, advisor: Advisor | None) -> Advisor:
+    """The advisor, checked ready (a missing key fails before any work); ValueError if there is none."""
+    if advisor is None:
+        raise ValueError(f"optimizer={optimizer.name} needs an advisor (advisor=local|gpt4o|...)")
+    advisor.check_ready()
+    return advisor

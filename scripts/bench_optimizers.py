@@ -76,7 +76,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs/bench_optimizers.json")
     parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
     parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
+    parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query with and without demos on PAIR")
     args = parser.parse_args()
+
+    if args.demo_cost:
+        if not (args.data / "task.csv").is_file():
+            subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
+                            "--per-class", str(args.per_class)], cwd=REPO, check=True)
+        demo_cost(args.data, args.demo_cost)
+        return
 
     if not (args.data / "task.csv").is_file():
         subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
@@ -119,6 +127,47 @@ def main() -> None:
             args.out.write_text(json.dumps(results, ensure_ascii=False, indent=1))
             print(f"done {name} seed {seed} in {wall:.0f} s", flush=True)
     print_table(results)
+
+
+def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> None:
+    """Seconds per ocr_llm query without and with k demos, with page-prefix reuse on and off.
+
+    Queries run as the evaluator sends them: one prompt over all examples. Without demos
+    each page starts the context, so a page read once is reused by every later prompt on
+    it; with demos the page comes after them, so the demo prefix is what is shared
+    between a prompt's consecutive queries.
+    """
+    import tempfile
+
+    from hydra.utils import instantiate
+
+    from optimize.answer_store import AnswerStore
+    from prompt_opt_api import Prompt
+    from tasks.docqa_csv import load_task
+    from tasks.pair_splits import SplitConfig, split_pairs
+    from tests.real_models import model_config
+
+    pairs, _ = split_pairs(load_task(data / "task.csv").examples, SplitConfig(), only=[pair_key])
+    pair = pairs[0]
+    examples = list(pair.val + pair.test)[:n_examples]
+    demos = tuple(pair.train[:k])
+    with tempfile.TemporaryDirectory() as tmp:
+        store = AnswerStore(Path(tmp) / "s.sqlite")
+        for kv_mb in (1024, 0):
+            model = instantiate(model_config(kv_cache_mb=kv_mb))
+            model.use_cache(store)
+            for ex in [*examples, *demos]:
+                model.ocr_text(ex)  # OCR is not what is measured
+            for label, prompts in (("no demos", [Prompt("{question}"), Prompt("{question} Только значение.")]),
+                                   (f"{k} demos", [Prompt("{question}", demos=demos),
+                                                   Prompt("{question} Только значение.", demos=demos)])):
+                for i, prompt in enumerate(prompts):
+                    started = time.monotonic()
+                    model.answer([(prompt, ex) for ex in examples])
+                    per_query = (time.monotonic() - started) / len(examples)
+                    print(f"demo cost: {label:8s} prompt {i + 1} ({'first' if i == 0 else 'later'} on these pages), "
+                          f"prefix reuse {'on ' if kv_mb else 'off'}: {per_query:.2f} s/query", flush=True)
+            model.close()
 
 
 def print_table(results: dict) -> None:

@@ -127,3 +127,12 @@ def test_complete_many_runs_conversations_concurrently_in_order(tmp_path):
     assert replies[:3] == ["<prompt>x</prompt>"] * 3
     assert type(replies[3]).__name__ == "AdvisorBudgetExhausted"  # the fourth did not fit, whatever the timing
     assert server.max_in_flight == 3 and len(server.requests) == 3
+
+
+def test_every_advisor_call_is_logged_with_its_usage(tmp_path):
+    with FakeOpenAIServer([Step(status=500), Step(status=500), Step(status=500), GOOD]) as server:
+        proc = _run(tmp_path, server, "optimizer.max_reasks=1")
+    assert proc.returncode == 0, proc.stderr
+    calls = [json.loads(line) for line in (tmp_path / "out/advisor_calls.jsonl").read_text().splitlines()]
+    assert [(c["failed"], c["cached"]) for c in calls] == [(True, False), (False, False)]
+    assert calls[1]["prompt_tokens"] == 50 and calls[1]["completion_tokens"] == 20 and calls[1]["sample"] == 1

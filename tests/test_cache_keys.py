@@ -5,7 +5,6 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-from models.ocr_llm import OcrLlmAnswerModel
 from models.qwen2_vl import Qwen2VLAnswerModel, folder_digest
 from optimize.evaluator import answer_cache_key
 from prompt_opt_api import Example, Prompt

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import optimize.__main__  # noqa: F401 - registers the ${repo_root:} resolver
-from prompt_opt_api import Advisor, AnswerModel, Optimizer
+from prompt_opt_api import Advisor, Optimizer
 from tests.task_factory import make_task
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
