@@ -55,16 +55,23 @@ def test_critic_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
 
 
 def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_advisor_call(tmp_path):
-    """Real local advisor, scripted answer model (so only the advisor's path is at stake)."""
-    data = make_task(tmp_path / "data", n_images=10)
+    """Real local advisor, scripted answer model (so only the advisor's path is at stake).
+
+    Greedy advisor decoding: the uninterrupted reference run starts from an empty store
+    too, and llama.cpp's server does not reproduce a sampled reply across restarts
+    (seed or not), so only temperature 0 makes the two runs comparable at all.
+    """
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
     overrides = ("advisor=local", f"paths.models={models_dir()}", "optimizer=critic", "optimizer.rounds=2",
-                 "optimizer.patience=5", "optimizer.per_round=2", "optimizer.max_reasks=0", "optimizer.rule_edits=false",
-                 "optimizer.seed_candidates=[]", "model.exact_marker=NEVER_WRITTEN", "advisor.max_tokens=150")
+                 "optimizer.patience=5", "optimizer.per_round=1", "optimizer.max_reasks=0", "optimizer.rule_edits=false",
+                 "optimizer.seed_candidates=[]", "model.exact_marker=NEVER_WRITTEN", "advisor.max_tokens=60",
+                 "optimizer.temperature=0.0",
+                 "model.delay_s=0.5")
     ref_dir = tmp_path / "reference"
     ref_dir.mkdir()
     ref = run_cli(ref_dir, data, *overrides, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    assert json.loads((ref_dir / "out/summary.json").read_text())["advisor_usage"]["calls"] >= 3
+    assert json.loads((ref_dir / "out/summary.json").read_text())["advisor_usage"]["calls"] >= 2
 
     work = tmp_path / "work"
     work.mkdir()
@@ -81,12 +88,12 @@ def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_ad
             return 0
 
     deadline = time.time() + 600
-    while replies_cached() < 2 and time.time() < deadline:  # inside the first pair's critic rounds
-        time.sleep(0.2)
+    while replies_cached() < 1 and time.time() < deadline:  # after the first round's reply, mid-pair
+        time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = replies_cached()
-    assert before >= 2 and not (work / "out/summary.json").exists(), "the kill must land mid-run"
+    assert before >= 1 and not (work / "out/summary.json").exists(), "the kill must land mid-run"
 
     resumed = run_cli(work, data, *overrides, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
