@@ -91,7 +91,9 @@ class CriticOptimizer(Optimizer):
         advisor = require_advisor(self, advisor)
         pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         edited: set[str] = set()  # prompts whose rule edits were tried
-        self._rule_edits(pool, pair, edited, step=0)
+        # rule edits are cheap ideas, not the whole search: leave one advisor round's worth
+        reserve = self.per_round * len(pair.val) + len(pair.train) if self.rounds else 0
+        self._rule_edits(pool, pair, edited, step=0, reserve=reserve)
         stale = 0
         for round_no in range(1, self.rounds + 1):
             if pool.budget_spent or pool.best is None:
@@ -122,7 +124,7 @@ class CriticOptimizer(Optimizer):
                                     max_reasks=self.max_reasks)
             pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{advisor.name}/round{round_no}")
                       for t in asked.prompts], step=round_no)
-            self._rule_edits(pool, pair, edited, step=round_no)
+            self._rule_edits(pool, pair, edited, step=round_no, reserve=reserve if round_no < self.rounds else 0)
             log.info("pair %r round %d: %d new prompts, best val CER %.3f", pair.key, round_no, len(asked.prompts),
                      pool.best[1].cer if pool.best else float("nan"))
             if asked.budget_spent:
@@ -132,14 +134,19 @@ class CriticOptimizer(Optimizer):
                 break
         return pool.trials
 
-    def _rule_edits(self, pool: PromptPool, pair: Pair, edited: set[str], step: int) -> None:
+    def _rule_edits(self, pool: PromptPool, pair: Pair, edited: set[str], step: int, reserve: int = 0) -> None:
+        """Score rule edits of the current best, keeping ``reserve`` evaluations for the advisor."""
         if not self.rule_edits or pool.best is None:
             return
         best = pool.best[0]
         if best.text in edited:
             return
         edited.add(best.text)
-        pool.add(rule_edits(best, pair.train, self.rule_edit_kinds), step=step)
+        for edit in rule_edits(best, pair.train, self.rule_edit_kinds):
+            remaining = pool.evaluator.budget.remaining
+            if remaining is not None and remaining - len(pair.val) < reserve:
+                break  # the rest of the budget is the advisor's
+            pool.add([edit], step=step)
 
     def _mistakes(self, pair: Pair, evaluator: PromptEvaluator, prompt: Prompt):
         """The best prompt's worst mistakes on train, and their pages (none without a train split:

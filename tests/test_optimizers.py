@@ -211,3 +211,11 @@ def test_critic_shows_the_worst_pages_to_advisors_that_read_images(tmp_path):
     blind = ScriptedAdvisor(["<prompt>Поле {question}</prompt>"])  # accepts_images False: text only
     _run(tmp_path / "b", CriticOptimizer(rounds=1, per_round=1, rule_edits=False, show_images=True), blind)
     assert isinstance(blind.asked[0][0][1]["content"], str)
+
+
+def test_rule_edits_leave_the_advisor_a_round_of_budget(tmp_path):
+    advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
+    critic = CriticOptimizer(rounds=1, per_round=1, max_reasks=0)  # six rule edits would eat the budget
+    summary, trials, _ = _run(tmp_path, critic, advisor, budget=4 * 3 + 4)  # 3 val, 4 train
+    assert len(advisor.asked) == 1 and summary.rows[0]["optimal prompt"] == "{question} EXACT"
+    assert sum(t["origin"].startswith("rule:") for t in trials) == 2  # baseline + 2 edits, then the advisor
