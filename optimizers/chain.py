@@ -10,7 +10,7 @@ from prompt_opt_api import Advisor, BudgetExhausted, Optimizer, Pair, PromptEval
 
 
 class ChainOptimizer(Optimizer):
-    """Runs ``steps`` in the order of their keys (``1_critic``, ``2_fewshot``, ...).
+    """Runs ``steps`` in the order of their keys (``s1_critic``, ``s2_fewshot``, ...; Hydra keys cannot start with a digit).
 
     Args:
         steps: Optimizers by step name; Hydra instantiates them from their own YAMLs.

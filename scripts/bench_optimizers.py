@@ -42,8 +42,8 @@ OPTIMIZERS = {
     "critic": ["optimizer=critic", *CRITIC],
     "critic_racing": ["optimizer=critic", *CRITIC, "optimizer.racing=true", "optimizer.minibatch=3"],
     "fewshot": ["optimizer=fewshot", *FEWSHOT],
-    "chain": ["optimizer=chain", *(o.replace("optimizer.", "optimizer.steps.1_critic.") for o in CRITIC),
-              *(o.replace("optimizer.", "optimizer.steps.2_fewshot.") for o in FEWSHOT)],
+    "chain": ["optimizer=chain", *(o.replace("optimizer.", "optimizer.steps.s1_critic.") for o in CRITIC),
+              *(o.replace("optimizer.", "optimizer.steps.s2_fewshot.") for o in FEWSHOT)],
 }
 
 
@@ -102,7 +102,7 @@ def main() -> None:
             started = time.monotonic()
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
             wall = time.monotonic() - started
-            if proc.returncode not in (0, 1):
+            if proc.returncode not in (0, 1) or not (run_dir / "summary.json").is_file():
                 print(f"{name} seed {seed}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
             summary = json.loads((run_dir / "summary.json").read_text())

@@ -151,7 +151,7 @@ def test_critic_spends_no_advisor_call_when_val_is_already_perfect(tmp_path):
 def test_fewshot_picks_demos_from_train_and_chain_passes_the_winner_on(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
     chain = ChainOptimizer({"1_advisor": AdvisorOptimizer(n_candidates=1, max_reasks=0),
-                            "2_fewshot": FewShotOptimizer(k=2, random_sets=2, swap_candidates=1)})
+                            "s2_fewshot": FewShotOptimizer(k=2, random_sets=2, swap_candidates=1)})
     assert chain.uses_advisor and chain.name == "chain(advisor,fewshot)"
     summary, trials, _ = _run(tmp_path, chain, advisor)
     with_demos = [t for t in trials if t["n_demos"]]
