@@ -77,8 +77,12 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
     parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
     parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query with and without demos on PAIR")
+    parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of result files")
     args = parser.parse_args()
 
+    if args.table:
+        table_from_runs(args.table)
+        return
     if args.demo_cost:
         if not (args.data / "task.csv").is_file():
             subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
@@ -115,6 +119,7 @@ def main() -> None:
                 results["runs"].append({
                     "optimizer": name, "seed": seed, "pair": row["doc type question type"],
                     "test_cer": statistics.mean(values), "ci95": [lo, hi], "median": statistics.median(values),
+                    "test_cers": values,
                     "clipped_mean": statistics.mean(min(v, 1.0) for v in values), "val_cer": row.get("val_cer"),
                     "evaluations": row.get("answer_model_evaluations"), "advisor_calls": row.get("advisor_calls"),
                     "prompt": row.get("optimal prompt"), "author": row.get("author"), "n_demos": row.get("n_demos"),
@@ -171,30 +176,40 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> Non
 
 
 def print_table(results: dict) -> None:
+    """One line per optimizer (test CER pooled over every test example of every pair and
+    seed, bootstrap 95 % interval over those examples), then one line per pair."""
     rows = [r for r in results["runs"] if r["pair"] != "*"]
     totals = {(r["optimizer"], r["seed"]): r for r in results["runs"] if r["pair"] == "*"}
     names = list(dict.fromkeys(r["optimizer"] for r in rows))
-    print("\nper optimizer (all pairs and seeds): held-out test CER, mean [bootstrap 95% CI over examples], "
-          "median, clipped mean; evaluations; advisor calls/tokens; wall")
+    print("\noptimizer      | test CER mean [95% CI over examples] | median | clipped at 1 | evaluations | "
+          "advisor calls (tokens) | wall")
     for name in names:
         mine = [r for r in rows if r["optimizer"] == name]
-        pooled = [r["test_cer"] for r in mine]
-        lo, hi = bootstrap_ci(pooled) if pooled else (float("nan"),) * 2
+        pooled = [v for r in mine for v in r.get("test_cers", [r["test_cer"]])]
+        lo, hi = bootstrap_ci(pooled)
         tot = [totals[k] for k in totals if k[0] == name]
-        tokens = sum((t["advisor_usage"] or {}).get("prompt_tokens", 0) + (t["advisor_usage"] or {}).get(
-            "completion_tokens", 0) for t in tot)
-        calls = sum((t["advisor_usage"] or {}).get("calls", 0) + (t["advisor_usage"] or {}).get("cached_calls", 0)
-                    for t in tot)
-        print(f"{name:14s} mean {statistics.mean(pooled):.3f} [{lo:.3f}, {hi:.3f}] over pairs | "
-              f"median {statistics.median(r['median'] for r in mine):.3f} | clipped {statistics.mean(r['clipped_mean'] for r in mine):.3f} | "
-              f"evals {sum(int(r['evaluations'] or 0) for r in mine)} | advisor {calls} calls, {tokens} tokens | "
-              f"wall {sum(t['wall_s'] for t in tot):.0f} s")
-    print("\nper pair: test CER [95% CI] (val CER) evaluations")
+        usage = [t.get("advisor_usage") or {} for t in tot]
+        calls = sum(u.get("calls", 0) + u.get("cached_calls", 0) for u in usage)
+        tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage)
+        print(f"{name:14s} | {statistics.mean(pooled):.3f} [{lo:.3f}, {hi:.3f}] (n={len(pooled)}) | "
+              f"{statistics.median(pooled):.3f} | {statistics.mean(min(v, 1.0) for v in pooled):.3f} | "
+              f"{sum(int(r['evaluations'] or 0) for r in mine)} | {calls} ({tokens}) | "
+              f"{sum(t['wall_s'] for t in tot):.0f} s")
+    print("\nper pair: test CER [95% CI] (val CER) evaluations, author of the winner")
     for pair in dict.fromkeys(r["pair"] for r in rows):
         print(f"  {pair}")
         for r in [r for r in rows if r["pair"] == pair]:
+            val = float(r["val_cer"]) if r["val_cer"] not in (None, "") else float("nan")
             print(f"    {r['optimizer']:14s} s{r['seed']} {r['test_cer']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}] "
-                  f"(val {float(r['val_cer'] or 'nan'):.3f}) evals {r['evaluations']} author {r['author']}")
+                  f"(val {val:.3f}) evals {r['evaluations']} author {r['author']}")
+
+
+def table_from_runs(files: list[Path]) -> None:
+    """Print one table from several result files (e.g. a benchmark resumed in parts)."""
+    merged: dict = {"runs": []}
+    for path in files:
+        merged["runs"] += json.loads(path.read_text(encoding="utf-8"))["runs"]
+    print_table(merged)
 
 
 if __name__ == "__main__":
