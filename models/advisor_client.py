@@ -41,7 +41,9 @@ class LiteLLMAdvisor(Advisor):
 
     Retries what can heal (timeouts, 429 honouring Retry-After, 5xx) with exponential
     backoff and jitter, never what cannot: a rejected key (401/403) or an unknown model
-    raises ``EndpointUnusable`` naming the advisor and the key variable; a refused
+    reported as 404 raises ``EndpointUnusable`` naming the advisor and the key variable (a
+    provider that reports an unknown model as 400 gives an ``AdvisorError`` per call: the
+    proposals fail, counted, and the run goes on without the advisor's prompts); a refused
     connection raises ``EndpointUnreachable``; a bad request or exhausted retries raise
     ``AdvisorError`` (that proposal fails, the run goes on). An empty reply is returned
     as ``""``: the optimizer's parser decides what to do with it.
@@ -96,8 +98,10 @@ class LiteLLMAdvisor(Advisor):
         self._usage_lock = threading.Lock()
 
     def cache_identity(self) -> dict[str, Any]:
-        """What makes a reply: the model and its reply cap (not the URL or key it came through)."""
-        return {"model": self.model, "max_tokens": self.max_tokens}
+        """What makes a reply: the model, its reply cap, and for a local server the weights'
+        sha256 (another quantization under the same alias is another advisor); not the URL or key."""
+        weights = getattr(getattr(self.server, "weights", None), "sha256", None)
+        return {"model": self.model, "max_tokens": self.max_tokens, **({"weights_sha256": weights} if weights else {})}
 
     def check_ready(self) -> None:
         """Fail before any work when the key variable is missing (no request is sent)."""

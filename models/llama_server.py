@@ -140,10 +140,10 @@ class LlamaServer:
         atexit.register(self.stop)
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            if (code := self.process.poll()) is not None:
                 tail = self._log_file.read_text(errors="replace")[-1500:]
-                self.stop()
-                raise RuntimeError(f"local advisor server exited with code {self.process.returncode}:\n{tail}")
+                self.stop()  # clears self.process: the code and log tail are kept above
+                raise RuntimeError(f"local advisor server exited with code {code}:\n{tail}")
             if self.healthy():
                 return self.base_url
             time.sleep(0.25)

@@ -104,6 +104,8 @@ class AdvisorSession(Advisor):
         return self._paid_reply(messages, temperature, sample)
 
     def _paid_reply(self, messages: Sequence[Message], temperature: float | None, sample: int) -> AdvisorReply:
+        # resolved once: the key and the request name the same temperature
+        temperature = self.default_temperature if temperature is None else temperature
         key = self._key(messages, temperature, sample)
         started = time.monotonic()
         cached = self._cache.get_blob(f"advisor-reply:{key}")

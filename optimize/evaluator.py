@@ -272,7 +272,7 @@ class Evaluator:
         best = incumbent
         out: list[Score | None] = []
         for prompt in prompts:
-            if best is not None and len(head) < len(examples):
+            if best is not None and 0 < len(head) < len(examples):
                 trial = self.score(prompt, head)
                 if clearly_worse(trial.results, best.results, confidence):
                     out.append(None)

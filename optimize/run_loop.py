@@ -288,7 +288,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "n_demos": len(best_prompt.demos),
         "answer_model_evaluations": budget.used + len(pair.test),
         "advisor_calls": _advisor_calls(advisor) - calls_at_start,
-        "advisor_cost_usd": round(_advisor_cost(advisor) - cost_at_start, 6),
+        "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
         "status": status,
     }
     stats = {
@@ -316,8 +316,8 @@ def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], bud
 
 def author_of(origin: str) -> str:
     """Who wrote a prompt, from its origin: the advisor's name (``critic:GPT4o/round2`` ->
-    ``GPT4o``), or ``dataset`` / ``manual`` / ``rule`` for prompts no advisor wrote
-    (demos added by ``fewshot`` do not change the author)."""
+    ``GPT4o``), or ``dataset`` / ``manual`` / ``rule`` for prompts no advisor wrote. What
+    was added later (``+rule:all`` clauses, ``+fewshot`` demos) keeps the base's author."""
     head = origin.split("+", 1)[0]
     kind, _, rest = head.partition(":")
     if kind in ("advisor", "critic") and rest:

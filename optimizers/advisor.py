@@ -57,6 +57,10 @@ class AdvisorOptimizer(Optimizer):
         pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         baseline = baseline_prompt()
         baseline_cer = next((s.cer for p, s in pool.scored if p == baseline), float("nan"))
+        remaining = evaluator.budget.remaining
+        if pool.budget_spent or (pool.best and pool.best[1].cer == 0.0) or (
+                remaining is not None and remaining < len(pair.train) + len(pair.val)):
+            return pool.trials  # nothing the advisor writes could be scored, or nothing to improve
         mistakes = []
         if pair.train and not pool.budget_spent:
             try:

@@ -90,10 +90,10 @@ class CriticOptimizer(Optimizer):
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         advisor = require_advisor(self, advisor)
         pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
-        edited: set[str] = set()  # prompts whose rule edits were tried
         # rule edits are cheap ideas, not the whole search: leave one advisor round's worth
+        # (released after the rounds: whatever the advisor did not use goes to the edits)
         reserve = self.per_round * len(pair.val) + len(pair.train) if self.rounds else 0
-        self._rule_edits(pool, pair, edited, step=0, reserve=reserve)
+        self._rule_edits(pool, pair, step=0, reserve=reserve)
         stale = 0
         for round_no in range(1, self.rounds + 1):
             if pool.budget_spent or pool.best is None:
@@ -103,6 +103,9 @@ class CriticOptimizer(Optimizer):
             run_calls = getattr(advisor, "logical_calls", advisor.usage.calls + advisor.usage.cached_calls)
             if self.max_run_advisor_calls is not None and run_calls >= self.max_run_advisor_calls:
                 break
+            remaining = evaluator.budget.remaining
+            if remaining is not None and remaining < len(pair.train) + min(len(pair.val), self.minibatch if self.racing else len(pair.val)):
+                break  # no prompt the advisor writes could be scored: do not spend its budget
             before = pool.best[1].cer
             best_prompt = pool.best[0]
             try:
@@ -124,7 +127,7 @@ class CriticOptimizer(Optimizer):
                                     max_reasks=self.max_reasks)
             pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{advisor.name}/round{round_no}")
                       for t in asked.prompts], step=round_no)
-            self._rule_edits(pool, pair, edited, step=round_no, reserve=reserve if round_no < self.rounds else 0)
+            self._rule_edits(pool, pair, step=round_no, reserve=reserve if round_no < self.rounds else 0)
             log.info("pair %r round %d: %d new prompts, best val CER %.3f", pair.key, round_no, len(asked.prompts),
                      pool.best[1].cer if pool.best else float("nan"))
             if asked.budget_spent:
@@ -132,17 +135,15 @@ class CriticOptimizer(Optimizer):
             stale = 0 if pool.best[1].cer < before else stale + 1
             if stale >= self.patience:
                 break
+        self._rule_edits(pool, pair, step=self.rounds + 1, reserve=0)  # the reserve is free now
         return pool.trials
 
-    def _rule_edits(self, pool: PromptPool, pair: Pair, edited: set[str], step: int, reserve: int = 0) -> None:
-        """Score rule edits of the current best, keeping ``reserve`` evaluations for the advisor."""
+    def _rule_edits(self, pool: PromptPool, pair: Pair, step: int, reserve: int = 0) -> None:
+        """Score rule edits of the current best, keeping ``reserve`` evaluations for the advisor
+        (the pool skips edits already scored, so a later call resumes where this one stopped)."""
         if not self.rule_edits or pool.best is None:
             return
-        best = pool.best[0]
-        if best.text in edited:
-            return
-        edited.add(best.text)
-        for edit in rule_edits(best, pair.train, self.rule_edit_kinds):
+        for edit in rule_edits(pool.best[0], pair.train, self.rule_edit_kinds):
             remaining = pool.evaluator.budget.remaining
             if remaining is not None and remaining - len(pair.val) < reserve:
                 break  # the rest of the budget is the advisor's

@@ -138,12 +138,17 @@ def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RU
         edited = f"{base.text.rstrip()} {clause}"
         if name in kinds and edited not in seen:
             seen.add(edited)
-            out.append(Prompt(edited, demos=base.demos, origin=f"rule:{name}"))
+            out.append(Prompt(edited, demos=base.demos, origin=_edit_origin(base, name)))
     if "all" in kinds and len(clauses) > 1:  # every clause at once: the edits often help together
         combined = " ".join([base.text.rstrip(), *(c for _, c in clauses)])
         if combined not in seen:
-            out.append(Prompt(combined, demos=base.demos, origin="rule:all"))
+            out.append(Prompt(combined, demos=base.demos, origin=_edit_origin(base, "all")))
     return out
+
+
+def _edit_origin(base: Prompt, kind: str) -> str:
+    """``<base origin>+rule:<kind>``: the author stays whoever wrote the base prompt."""
+    return f"{base.origin}+rule:{kind}" if base.origin else f"rule:{kind}"
 
 
 # -- mistakes ----------------------------------------------------------------

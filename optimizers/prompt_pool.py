@@ -131,6 +131,7 @@ class PromptPool:
         self.scored: list[tuple[Prompt, Score]] = []
         self.trials: list[Trial] = []
         self.known: set[str] = set()
+        self._known_texts: set[str] = set()
         self.budget_spent = False
 
     @property
@@ -146,7 +147,7 @@ class PromptPool:
 
     def known_texts(self) -> set[str]:
         """Normalized texts of every candidate so far (what ``ask_for_prompts`` must not repeat)."""
-        return {key.split("|")[0] for key in self.known}
+        return set(self._known_texts)
 
     @staticmethod
     def _key(prompt: Prompt) -> str:
@@ -163,6 +164,7 @@ class PromptPool:
             key = self._key(prompt)
             if key not in self.known:
                 self.known.add(key)
+                self._known_texts.add(normalized(prompt.text))
                 fresh.append(prompt)
         added: list[tuple[Prompt, Score]] = []
         if not fresh or self.budget_spent:

@@ -218,4 +218,12 @@ def test_rule_edits_leave_the_advisor_a_round_of_budget(tmp_path):
     critic = CriticOptimizer(rounds=1, per_round=1, max_reasks=0)  # six rule edits would eat the budget
     summary, trials, _ = _run(tmp_path, critic, advisor, budget=4 * 3 + 4)  # 3 val, 4 train
     assert len(advisor.asked) == 1 and summary.rows[0]["optimal prompt"] == "{question} EXACT"
-    assert sum(t["origin"].startswith("rule:") for t in trials) == 2  # baseline + 2 edits, then the advisor
+    assert sum("rule:" in t["origin"] for t in trials) == 2  # baseline + 2 edits, then the advisor
+
+
+def test_edits_keep_the_base_author_and_advisor_is_not_asked_when_nothing_could_be_scored(tmp_path):
+    assert author_of("critic:GPT4o/round1+rule:all") == "GPT4o" and author_of("manual+rule:format") == "manual"
+    advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
+    # budget: the baseline and one seed on val (3 + 3) and nothing more
+    _run(tmp_path, AdvisorOptimizer(n_candidates=2, seed_candidates=["Поле {question}"]), advisor, budget=7)
+    assert advisor.asked == []

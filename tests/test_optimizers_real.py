@@ -49,7 +49,7 @@ def test_critic_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
                  "budget.evaluations_per_pair=60")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials, val = _val_cers(tmp_path / "out")
-    assert any(t["origin"].startswith("rule:") for t in trials)  # LLM-free edits were tried
+    assert any("rule:" in t["origin"] for t in trials)  # LLM-free edits were tried
     row = _row(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
     assert float(row["val_cer"]) <= val["{question}"]
 
