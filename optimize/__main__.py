@@ -90,8 +90,8 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         log.error("optimizer=%s needs an advisor: pass advisor=local (or gpt4o, deepseek, claude, gemini, "
                   "qwen2_vl_72b)", optimizer.name)
         sys.exit(2)
-    advisor_name = cfg.advisor.name if wants_advisor else "none"
     inner_advisor = instantiate(cfg.advisor) if wants_advisor else None
+    advisor_name = inner_advisor.name if inner_advisor is not None else "none"  # a panel names itself
     if inner_advisor is not None:
         try:
             inner_advisor.check_ready()  # a missing key fails here, before any model is loaded

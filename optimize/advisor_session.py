@@ -41,11 +41,17 @@ class AdvisorSession(Advisor):
         call_log: A JSONL file getting one line per call (cached or not, failed too):
             time, sample, temperature, tokens, dollars, seconds, and the reply's cache key
             (never the messages, never a key).
+        budget_owner: For a panel member: the panel's session, whose budget every call
+            is charged to and whose usage adds up the members' (the member keeps its own
+            counts too, so each advisor's share is known).
+
+    A panel (``advisor=panel``) gets one session per member from ``members()``: replies
+    are cached under each member's own identity, the run's budget is shared.
     """
 
     def __init__(self, inner: Advisor, cache: DerivedDataCache, max_calls: int | None = None,
                  max_usd: float | None = None, default_temperature: float | None = None,
-                 call_log: Path | None = None) -> None:
+                 call_log: Path | None = None, budget_owner: AdvisorSession | None = None) -> None:
         super().__init__()
         self.inner = inner
         self.name = inner.name
@@ -60,7 +66,9 @@ class AdvisorSession(Advisor):
         self.logical_usd = 0.0
         self.concurrency = max(1, int(getattr(inner, "concurrency", 1)))
         self._call_log = call_log
-        if call_log is not None:
+        self._owner = budget_owner
+        self._members: tuple[Advisor, ...] | None = None
+        if call_log is not None and budget_owner is None:
             call_log.parent.mkdir(parents=True, exist_ok=True)
             call_log.write_text("")  # this attempt's calls; cached ones show as such
 
@@ -74,11 +82,16 @@ class AdvisorSession(Advisor):
                   "prompt_tokens": reply.prompt_tokens if reply else 0,
                   "completion_tokens": reply.completion_tokens if reply else 0,
                   "cost_usd": reply.cost_usd if reply else 0.0}
-        with self._lock, self._call_log.open("a", encoding="utf-8") as fh:
+        with (self._owner or self)._lock, self._call_log.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
     # -- budget ----------------------------------------------------------------
     def _charge(self) -> None:
+        if self._owner is not None:  # a panel member: the run's budget is the panel's
+            self._owner._charge()
+            with self._lock:
+                self.logical_calls += 1
+            return
         with self._lock:
             if self.max_calls is not None and self.logical_calls + 1 > self.max_calls:
                 raise AdvisorBudgetExhausted(f"advisor budget spent: {self.logical_calls} of {self.max_calls} calls")
@@ -98,8 +111,43 @@ class AdvisorSession(Advisor):
                           "temperature": self.default_temperature if temperature is None else temperature,
                           "sample": sample})
 
+    def members(self) -> tuple[Advisor, ...]:
+        """One session per panel member (sharing this session's budget), or just this one."""
+        if self._members is None:
+            inner = tuple(self.inner.members())
+            if len(inner) == 1 and inner[0] is self.inner:
+                self._members = (self,)
+            else:
+                self._members = tuple(AdvisorSession(m, self._cache, call_log=self._call_log, budget_owner=self)
+                                      for m in inner)
+        return self._members
+
+    def _first_member(self) -> AdvisorSession | None:
+        """The member that answers when a panel is asked directly (None: not a panel)."""
+        first = self.members()[0]
+        return first if first is not self else None  # type: ignore[return-value]
+
+    def _account(self, reply: AdvisorReply | None, cached: bool) -> None:
+        """Count a reply (or a failure) here and, for a panel member, in the panel's totals."""
+        for session in (self, self._owner) if self._owner is not None else (self,):
+            with session._lock:
+                if reply is None:
+                    session.usage.failed_calls += 1
+                    continue
+                session.logical_usd += reply.cost_usd
+                if cached:
+                    session.usage.cached_calls += 1
+                else:
+                    session.usage.calls += 1
+                    session.usage.prompt_tokens += reply.prompt_tokens
+                    session.usage.completion_tokens += reply.completion_tokens
+                    session.usage.cost_usd += reply.cost_usd
+
     def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
               sample: int = 0) -> AdvisorReply:
+        first = self._first_member()
+        if first is not None:
+            return first.reply(messages, temperature=temperature, sample=sample)
         self._charge()
         return self._paid_reply(messages, temperature, sample)
 
@@ -111,25 +159,17 @@ class AdvisorSession(Advisor):
         cached = self._cache.get_blob(f"advisor-reply:{key}")
         if cached is not None:
             reply = AdvisorReply(**json.loads(cached))
-            with self._lock:
-                self.usage.cached_calls += 1
-                self.logical_usd += reply.cost_usd
+            self._account(reply, cached=True)
             self._log(key, sample, temperature, started, reply, cached=True)
             return reply
         try:
             reply = self.inner.reply(messages, temperature=temperature, sample=sample)
         except AdvisorError:
-            with self._lock:
-                self.usage.failed_calls += 1
+            self._account(None, cached=False)
             self._log(key, sample, temperature, started, None, cached=False)
             raise
         self._cache.put_blob(f"advisor-reply:{key}", json.dumps(reply.__dict__, ensure_ascii=False))
-        with self._lock:
-            self.usage.calls += 1
-            self.usage.prompt_tokens += reply.prompt_tokens
-            self.usage.completion_tokens += reply.completion_tokens
-            self.usage.cost_usd += reply.cost_usd
-            self.logical_usd += reply.cost_usd
+        self._account(reply, cached=False)
         self._log(key, sample, temperature, started, reply, cached=False)
         return reply
 
@@ -140,6 +180,9 @@ class AdvisorSession(Advisor):
         Results come back in order; the budget is charged in order too, so which calls
         fit is the same however the threads interleave.
         """
+        first = self._first_member()
+        if first is not None:
+            return first.complete_many(conversations, temperature=temperature, samples=samples)
         if self.concurrency == 1 or len(conversations) <= 1:
             return super().complete_many(conversations, temperature=temperature, samples=samples)
         charged: list[BaseException | None] = []

@@ -243,7 +243,10 @@ def run_pairs(
         elapsed_s=time.monotonic() - started,
         failed_pairs=failed,
         extra={"resumed_pairs": resumed, "answer_model_diagnostics": model.diagnostics(),
-               "advisor_usage": dict(vars(advisor.usage)) if advisor is not None else None},
+               "advisor_usage": dict(vars(advisor.usage)) if advisor is not None else None,
+               # a panel's members, each with its own calls, tokens and dollars
+               "advisor_members": ({m.name: dict(vars(m.usage)) for m in advisor.members()}
+                                   if _is_panel(advisor) else None)},
     )
     write_json(out_dir / "summary.json", _summary_json(summary, context))
     return summary
@@ -270,6 +273,8 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
 
     tester = Evaluator(model, store, metric, pair, Budget(None), batch_size, listener, allow_test=True)
     test_score = tester.score(best_prompt, pair.test)
+    by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
+                                tester if _is_panel(advisor) else None, pair)
     status = "ok" if best_record else "no candidate was scored on the full val split (budget?): baseline reported"
     if pair.split_note:
         status = f"{status}; {pair.split_note}"
@@ -290,6 +295,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "advisor_calls": _advisor_calls(advisor) - calls_at_start,
         "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
         "status": status,
+        "by_author": by_author,
     }
     stats = {
         "model_calls": evaluator.model_calls + tester.model_calls,
@@ -297,6 +303,36 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "evaluations": budget.used + len(pair.test),
     }
     return row, stats
+
+
+def _is_panel(advisor: Any) -> bool:
+    return advisor is not None and len(advisor.members()) > 1
+
+
+def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[str, Any] | None,
+                    winner_test_cer: float, tester: Evaluator | None, pair: Pair) -> dict[str, dict[str, Any]]:
+    """Each author's best prompt on full val (the earliest on a tie), for the report.
+
+    With a panel (``tester`` given) each advisor member's best is also scored on test,
+    so one run says how well each advisor's prompts do on held-out data. This is
+    reporting only: the row's winner was already chosen by val CER alone.
+    """
+    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val]
+    best: dict[str, dict[str, Any]] = {}
+    for record in full:
+        author = author_of(record["origin"])
+        if author not in best or record["cer"] < best[author]["cer"]:
+            best[author] = record
+    out = {}
+    for author, record in best.items():
+        entry = {"val_cer": record["cer"], "prompt": record["prompt"], "origin": record["origin"],
+                 "n_demos": record["n_demos"], "test_cer": None}
+        if record is winner:
+            entry["test_cer"] = winner_test_cer
+        elif tester is not None and author not in ("dataset", "manual", "rule"):
+            entry["test_cer"] = tester.score(record["_prompt"], pair.test).cer
+        out[author] = entry
+    return out
 
 
 def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], budget: Budget, bar: Any,

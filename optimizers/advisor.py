@@ -1,5 +1,6 @@
 """``optimizer=advisor``: the seed's first recipe. Ask the advisor for several candidate
-prompts for the pair, score them all on val, keep the best."""
+prompts for the pair, score them all on val, keep the best. A panel's members
+(``advisor=panel``) each get the same request."""
 
 from __future__ import annotations
 
@@ -71,7 +72,13 @@ class AdvisorOptimizer(Optimizer):
         request = text.PROPOSE.format(task=task_block(pair, evaluator.model_name), baseline_cer=f"{baseline_cer:.3f}",
                                       mistakes=mistakes_block(mistakes), n=self.n_candidates,
                                       placeholder_rule=placeholder_rule(pair))
-        asked = ask_for_prompts(advisor, conversation(request), self.n_candidates, sample_base=0,
-                                known=pool.known_texts(), temperature=self.temperature, max_reasks=self.max_reasks)
-        pool.add([Prompt(t, origin=f"advisor:{advisor.name}") for t in asked.prompts], step=1)
+        # each member of a panel gets the same request (a fair comparison of writers); a
+        # prompt another member already wrote is a repeat and is credited to the first
+        for step, writer in enumerate(advisor.members(), start=1):
+            asked = ask_for_prompts(writer, conversation(request), self.n_candidates, sample_base=0,
+                                    known=pool.known_texts(), temperature=self.temperature,
+                                    max_reasks=self.max_reasks)
+            pool.add([Prompt(t, origin=f"advisor:{writer.name}") for t in asked.prompts], step=step)
+            if asked.budget_spent or pool.budget_spent:
+                break
         return pool.trials

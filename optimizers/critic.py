@@ -7,7 +7,8 @@ mistake, an edit adding one constraint). They are scored on val; the pool keeps 
 all and the best competes. Rule edits that need no LLM (format hint from the train
 answers, "copy exactly", "value only", field location) are tried on the baseline and
 on each new best, so a weak advisor still gets somewhere. Stops on budget or after
-``patience`` rounds without improvement.
+``patience`` rounds without improvement. With a panel of advisors (``advisor=panel``)
+the members take turns, one round each, and each prompt is credited to its writer.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class CriticOptimizer(Optimizer):
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         advisor = require_advisor(self, advisor)
+        members = tuple(advisor.members())
         pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
         # rule edits are cheap ideas, not the whole search: leave one advisor round's worth
         # (released after the rounds: whatever the advisor did not use goes to the edits)
@@ -120,15 +122,18 @@ class CriticOptimizer(Optimizer):
                 top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
                 placeholder_rule=placeholder_rule(pair),
             )
+            # a panel's members take turns, one round each; a prompt is credited to its writer
+            writer = members[(round_no - 1) % len(members)]
             user = (with_page_images(request, pages, self.max_images)
-                    if self.show_images and advisor.accepts_images and pages else request)
-            asked = ask_for_prompts(advisor, conversation(user), self.per_round, sample_base=round_no * 100,
+                    if self.show_images and writer.accepts_images and pages else request)
+            asked = ask_for_prompts(writer, conversation(user), self.per_round, sample_base=round_no * 100,
                                     known=pool.known_texts(), temperature=self.temperature,
                                     max_reasks=self.max_reasks)
-            pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{advisor.name}/round{round_no}")
+            pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{writer.name}/round{round_no}")
                       for t in asked.prompts], step=round_no)
             self._rule_edits(pool, pair, step=round_no, reserve=reserve if round_no < self.rounds else 0)
-            log.info("pair %r round %d: %d new prompts, best val CER %.3f", pair.key, round_no, len(asked.prompts),
+            log.info("pair %r round %d (%s): %d new prompts, best val CER %.3f", pair.key, round_no, writer.name,
+                     len(asked.prompts),
                      pool.best[1].cer if pool.best else float("nan"))
             if asked.budget_spent:
                 break

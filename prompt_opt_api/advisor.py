@@ -64,6 +64,11 @@ class Advisor:
         * ``complete_many`` answers several conversations, in order (concurrently where
           the advisor allows it).
         * ``usage`` holds calls, tokens and dollars spent so far.
+        * ``members()`` lists the advisors that take turns (a panel, e.g. ``advisor=panel``);
+          a single advisor is its own only member. Optimizers that ask several times
+          (the critic's rounds, the advisor recipe) rotate through the members and credit
+          each prompt to the member that wrote it; ``complete`` on a panel asks its first
+          member.
         * Secrets come from the environment only; nothing an advisor logs or returns
           contains a key.
 
@@ -94,6 +99,10 @@ class Advisor:
 
     def check_ready(self) -> None:
         """Raise ``EndpointUnusable`` before any work when the advisor cannot be used (e.g. no key)."""
+
+    def members(self) -> Sequence[Advisor]:
+        """The advisors that take turns in this one (itself, unless it is a panel)."""
+        return (self,)
 
     def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
                       samples: Sequence[int] | None = None) -> list[str | BaseException]:

@@ -136,3 +136,28 @@ def test_every_advisor_call_is_logged_with_its_usage(tmp_path):
     calls = [json.loads(line) for line in (tmp_path / "out/advisor_calls.jsonl").read_text().splitlines()]
     assert [(c["failed"], c["cached"]) for c in calls] == [(True, False), (False, False)]
     assert calls[1]["prompt_tokens"] == 50 and calls[1]["completion_tokens"] == 20 and calls[1]["sample"] == 1
+
+
+def test_a_panel_of_two_served_advisors_takes_turns_through_the_cli(tmp_path):
+    """advisor=panel from the command line: two members on two real sockets, one critic round
+    each, every prompt credited to its writer, one results file named after the panel."""
+    weak = Step(reply="<prompt>Поле: {question}</prompt>")
+    with FakeOpenAIServer([weak]) as first, FakeOpenAIServer([GOOD]) as second:
+        data = make_task(tmp_path / "data", n_images=8)
+        proc = run_cli(tmp_path, data, ONE_PAIR, "optimizer=critic", "optimizer.rounds=2", "optimizer.per_round=1",
+                       "optimizer.max_reasks=0", "optimizer.rule_edits=false", "optimizer.patience=5",
+                       "advisor=panel", "advisor@advisor.members.first=fake_openai",
+                       "advisor@advisor.members.second=fake_openai", "advisor.members.second.name=Fake2",
+                       f"advisor.members.first.api_base={first.url}", f"advisor.members.second.api_base={second.url}",
+                       f"model.exact_marker={MARKER}", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert len(first.requests) == 1 and len(second.requests) == 1  # round 1 the first, round 2 the second
+    with (tmp_path / "out/Scripted-VLM_sep_Fake+Fake2.csv").open(encoding="utf-8") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["author"] == "Fake2" and MARKER in row["optimal prompt"]
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    by_author = summary["pairs"][0]["by_author"]
+    assert by_author["Fake"]["prompt"] == "Поле: {question}" and by_author["Fake"]["test_cer"] is not None
+    assert summary["advisor_members"]["Fake"]["calls"] == 1 and summary["advisor_members"]["Fake2"]["calls"] == 1
+    calls = [json.loads(line) for line in (tmp_path / "out/advisor_calls.jsonl").read_text().splitlines()]
+    assert [c["advisor"] for c in calls] == ["Fake", "Fake2"]

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
@@ -74,13 +75,20 @@ def test_model_configs_instantiate_without_loading_weights(name):
 @pytest.mark.parametrize("name", _options("advisor"))
 def test_advisor_configs_instantiate_without_network_or_secrets(name):
     cfg = _compose([f"advisor={name}"]).advisor
-    assert cfg.name
+    assert cfg.name or cfg.get("members")  # a panel names itself after its members
     if cfg.get("_target_"):
         obj = instantiate(cfg)
-        assert isinstance(obj, Advisor) and obj.name == cfg.name
-    # secrets are named, never stored: no config value looks like a key
-    for key, value in cfg.items():
-        assert not (isinstance(value, str) and value.startswith(("sk-", "AIza"))), key
+        assert isinstance(obj, Advisor) and obj.name == (cfg.name or "+".join(m.name for m in obj.members()))
+        assert all(isinstance(m, Advisor) for m in obj.members())
+    # secrets are named, never stored: no config value looks like a key (members included)
+    flat = OmegaConf.to_container(cfg, resolve=True)
+    stack = [flat]
+    while stack:
+        node = stack.pop()
+        for key, value in node.items():
+            if isinstance(value, dict):
+                stack.append(value)
+            assert not (isinstance(value, str) and value.startswith(("sk-", "AIza"))), key
 
 
 def test_task_configs_instantiate(tmp_path):

@@ -227,3 +227,56 @@ def test_edits_keep_the_base_author_and_advisor_is_not_asked_when_nothing_could_
     # budget: the baseline and one seed on val (3 + 3) and nothing more
     _run(tmp_path, AdvisorOptimizer(n_candidates=2, seed_candidates=["Поле {question}"]), advisor, budget=7)
     assert advisor.asked == []
+
+
+class NamedScriptedAdvisor(ScriptedAdvisor):
+    def __init__(self, name, replies):
+        super().__init__(replies)
+        self.name = name
+
+    def cache_identity(self):
+        return {"name": self.name}
+
+
+def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
+    from models.advisor_panel import AdvisorPanel
+
+    writer_a = NamedScriptedAdvisor("A", ["<prompt>Поле A {question}</prompt>", "<prompt>Поле A2 {question}</prompt>"])
+    writer_b = NamedScriptedAdvisor("B", ["<prompt>{question} EXACT</prompt>"])
+    panel = AdvisorPanel({"first": writer_a, "second": writer_b})
+    assert panel.name == "A+B"
+    critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False)
+    summary, trials, session = _run(tmp_path, critic, panel)
+    # round 1 A, round 2 B (perfect on val: no third round is needed)
+    assert (len(writer_a.asked), len(writer_b.asked)) == (1, 1)
+    row = summary.rows[0]
+    assert row["optimal prompt"] == "{question} EXACT" and row["author"] == "B"
+    by_author = row["by_author"]
+    assert by_author["B"]["test_cer"] == row["cer"] == 0.0
+    assert by_author["A"]["prompt"] == "Поле A {question}" and by_author["A"]["test_cer"] is not None  # scored on test
+    assert by_author["dataset"]["test_cer"] is None  # not an advisor: not re-scored
+    assert "critic:A/round1" in {t["origin"] for t in trials} and "critic:B/round2" in {t["origin"] for t in trials}
+    members = {m.name: m for m in session.members()}
+    assert members["A"].usage.calls == members["B"].usage.calls == 1 and session.usage.calls == 2
+    assert session.logical_calls == 2 and session.logical_usd == pytest.approx(0.002)
+    extra = summary.extra["advisor_members"]
+    assert extra["A"]["calls"] == 1 and extra["B"]["calls"] == 1
+
+
+def test_panel_budget_is_the_runs_and_replies_are_cached_per_member(tmp_path):
+    from models.advisor_panel import AdvisorPanel
+
+    store = AnswerStore(tmp_path / "s.sqlite")
+    messages = [{"role": "user", "content": "write"}]
+    writer_a, writer_b = NamedScriptedAdvisor("A", ["a"]), NamedScriptedAdvisor("B", ["b"])
+    session = AdvisorSession(AdvisorPanel([writer_a, writer_b]), store, max_calls=2)
+    a, b = session.members()
+    assert a.complete(messages) == "a" and b.complete(messages) == "b"  # same messages, own cache keys
+    with pytest.raises(AdvisorBudgetExhausted):
+        b.complete(messages, sample=1)  # the panel's 2 calls are spent, whoever asks
+    again = AdvisorSession(AdvisorPanel([NamedScriptedAdvisor("A", ["x"]), NamedScriptedAdvisor("B", ["y"])]), store)
+    a2, b2 = again.members()
+    assert (a2.complete(messages), b2.complete(messages)) == ("a", "b")  # served from the store
+    assert again.usage.cached_calls == 2 and again.usage.calls == 0
+    with pytest.raises(ValueError, match="distinct names"):
+        AdvisorPanel([NamedScriptedAdvisor("A", []), NamedScriptedAdvisor("A", [])])
