@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from models.model_store import ModelSpec, ModelStore, sha256_file
-from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
+from models.ocr_llm_prompts import (
+    DEMO_EXCERPT_TEMPLATE,
+    DOCUMENT_TEMPLATE,
+    PAGE_FIRST_QUESTION,
+    PAGE_FIRST_SYSTEM,
+    SYSTEM,
+)
 from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, cache_key
 
 log = logging.getLogger(__name__)
@@ -127,6 +133,16 @@ class OcrLlmAnswerModel(AnswerModel):
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse; the
             answers are the same either way, see tests/test_ocr_llm_real.py).
+        demo_layout: Where the page asked about goes in a request with demos.
+            ``turns`` (default): demos as earlier chat turns, each with its page, then the
+            page asked about; every query re-reads its page after the demos (~3.5 s on 2
+            cores). ``page_first``: the page asked about opens the conversation (system
+            message), then the demos as turns with an excerpt of their page around the
+            answer, then the question; the page prefix is shared by every prompt and demo
+            set on that page, so a query pays only for the excerpts and the question.
+            Requests without demos are the same in both layouts.
+        demo_excerpt_chars: ``page_first`` only: characters of a demo's page kept around
+            its answer.
 
     A request is fitted to ``n_ctx`` (by its tokens, plus an allowance for the chat
     template): when demos make it too long, the demos' page text is cut to a window
@@ -149,7 +165,11 @@ class OcrLlmAnswerModel(AnswerModel):
         ocr_max_chars: int = 6000,
         batch_size: int = 8,
         kv_cache_mb: int = 1024,
+        demo_layout: str = "turns",
+        demo_excerpt_chars: int = 400,
     ) -> None:
+        if demo_layout not in ("turns", "page_first"):
+            raise ValueError(f"ocr_llm: demo_layout must be 'turns' or 'page_first', got {demo_layout!r}")
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
         self.name = name
@@ -162,6 +182,8 @@ class OcrLlmAnswerModel(AnswerModel):
         self.ocr_max_chars = ocr_max_chars
         self._batch_size = batch_size
         self.kv_cache_bytes = kv_cache_mb << 20
+        self.demo_layout = demo_layout
+        self.demo_excerpt_chars = demo_excerpt_chars
         self.revision = weights.sha256
         self._llm: Any = None
         self._cache: DerivedDataCache | None = None
@@ -181,7 +203,7 @@ class OcrLlmAnswerModel(AnswerModel):
     def generation_params(self) -> dict[str, Any]:
         # n_threads and kv_cache_mb are left out on purpose: greedy decoding gives the
         # same text with any thread count and with or without prefix reuse (tested).
-        return {
+        params = {
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
             "n_ctx": self.n_ctx,
@@ -189,6 +211,15 @@ class OcrLlmAnswerModel(AnswerModel):
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
             "context_fit": "answer-window/drop-last/v1",
         }
+        if self.demo_layout != "turns":
+            # named only when not the default, so the default's cached answers keep their keys
+            # (this changes requests with demos; the key is per model, not per request)
+            params["demo_layout"] = {
+                "layout": self.demo_layout, "excerpt_chars": self.demo_excerpt_chars,
+                "framing": cache_key({"system": PAGE_FIRST_SYSTEM, "demo": DEMO_EXCERPT_TEMPLATE,
+                                      "question": PAGE_FIRST_QUESTION}),
+            }
+        return params
 
     def cache_identity(self) -> dict[str, Any]:
         from importlib.metadata import version
@@ -241,7 +272,13 @@ class OcrLlmAnswerModel(AnswerModel):
         demo_limit = self.ocr_max_chars
         page_limit = self.ocr_max_chars
 
+        page_first = bool(demos) and self.demo_layout == "page_first"
+        if page_first:
+            demo_limit = min(demo_limit, self.demo_excerpt_chars)
+
         def build() -> list[dict[str, str]]:
+            if page_first:
+                return self._page_first_messages(prompt, demos, example, demo_limit, page_limit)
             messages = [{"role": "system", "content": SYSTEM}]
             for demo in demos:
                 messages.append({"role": "user", "content": self._user_turn(prompt, demo, demo_limit, around_answer=True)})
@@ -279,6 +316,28 @@ class OcrLlmAnswerModel(AnswerModel):
             self._warn_fit_once(example)
         return messages
 
+    def _page_first_messages(self, prompt: Prompt, demos: Sequence[Example], example: Example, demo_limit: int,
+                             page_limit: int) -> list[dict[str, str]]:
+        """``demo_layout=page_first``: the page in the system message, demos as excerpt turns, then the question."""
+        page = self.ocr_text(example)[: self.ocr_max_chars][:page_limit]
+        messages = [{"role": "system", "content": PAGE_FIRST_SYSTEM.format(ocr_text=page)}]
+        for demo in demos:
+            excerpt = self._excerpt(demo, demo_limit)
+            messages.append({"role": "user", "content": DEMO_EXCERPT_TEMPLATE.format(
+                ocr_text=excerpt, instruction=prompt.render(demo))})
+            messages.append({"role": "assistant", "content": demo.answer})
+        messages.append({"role": "user", "content": PAGE_FIRST_QUESTION.format(instruction=prompt.render(example))})
+        return messages
+
+    def _excerpt(self, example: Example, limit: int) -> str:
+        """At most ``limit`` characters of the example's page, around its answer when found."""
+        text = self.ocr_text(example)[: self.ocr_max_chars]
+        if len(text) <= limit:
+            return text
+        found = re.search(re.escape(example.answer), text, re.IGNORECASE)
+        start = max(0, min(found.start() - limit // 2, len(text) - limit)) if found else 0
+        return text[start : start + limit]
+
     def _warn_fit_once(self, example: Example) -> None:
         if not self._fit_warned:
             self._fit_warned = True
@@ -287,13 +346,10 @@ class OcrLlmAnswerModel(AnswerModel):
                         self.name, self.n_ctx, example.source_row)
 
     def _user_turn(self, prompt: Prompt, example: Example, limit: int, around_answer: bool = False) -> str:
-        text = self.ocr_text(example)[: self.ocr_max_chars]
-        if len(text) > limit:
-            start = 0
-            if around_answer:  # keep the demo's value on the page it demonstrates
-                found = re.search(re.escape(example.answer), text, re.IGNORECASE)
-                start = max(0, min(found.start() - limit // 2, len(text) - limit)) if found else 0
-            text = text[start : start + limit]
+        if around_answer:  # keep the demo's value on the page it demonstrates
+            text = self._excerpt(example, limit)
+        else:
+            text = self.ocr_text(example)[: self.ocr_max_chars][:limit]
         return DOCUMENT_TEMPLATE.format(ocr_text=text, instruction=prompt.render(example))
 
     def _token_count(self, llm: Any) -> Any:

@@ -7,3 +7,12 @@ same for every candidate so that CER differences come from the prompt alone.
 SYSTEM = "You are a careful assistant that answers questions about a scanned document."
 
 DOCUMENT_TEMPLATE = "Document text (OCR):\n<<<\n{ocr_text}\n>>>\n\n{instruction}"
+
+# demo_layout=page_first: the page asked about opens the conversation (so its prefix is
+# shared by every prompt and demo set on that page); demos follow as earlier turns with
+# an excerpt of their own page around the answer; the last turn asks about the page.
+PAGE_FIRST_SYSTEM = SYSTEM + "\n\nThe document you are asked about, as OCR text:\n<<<\n{ocr_text}\n>>>"
+
+DEMO_EXCERPT_TEMPLATE = "Another document of this kind (OCR excerpt):\n<<<\n{ocr_text}\n>>>\n\n{instruction}"
+
+PAGE_FIRST_QUESTION = "Now about the document you are asked about (the one in the system message): {instruction}"

@@ -135,12 +135,15 @@ def main() -> None:
 
 
 def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> None:
-    """Seconds per ocr_llm query without and with k demos, with page-prefix reuse on and off.
+    """Seconds per ocr_llm query without and with k demos, per demo layout, prefix reuse on and off.
 
     Queries run as the evaluator sends them: one prompt over all examples. Without demos
     each page starts the context, so a page read once is reused by every later prompt on
-    it; with demos the page comes after them, so the demo prefix is what is shared
-    between a prompt's consecutive queries.
+    it. With ``demo_layout=turns`` the page comes after the demos, so only the demo
+    prefix is shared and every query reads its page again; with ``page_first`` the page
+    opens the context and is shared by every prompt and demo set on it. Each line also
+    gives the mean CER of those answers on the (val + test) examples, so a cheaper
+    layout that answers worse shows it.
     """
     import tempfile
 
@@ -148,6 +151,7 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> Non
 
     from optimize.answer_store import AnswerStore
     from prompt_opt_api import Prompt
+    from tasks.cer_metric import CerMetric
     from tasks.docqa_csv import load_task
     from tasks.pair_splits import SplitConfig, split_pairs
     from tests.real_models import model_config
@@ -156,22 +160,29 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> Non
     pair = pairs[0]
     examples = list(pair.val + pair.test)[:n_examples]
     demos = tuple(pair.train[:k])
+    other_demos = tuple(pair.train[k : 2 * k]) or demos
+    metric = CerMetric()
     with tempfile.TemporaryDirectory() as tmp:
         store = AnswerStore(Path(tmp) / "s.sqlite")
-        for kv_mb in (1024, 0):
-            model = instantiate(model_config(kv_cache_mb=kv_mb))
+        for layout, kv_mb in (("turns", 1024), ("turns", 0), ("page_first", 1024), ("page_first", 0)):
+            model = instantiate(model_config(kv_cache_mb=kv_mb, demo_layout=layout))
             model.use_cache(store)
-            for ex in [*examples, *demos]:
+            for ex in [*examples, *demos, *other_demos]:
                 model.ocr_text(ex)  # OCR is not what is measured
-            for label, prompts in (("no demos", [Prompt("{question}"), Prompt("{question} Только значение.")]),
-                                   (f"{k} demos", [Prompt("{question}", demos=demos),
-                                                   Prompt("{question} Только значение.", demos=demos)])):
+            runs = [("no demos", [Prompt("{question}"), Prompt("{question} Только значение.")]),
+                    (f"{k} demos", [Prompt("{question}", demos=demos), Prompt("{question} Только значение.", demos=demos),
+                                    Prompt("{question}", demos=other_demos)])]
+            for label, prompts in runs:
+                if label == "no demos" and layout != "turns":
+                    continue  # requests without demos are the same in both layouts
                 for i, prompt in enumerate(prompts):
                     started = time.monotonic()
-                    model.answer([(prompt, ex) for ex in examples])
+                    answers = model.answer([(prompt, ex) for ex in examples])
                     per_query = (time.monotonic() - started) / len(examples)
-                    print(f"demo cost: {label:8s} prompt {i + 1} ({'first' if i == 0 else 'later'} on these pages), "
-                          f"prefix reuse {'on ' if kv_mb else 'off'}: {per_query:.2f} s/query", flush=True)
+                    cer = statistics.mean(metric.cer(ex.answer, a) for ex, a in zip(examples, answers))
+                    which = "first prompt" if i == 0 else ("other demos" if i == 2 else "later prompt")
+                    print(f"demo cost: layout {layout:10s} {label:8s} {which:12s} prefix reuse {'on ' if kv_mb else 'off'}: "
+                          f"{per_query:.2f} s/query, mean CER {cer:.3f}", flush=True)
             model.close()
 
 
