@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Protocol
 
 from models.litellm_connection import call_with_retries, classify_error, connection_kwargs, import_litellm
@@ -107,6 +108,16 @@ class LiteLLMAdvisor(Advisor):
         """Fail before any work when the key variable is missing (no request is sent)."""
         connection_kwargs(None, self.api_key_env, f"advisor {self.name!r}", EndpointUnusable)
 
+    def estimated_cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars by litellm's price map; 0 for the local server this advisor starts; None
+        for a model the map does not price (e.g. a self-hosted one at ``api_base``)."""
+        if self.server is not None and not self.api_base:
+            return 0.0
+        price = litellm_price(self.model)
+        if price is None:
+            return None
+        return prompt_tokens * price[0] + completion_tokens * price[1]
+
     def _base_url(self) -> str | None:
         if self.api_base:
             return self.api_base
@@ -195,6 +206,32 @@ class LiteLLMAdvisor(Advisor):
 def _status(err: BaseException) -> str:
     status = getattr(err, "status_code", None)
     return f"(HTTP {status})" if status else ""
+
+
+def litellm_price(model: str) -> tuple[float, float] | None:
+    """(dollars per prompt token, per completion token) for ``model`` in litellm's price map
+    (``litellm.model_cost``), tried as named and without its provider prefix; None if absent.
+
+    With ``LITELLM_LOCAL_MODEL_COST_MAP=True`` (``import_litellm``'s default) litellm's map is
+    the JSON file it ships: it is read directly, as importing litellm takes seconds.
+    """
+    import json
+    import os
+    from importlib.util import find_spec
+
+    table: dict[str, Any] | None = None
+    spec = find_spec("litellm")
+    bundled = (Path(spec.submodule_search_locations[0]) / "model_prices_and_context_window_backup.json"
+               if spec and spec.submodule_search_locations else None)
+    if os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "True").lower() == "true" and bundled and bundled.is_file():
+        table = json.loads(bundled.read_text(encoding="utf-8"))
+    else:
+        table = import_litellm().model_cost
+    for name in (model, model.split("/", 1)[-1]):
+        entry = table.get(name)
+        if entry and "input_cost_per_token" in entry and "output_cost_per_token" in entry:
+            return float(entry["input_cost_per_token"]), float(entry["output_cost_per_token"])
+    return None
 
 
 def _cost(litellm: Any, response: Any) -> float:

@@ -48,9 +48,27 @@ def run_id_of(cfg: DictConfig, task_sha256: str) -> str:
     from prompt_opt_api import cache_key
 
     data = OmegaConf.to_container(cfg, resolve=True)
-    for volatile in ("paths", "hydra", "progress", "lease_wait_s"):
+    for volatile in ("paths", "hydra", "progress", "progress_every_s", "lease_wait_s", "report", "plan"):
         data.pop(volatile, None)
     return cache_key({"config": data, "task_sha256": task_sha256, "code": code_version()})[:16]
+
+
+def task_id_of(cfg: DictConfig, task_sha256: str) -> str:
+    """Identity of a task: its data and what makes CERs comparable across runs (split, metric).
+
+    Runs meet in the results folder only with runs of the same task: a different split
+    seed or metric setting scores other examples, or scores them differently.
+    """
+    from prompt_opt_api import cache_key
+
+    comparable = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("split", "metric")}
+    return "task-" + cache_key({"task_sha256": task_sha256, **comparable})[:16]
+
+
+def _task_info(cfg: DictConfig, task, task_sha256: str) -> dict:
+    return {"task_id": task_id_of(cfg, task_sha256), "task_sha256": task_sha256, "csv": str(task.csv_path),
+            "examples": len(task.examples),
+            **{key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("split", "metric")}}
 
 
 def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
@@ -92,6 +110,9 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         sys.exit(2)
     inner_advisor = instantiate(cfg.advisor) if wants_advisor else None
     advisor_name = inner_advisor.name if inner_advisor is not None else "none"  # a panel names itself
+    if cfg.get("plan"):
+        print_plan(cfg, pairs, too_small, optimizer, inner_advisor)
+        return float("nan"), []
     if inner_advisor is not None:
         try:
             inner_advisor.check_ready()  # a missing key fails here, before any model is loaded
@@ -121,7 +142,12 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             batch_size=cfg.batch_size,
             results_dir=Path(cfg.paths.results_dir) if cfg.paths.results_dir else None,
             progress=cfg.progress,
+            progress_every_s=cfg.get("progress_every_s", 60.0),
+            progress_job=_parallel_job_number(),
             lease_wait_s=cfg.get("lease_wait_s") or 0.0,
+            task_id=task_id_of(cfg, task_sha),
+            task_info=_task_info(cfg, task, task_sha),
+            report=bool(cfg.get("report", True)),
         )
     except (EndpointUnusable, RunLeaseHeld) as err:
         log.error("%s", err)  # one line: the fix, not a traceback
@@ -141,22 +167,56 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     return summary.mean_test_cer, summary.failed_pairs
 
 
-# Jobs of this process whose pairs failed; the process exits non-zero at the end (after
-# a whole sweep, so one failed job does not stop the others).
-_failed_jobs: list[str] = []
+def _parallel_job_number() -> int | None:
+    """This job's number when it may run beside others (a sweep on a parallel launcher), so
+    its progress line is labelled and gets its own terminal line; None otherwise."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    return None if launcher.endswith("BasicLauncher") else int(hydra_cfg.job.num)
+
+
+def print_plan(cfg: DictConfig, pairs, too_small, optimizer, advisor) -> None:
+    """``plan=true``: print what the run would do and cost; no model is loaded or called."""
+    from hydra.utils import instantiate
+
+    from optimize.answer_store import AnswerStore
+    from optimize.plan import make_plan
+
+    model = instantiate(cfg.model)  # construction is cheap by contract: only its cache identity is read
+    store = AnswerStore.open_read_only(cfg.paths.store)
+    try:
+        plan = make_plan(pairs, too_small, model, optimizer, advisor, store, cfg.budget.evaluations_per_pair,
+                         cfg.budget.get("advisor_calls"), cfg.budget.get("advisor_usd"))
+    finally:
+        if store is not None:
+            store.close()
+    print(plan.render(), flush=True)
 
 
 @hydra.main(version_base=None, config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    from optimize.sweep_status import record_failed_job
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
     value, failed = run(cfg, out_dir)
-    if failed:
-        _failed_jobs.append(str(out_dir))
+    if failed:  # the process exits 1 after the whole sweep (optimize/sweep_status.py)
+        record_failed_job(out_dir, Path(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None)
     return value if not math.isnan(value) else float("inf")
 
 
 if __name__ == "__main__":
     main()
-    sys.exit(1 if _failed_jobs else 0)
+    from optimize.sweep_status import failed_jobs
+
+    sys.exit(1 if failed_jobs else 0)

@@ -169,6 +169,10 @@ class AdvisorSession(Advisor):
             self._log(key, sample, temperature, started, None, cached=False)
             raise
         self._cache.put_blob(f"advisor-reply:{key}", json.dumps(reply.__dict__, ensure_ascii=False))
+        record_timing = getattr(self._cache, "record_timing", None)  # the store: plan=true reads speeds and tokens
+        if record_timing is not None:
+            record_timing("advisor", self.name, 1, time.monotonic() - started, reply.prompt_tokens,
+                          reply.completion_tokens)
         self._account(reply, cached=False)
         self._log(key, sample, temperature, started, reply, cached=False)
         return reply

@@ -7,6 +7,8 @@ Tables:
     trials(run_id, pair, seq, record): every scored candidate of a run, as it happens.
     finished_pairs(run_id, pair, result): a pair whose result is final for that run.
     run_leases(run_id, ...): which live process is running a run id right now.
+    timings(kind, name, n, seconds, ...): measured speeds (answer-model batches, advisor
+        calls), so ``plan=true`` can estimate a run's wall time.
 
 Several processes may share one store (Hydra multirun with a parallel launcher):
 every read-modify-write runs in a ``BEGIN IMMEDIATE`` transaction with a busy timeout
@@ -80,6 +82,7 @@ class AnswerStore:
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
+        self.read_only = False
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below)
         self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, check_same_thread=False,
                                    isolation_level=None)
@@ -99,10 +102,27 @@ class AnswerStore:
                 """CREATE TABLE IF NOT EXISTS run_leases (run_id TEXT PRIMARY KEY, holder TEXT NOT NULL,
                     host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, acquired REAL NOT NULL,
                     heartbeat REAL NOT NULL)""",
+                """CREATE TABLE IF NOT EXISTS timings (kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL,
+                    seconds REAL NOT NULL, prompt_tokens INTEGER NOT NULL DEFAULT 0,
+                    completion_tokens INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)""",
+                "CREATE INDEX IF NOT EXISTS timings_by_name ON timings (kind, name, created)",
             ):
                 db.execute(statement)
 
         self._write(create)
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> AnswerStore | None:
+        """The store at ``path`` for lookups only (``plan=true``): nothing is created or
+        written, not even the file; None when there is no store there yet."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            return None
+        store = cls.__new__(cls)
+        store.path, store._lock, store.read_only = path, threading.RLock(), True
+        store._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+                                    isolation_level=None, timeout=10.0)
+        return store
 
     # -- transactions ----------------------------------------------------------
     @staticmethod
@@ -158,6 +178,37 @@ class AnswerStore:
 
     def count_answers(self) -> int:
         return self._read("SELECT COUNT(*) FROM answers")[0][0]
+
+    # -- measured speeds (what ``plan=true`` estimates wall time from) -----------
+    def record_timing(self, kind: str, name: str, n: int, seconds: float, prompt_tokens: int = 0,
+                      completion_tokens: int = 0) -> None:
+        """Record that ``n`` items of ``kind`` (``answer``: queries of one batch, ``advisor``:
+        one call) of model ``name`` took ``seconds``."""
+        row = (kind, name, int(n), float(seconds), int(prompt_tokens), int(completion_tokens), time.time())
+        self._write(lambda db: db.execute(
+            "INSERT INTO timings (kind, name, n, seconds, prompt_tokens, completion_tokens, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)", row))
+
+    def measured_speed(self, kind: str, name: str, last: int = 200) -> dict[str, float] | None:
+        """Medians over the latest ``last`` records of ``name``: seconds per item and tokens
+        per item; None when nothing was measured yet.
+
+        Medians, not means: a batch that also loaded the weights is one outlier among many.
+        """
+        import statistics
+
+        try:
+            rows = self._read("SELECT n, seconds, prompt_tokens, completion_tokens FROM timings "
+                              "WHERE kind = ? AND name = ? AND n > 0 ORDER BY created DESC LIMIT ?",
+                              (kind, name, last))
+        except sqlite3.OperationalError:  # a store made before timings were recorded
+            return None
+        if not rows:
+            return None
+        return {"seconds": statistics.median(s / n for n, s, _, _ in rows),
+                "prompt_tokens": statistics.median(p / n for n, _, p, _ in rows),
+                "completion_tokens": statistics.median(c / n for n, _, _, c in rows),
+                "samples": len(rows)}
 
     # -- blobs (the DerivedDataCache protocol) ---------------------------------
     def get_blob(self, key: str) -> str | None:

@@ -10,6 +10,7 @@ holds leads to a test example.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -198,13 +199,16 @@ class Evaluator:
         pending = list(todo.items())
         for start in range(0, len(pending), self._batch_size):
             chunk = pending[start : start + self._batch_size]
+            started = time.monotonic()
             outputs = self._model.answer([(prompt, ex) for _, ex in chunk])
+            elapsed = time.monotonic() - started
             if len(outputs) != len(chunk):
                 raise RuntimeError(
                     f"answer model {self._model.name!r} returned {len(outputs)} answers for {len(chunk)} requests"
                 )
             fresh = {k: str(out) for (k, _), out in zip(chunk, outputs)}
             self._store.put_answers(fresh, self._model.name)  # commit per batch: a kill loses one batch at most
+            self._store.record_timing("answer", self._model.name, len(chunk), elapsed)  # for plan=true
             self._model_calls += len(chunk)
             cached.update(fresh)
         return [cached[k] for k in keys]

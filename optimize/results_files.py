@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -15,6 +16,8 @@ from typing import Any
 # The first three columns exactly as the seed names them; the rest are ours.
 SEED_COLUMNS = ("doc type question type", "optimal prompt", "cer")
 EXTRA_COLUMNS = (
+    "cer_ci_low",  # bootstrap 95 % interval of the test CER over the pair's test examples
+    "cer_ci_high",
     "val_cer",
     "exact_match",
     "n_train",
@@ -29,7 +32,22 @@ EXTRA_COLUMNS = (
     "advisor_cost_usd",
     "status",
 )
-OPTIMAL_COLUMNS = SEED_COLUMNS + ("advisor", "author", "val_cer", "n_test", "optimizer", "source_file")
+# Merged files (best per pair across runs or advisors): the seed's three columns, then who
+# won, with what, in which run, and the test CER's interval; the rest for the curious.
+MERGED_COLUMNS = SEED_COLUMNS + (
+    "advisor",
+    "optimizer",
+    "run_id",
+    "cer_ci_low",
+    "cer_ci_high",
+    "val_cer",
+    "author",
+    "origin",
+    "n_demos",
+    "n_val",
+    "n_test",
+    "exact_match",
+)
 OPTIMAL_SUFFIX = "OptimalPrompts"
 
 
@@ -82,43 +100,90 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
-def merge_optimal_prompts(results_dir: Path, model_name: str) -> Path | None:
-    """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair across advisors.
+def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (seeded: a rerun writes the same).
 
-    Every ``<model>_sep_<advisor>.csv`` in ``results_dir`` competes. The winner of a pair
-    is chosen by **validation** CER as written (4 decimals), then the shorter prompt, then
-    the advisor name, and reported with its test CER. Test CER never decides, not even a
-    tie: picking by test CER across many advisors would overfit the test split and
-    report an optimistic number.
+    Returns:
+        (low, high); (nan, nan) for no values.
+    """
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(means, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def read_results_frame(path: Path) -> Any:
+    """A results CSV as a pandas DataFrame of strings, every known column present.
+
+    Cells stay the text that was written (``0.3000``), so a merge copies them unchanged;
+    missing cells and columns read as ``""``.
+    """
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    for column in dict.fromkeys(SEED_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS):
+        if column not in frame.columns:
+            frame[column] = ""
+    return frame
+
+
+def best_per_pair(frame: Any) -> Any:
+    """The winner per pair among ``frame``'s rows, as a DataFrame in ``MERGED_COLUMNS`` order.
+
+    Rows without a test CER (skipped or failed pairs) do not compete. The winner is
+    chosen by **validation** CER as written (4 decimals), then the shorter prompt, then
+    the advisor name and run id. Test CER never decides, not even a tie: picking by test
+    CER across many runs would overfit the test split and report an optimistic number.
+    """
+    import pandas as pd
+
+    rows = frame[frame["cer"].astype(str).str.strip() != ""].copy()
+    rows["_val"] = pd.to_numeric(rows["val_cer"], errors="coerce").round(4).fillna(math.inf)
+    rows["_len"] = rows["optimal prompt"].astype(str).str.len()
+    rows = rows.sort_values(["doc type question type", "_val", "_len", "advisor", "run_id"], kind="stable")
+    best = rows.drop_duplicates("doc type question type", keep="first")
+    return best[list(MERGED_COLUMNS)].reset_index(drop=True)
+
+
+def write_frame(path: Path, frame: Any) -> None:
+    """Write a DataFrame as CSV atomically (no index column)."""
+    atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
+
+
+def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "") -> Path | None:
+    """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair across the advisor files in one folder.
+
+    Every ``<model>_sep_<advisor>.csv`` in ``results_dir`` competes, ranked by
+    ``best_per_pair`` (val CER; test CER never decides). Used for a run's own folder; the
+    results folder where runs meet is merged per task by ``optimize.collect``.
+
+    Args:
+        results_dir: The folder.
+        model_name: The answer model whose files compete.
+        run_id: Written as the rows' run id (the folder's files do not name one).
 
     Returns:
         The written file, or None if no advisor file was found.
     """
+    import pandas as pd
+
     prefix = f"{safe_name(model_name)}_sep_"
-    best: dict[str, dict[str, Any]] = {}
-    found = False
+    frames = []
     for path in sorted(results_dir.glob(f"{prefix}*.csv")):
         advisor = path.stem[len(prefix) :]
         if advisor == OPTIMAL_SUFFIX:
             continue
-        found = True
-        with path.open(encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                if not row.get("cer"):
-                    continue  # pair skipped in that run
-                rank = (round(_float(row.get("val_cer")), 4), len(row.get("optimal prompt") or ""), advisor)
-                key = row["doc type question type"]
-                if key not in best or rank < best[key]["_rank"]:
-                    best[key] = dict(row, advisor=advisor, source_file=path.name, _rank=rank)
-    if not found:
+        frames.append(read_results_frame(path).assign(advisor=advisor, run_id=run_id))
+    if not frames:
         return None
     out = results_dir / f"{prefix}{OPTIMAL_SUFFIX}.csv"
-    atomic_write_text(out, csv_text(OPTIMAL_COLUMNS, [best[k] for k in sorted(best)]))
+    write_frame(out, best_per_pair(pd.concat(frames, ignore_index=True)))
     return out
 
-
-def _float(text: str | None) -> float:
-    try:
-        return float(text) if text else float("inf")
-    except ValueError:
-        return float("inf")

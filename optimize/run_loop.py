@@ -25,8 +25,9 @@ from typing import Any
 
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
+from optimize.progress import RunProgress, progress_text
 from optimize.results_files import (
-    atomic_write_text,
+    bootstrap_interval,
     merge_optimal_prompts,
     results_file_name,
     write_json,
@@ -43,6 +44,7 @@ from prompt_opt_api import (
     Prompt,
     Score,
     baseline_prompt,
+    cache_key,
     mean,
 )
 
@@ -79,7 +81,8 @@ class _TrialLog:
         for record in records:
             self._write(record)
 
-    def record(self, pair: str, prompt: Prompt, split: str, score: Score, advisor_cost: float) -> dict[str, Any]:
+    def record(self, pair: str, prompt: Prompt, split: str, score: Score, advisor_cost: float,
+               evaluations_so_far: int | None = None) -> dict[str, Any]:
         record = {
             "pair": pair,
             "split": split,
@@ -91,6 +94,7 @@ class _TrialLog:
             "demo_rows": [d.source_row for d in prompt.demos],
             "origin": prompt.origin,
             "advisor_cost_usd_so_far": advisor_cost,
+            "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
             "predictions": [
                 {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer} for r in score.results
             ],
@@ -137,7 +141,12 @@ def run_pairs(
     batch_size: int | None = None,
     results_dir: Path | None = None,
     progress: bool | None = None,
+    progress_every_s: float = 60.0,
+    progress_job: int | None = None,
     lease_wait_s: float = 0.0,
+    task_id: str | None = None,
+    task_info: dict[str, Any] | None = None,
+    report: bool = False,
 ) -> RunSummary:
     """Optimize every pair and write the results files into ``out_dir``.
 
@@ -154,18 +163,24 @@ def run_pairs(
         run_id: Identity of this run's configuration; resuming needs the same one.
         max_evaluations_per_pair: Optimizer budget per pair (test scoring not counted).
         batch_size: Requests per model call (None: the model's preference).
-        results_dir: Folder collecting results across runs/advisors for the
-            OptimalPrompts merge (None: ``out_dir`` only).
-        progress: Show a progress bar (None: only on a terminal).
+        results_dir: Folder where runs meet (see ``optimize.collect``): the run is kept
+            there under ``<task_id>/runs/<run_id>/`` and its task's best-per-pair files
+            are rebuilt (None: ``out_dir`` only).
+        progress: The progress line (``optimize.progress``): None: in place on a terminal,
+            logged every ``progress_every_s`` seconds otherwise; True: in place; False: none.
+        progress_every_s: Seconds between logged progress lines.
+        progress_job: The job's number in a sweep (labels its line), or None.
         lease_wait_s: How long to wait when another live process runs the same run id.
+        task_id: Identity of the task (data, split, metric): runs meet only with runs of
+            the same task (None: a digest of the pairs' examples).
+        task_info: What the task is, for ``task.json`` and the reports.
+        report: Write the HTML reports (the run's in ``out_dir``, the task's in ``results_dir``).
 
     Raises:
         RunLeaseHeld: another live process is running ``run_id`` on this store.
         EndpointUnusable: the answer model or advisor cannot be used or reached
             (finished pairs are kept and written first).
     """
-    from tqdm import tqdm  # lazy: keeps `--help` fast
-
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results_file_name(model.name, advisor_name)
@@ -181,10 +196,11 @@ def run_pairs(
     failed: list[str] = []
     # The bar counts pairs but does not hold them: the score listener reaches the bar, and
     # nothing an optimizer can reach may lead to a pair's test split.
-    bar = tqdm(total=len(pairs), desc="pairs", unit="pair", disable=None if progress is None else not progress)
+    bar = RunProgress(len(pairs), progress, progress_every_s, progress_job)
     try:
         for pair in pairs:
-            bar.set_postfix_str(pair.key)
+            bar.set_postfix_str(progress_text(pair.key, 0, None, 0, max_evaluations_per_pair,
+                                              *(_advisor_so_far(advisor) or (None, None))))
             done = store.finished_result(run_id, pair.key)
             if done is not None:
                 trial_log.replay(store.trials(run_id, pair.key))
@@ -224,11 +240,7 @@ def run_pairs(
         write_results_csv(csv_path, _ordered(rows))
 
     rows = _ordered(rows)
-    if results_dir is not None:
-        results_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(results_dir / csv_path.name, csv_path.read_text(encoding="utf-8"))
-        merge_optimal_prompts(results_dir, model.name)
-    merge_optimal_prompts(out_dir, model.name)
+    merge_optimal_prompts(out_dir, model.name, run_id=run_id)
 
     scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
     summary = RunSummary(
@@ -249,7 +261,116 @@ def run_pairs(
                                    if _is_panel(advisor) else None)},
     )
     write_json(out_dir / "summary.json", _summary_json(summary, context))
+    _publish(summary, context, pairs, store, out_dir, results_dir, task_id, task_info, report)
     return summary
+
+
+def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore, out_dir: Path,
+             results_dir: Path | None, task_id: str | None, task_info: dict[str, Any] | None, report: bool) -> None:
+    """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
+    from optimize.collect import RUN_JSON, publish_run, run_frame
+    from optimize.report import summary_lines, write_report
+
+    if task_id is None:
+        task_id = "task-" + cache_key({"examples": sorted(
+            [e.image_sha256, e.question, e.answer, e.doc_class, e.question_type]
+            for p in pairs for e in (*p.train, *p.val, *p.test))})[:16]
+    record = _run_record(summary, context, task_id, pairs, store, out_dir)
+    write_json(out_dir / RUN_JSON, record)
+    run_report = None
+    if report:
+        try:
+            run_report = write_report(
+                out_dir / "report.html", [record], run_frame(record, summary.results_csv),
+                title=f"Run {summary.run_id}: {context['optimizer']}, advisor {context['advisor']}",
+                task_info=task_info)
+        except Exception:  # the results are written; a report bug must not fail the run
+            log.exception("the run's report was not written")
+    task = None
+    if results_dir is not None:
+        task = publish_run(results_dir, record, summary.results_csv, task_info=task_info, report=report,
+                           run_report=run_report)
+    for line in summary_lines(record, summary.rows, report=run_report, task=task):
+        log.info("%s", line)
+
+
+def _run_record(summary: RunSummary, context: dict[str, Any], task_id: str, pairs: Sequence[Pair],
+                store: AnswerStore, out_dir: Path) -> dict[str, Any]:
+    """The run as the results folder and the reports see it (``run.json``)."""
+
+    def total(column: str) -> float:
+        return sum(float(r.get(column) or 0) for r in summary.rows)
+
+    rows = {r["doc type question type"]: r for r in summary.rows}
+
+    return {
+        **context,
+        "task_id": task_id,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "elapsed_s": round(summary.elapsed_s, 3),
+        "out_dir": str(out_dir),
+        "results_csv": summary.results_csv.name,
+        "mean_test_cer": None if math.isnan(summary.mean_test_cer) else summary.mean_test_cer,
+        "failed_pairs": summary.failed_pairs,
+        "cost": {
+            "advisor_calls": int(total("advisor_calls")),  # charged to the run, cached replies included
+            "advisor_cost_usd": total("advisor_cost_usd"),
+            "advisor_cost_usd_this_attempt": summary.advisor_cost_usd,
+            "answer_model_evaluations": int(total("answer_model_evaluations")),
+            "model_calls_this_attempt": summary.model_calls,
+            "cache_hits_this_attempt": summary.cache_hits,
+        },
+        "pairs": {pair.key: _pair_digest(pair, store.trials(summary.run_id, pair.key), rows.get(pair.key) or {})
+                  for pair in pairs},
+    }
+
+
+def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, Any], top_k: int = 5,
+                 worst_k: int = 3) -> dict[str, Any]:
+    """One pair's story for the reports: best-so-far val CER against evaluations, the best
+    full-val candidates, the winner's per-example test CERs and worst test errors with their
+    pages, and each author's best (a panel's members with their test CER)."""
+    winner = row.get("optimal prompt")
+    curve: list[list[float]] = []
+    candidates: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
+    best, spent, test = math.inf, 0, None
+    for rec in records:
+        if rec["split"] == "test":
+            # The winner's test score comes first; a panel's members' bests may follow it.
+            if test is None or (test["prompt"] != winner and rec["prompt"] == winner):
+                test = rec
+            continue
+        used = rec.get("evaluations_so_far")
+        spent = spent + rec["n"] if used is None else used  # a record from before the count: approximate
+        if rec["split"] == FULL_VAL and rec["n"] == len(pair.val):
+            best = min(best, rec["cer"])
+            curve.append([spent, best])
+            candidates.setdefault((rec["prompt"], tuple(rec.get("demo_rows") or ())), rec)
+    if curve and spent > curve[-1][0]:
+        curve.append([spent, best])  # what was spent after the last full-val score
+    # Stable sort: on equal CER the earliest first, as ``pick_best`` chooses.
+    top = sorted(candidates.values(), key=lambda r: r["cer"])[:top_k]
+    predictions = test["predictions"] if test else []
+    examples = {e.source_row: e for e in pair.test}
+    worst = []
+    for p in sorted((p for p in predictions if p["cer"] > 0), key=lambda p: -p["cer"])[:worst_k]:
+        example = examples.get(p["row"])
+        worst.append({
+            "row": p["row"], "answer": p["answer"], "prediction": p["prediction"], "cer": p["cer"],
+            "question": example.question if example else "",
+            "image": str(example.image) if example else None,
+            "bbox": list(example.bbox) if example and example.bbox else None,
+        })
+    return {
+        "n_val": len(pair.val),
+        "n_test": len(pair.test),
+        "curve": curve,
+        "top": [{"prompt": r["prompt"], "val_cer": r["cer"], "origin": r["origin"], "author": author_of(r["origin"]),
+                 "n_demos": r.get("n_demos", 0)} for r in top],
+        "test_cers": [p["cer"] for p in predictions],
+        "worst": worst,
+        "by_author": row.get("by_author") or {},
+    }
 
 
 def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease, max_evals,
@@ -259,7 +380,8 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     calls_at_start = _advisor_calls(advisor)
     records: list[dict[str, Any]] = []
     budget = Budget(max_evals)
-    listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start)
+    listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start,
+                         lambda: _advisor_so_far(advisor))
 
     # The optimizer sees the pair without its test split, and its evaluator is built
     # from that same visible pair: nothing it can reach names a test example.
@@ -273,6 +395,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
 
     tester = Evaluator(model, store, metric, pair, Budget(None), batch_size, listener, allow_test=True)
     test_score = tester.score(best_prompt, pair.test)
+    ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
     by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
                                 tester if _is_panel(advisor) else None, pair)
     status = "ok" if best_record else "no candidate was scored on the full val split (budget?): baseline reported"
@@ -282,6 +405,8 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "doc type question type": pair.key,
         "optimal prompt": best_prompt.text,
         "cer": test_score.cer,
+        "cer_ci_low": ci_low,
+        "cer_ci_high": ci_high,
         "val_cer": best_record["cer"] if best_record else math.nan,
         "exact_match": test_score.exact_match,
         "n_train": len(pair.train),
@@ -336,16 +461,16 @@ def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[
 
 
 def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], budget: Budget, bar: Any,
-              cost_so_far: Any) -> Any:
+              cost_so_far: Any, advisor_so_far: Any = lambda: None) -> Any:
     """The evaluator's score listener. Built apart so its closure holds the pair's name,
     never the pair itself (whose test split the optimizer must not reach)."""
 
     def listener(prompt: Prompt, split: str, score: Score) -> None:
-        record = trial_log.record(key, prompt, split, score, cost_so_far())
+        record = trial_log.record(key, prompt, split, score, cost_so_far(), budget.used)
         records.append(dict(record, _prompt=prompt))
         val = [r["cer"] for r in records if r["split"] == FULL_VAL]
-        best = f" best val CER {min(val):.3f}" if val else ""
-        bar.set_postfix_str(f"{key}: {len(records)} scored, {budget.used} evaluations{best}")
+        bar.set_postfix_str(progress_text(key, len(records), min(val) if val else None, budget.used, budget.limit,
+                                          *(advisor_so_far() or (None, None))))
 
     return listener
 
@@ -356,7 +481,7 @@ def author_of(origin: str) -> str:
     was added later (``+rule:all`` clauses, ``+fewshot`` demos) keeps the base's author."""
     head = origin.split("+", 1)[0]
     kind, _, rest = head.partition(":")
-    if kind in ("advisor", "critic") and rest:
+    if kind in ("advisor", "critic", "textgrad", "dspy") and rest:
         return rest.split("/", 1)[0]
     return {"dataset-question": "dataset"}.get(kind, kind or "unknown")
 
@@ -366,6 +491,11 @@ def _advisor_cost(advisor: Any) -> float:
     if hasattr(advisor, "logical_usd"):
         return float(advisor.logical_usd)
     return float(getattr(getattr(advisor, "usage", None), "cost_usd", 0.0) or 0.0)
+
+
+def _advisor_so_far(advisor: Any) -> tuple[int, float] | None:
+    """The run's advisor calls and dollars so far (the progress line); None without an advisor."""
+    return None if advisor is None else (_advisor_calls(advisor), _advisor_cost(advisor))
 
 
 def _advisor_calls(advisor: Any) -> int:

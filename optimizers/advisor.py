@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from optimizers import critic_prompts as text
 from optimizers.advisor_writes import conversation, mistakes_block, placeholder_rule, task_block
 from optimizers.prompt_edits import worst_mistakes
-from optimizers.prompt_pool import ask_for_prompts, require_advisor, starting_pool
+from optimizers.prompt_pool import ask_for_prompts, require_advisor, starting_pool, starting_prompts
 from prompt_opt_api import (
     Advisor,
     BudgetExhausted,
@@ -52,6 +52,17 @@ class AdvisorOptimizer(Optimizer):
         self.racing = racing
         self.minibatch = minibatch
         self.show_mistakes = show_mistakes
+
+    def known_prompts(self, pair: Pair) -> list[Prompt]:
+        return starting_prompts(self, self.seed_candidates)
+
+    def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        # the starting prompts on val, the baseline on train, the advisor's prompts on val
+        return (len(self.known_prompts(pair)) + self.n_candidates) * len(pair.val) + len(pair.train)
+
+    def planned_advisor_calls(self, pairs: Sequence[Pair], members: int = 1) -> int | None:
+        # one request per member and pair, re-asked when it repeats (a reply without tags: one correction more)
+        return len(pairs) * members * (1 + self.max_reasks)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         advisor = require_advisor(self, advisor)

@@ -27,7 +27,7 @@ from optimizers.advisor_writes import (
     with_page_images,
 )
 from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits, worst_mistakes
-from optimizers.prompt_pool import PromptPool, ask_for_prompts, require_advisor, starting_pool
+from optimizers.prompt_pool import PromptPool, ask_for_prompts, require_advisor, starting_pool, starting_prompts
 from prompt_opt_api import (
     Advisor,
     BudgetExhausted,
@@ -87,6 +87,23 @@ class CriticOptimizer(Optimizer):
         self.minibatch = minibatch
         self.show_images = show_images
         self.max_images = max_images
+
+    def known_prompts(self, pair: Pair) -> list[Prompt]:
+        return starting_prompts(self, self.seed_candidates)
+
+    def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        # the starting prompts; rule edits of the baseline and of each round's best; each
+        # round the best prompt on train (its mistakes) and the new prompts on val
+        edits = len(self.rule_edit_kinds) * (self.rounds + 1) if self.rule_edits else 0
+        per_round = len(pair.train) + self.per_round * len(pair.val)
+        return (len(self.known_prompts(pair)) + edits) * len(pair.val) + self.rounds * per_round
+
+    def planned_advisor_calls(self, pairs: Sequence[Pair], members: int = 1) -> int | None:
+        # members take turns, one round each: a panel asks no more often than one advisor
+        calls = len(pairs) * self.rounds * (1 + self.max_reasks)
+        if self.max_run_advisor_calls is not None:  # checked before each round: the last one may overshoot
+            calls = min(calls, self.max_run_advisor_calls + self.max_reasks)
+        return calls
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         advisor = require_advisor(self, advisor)

@@ -12,7 +12,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from optimizers.prompt_pool import starting_pool
+from optimizers.prompt_pool import starting_pool, starting_prompts
 from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, Trial
 
 
@@ -40,6 +40,14 @@ class FewShotOptimizer(Optimizer):
         self.seed_candidates = tuple(seed_candidates)
         self.racing = racing
         self.minibatch = minibatch
+
+    def known_prompts(self, pair: Pair) -> list[Prompt]:
+        return starting_prompts(self, self.seed_candidates)
+
+    def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        k = min(self.k, len(pair.train))
+        demo_sets = self.random_sets + k * min(self.swap_candidates, len(pair.train) - k) if k >= 1 else 0
+        return (len(self.known_prompts(pair)) + demo_sets) * len(pair.val)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         # the instruction: the best of the baseline, the seed prompts and the candidates

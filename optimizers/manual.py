@@ -31,6 +31,12 @@ class ManualOptimizer(Optimizer):
             unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice
         return list(unique.values())
 
+    def known_prompts(self, pair: Pair) -> list[Prompt]:
+        return self.proposals(pair)
+
+    def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        return len(self.proposals(pair)) * len(pair.val)
+
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         trials: list[Trial] = []
         for step, prompt in enumerate(self.proposals(pair)):

@@ -195,9 +195,17 @@ def starting_pool(optimizer: Optimizer, pair: Pair, evaluator: PromptEvaluator, 
                   racing: bool = False, minibatch: int = 4) -> PromptPool:
     """A pool with the baseline, the optimizer's seed prompts and hand-written candidates scored on val."""
     pool = PromptPool(pair, evaluator, optimizer.name, racing, minibatch)
-    pool.add([baseline_prompt(), *optimizer.seed_prompts, *(Prompt(t, origin="manual") for t in seed_candidates)],
-             step=0)
+    pool.add(starting_prompts(optimizer, seed_candidates), step=0)
     return pool
+
+
+def starting_prompts(optimizer: Optimizer, seed_candidates: Sequence[str]) -> list[Prompt]:
+    """The baseline, the optimizer's seed prompts and hand-written candidates, repeats dropped
+    as the pool drops them (what ``starting_pool`` scores; the run plan counts them)."""
+    unique: dict[str, Prompt] = {}
+    for prompt in [baseline_prompt(), *optimizer.seed_prompts, *(Prompt(t, origin="manual") for t in seed_candidates)]:
+        unique.setdefault(PromptPool._key(prompt), prompt)
+    return list(unique.values())
 
 
 def require_advisor(optimizer: Optimizer, advisor: Advisor | None) -> Advisor:

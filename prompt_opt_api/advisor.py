@@ -100,6 +100,11 @@ class Advisor:
     def check_ready(self) -> None:
         """Raise ``EndpointUnusable`` before any work when the advisor cannot be used (e.g. no key)."""
 
+    def estimated_cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """Dollars one call of this size would cost (``plan=true``), without calling anything;
+        None when the price is unknown."""
+        return None
+
     def members(self) -> Sequence[Advisor]:
         """The advisors that take turns in this one (itself, unless it is a panel)."""
         return (self,)

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from prompt_opt_api.data import Example, Pair, Prompt, Score, Trial
+from prompt_opt_api.data import Example, Pair, Prompt, Score, Trial, baseline_prompt
 
 if TYPE_CHECKING:
     from prompt_opt_api.advisor import Advisor
@@ -103,3 +103,22 @@ class Optimizer(ABC):
     @abstractmethod
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         """Propose and score prompts for ``pair``; return every trial made."""
+
+    # -- the run plan (``plan=true``): estimates only, nothing is scored or asked -----
+    def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        """About how many answer-model evaluations ``optimize`` would spend on ``pair`` (test
+        empty) if its budget allowed: an upper estimate; the plan caps it at ``budget``.
+
+        Default: the budget itself (None: unknown, unbounded).
+        """
+        return budget
+
+    def known_prompts(self, pair: Pair) -> list[Prompt]:
+        """Prompts this optimizer will score on ``pair.val`` whatever happens, in order (the
+        plan looks their answers up in the cache). Default: the baseline and the seeds."""
+        return [baseline_prompt(), *self.seed_prompts]
+
+    def planned_advisor_calls(self, pairs: Sequence[Pair], members: int = 1) -> int | None:
+        """At most how many advisor calls a run over ``pairs`` makes (``members``: advisors in a
+        panel). Default: none without an advisor, unknown (None) with one."""
+        return None if self.uses_advisor else 0

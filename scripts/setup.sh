@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything the project needs on a fresh Debian/Ubuntu machine; idempotent
 # (a second run only checks). Used by README's first command and by .ci/run.
-#   1. Debian packages: Tesseract (rus+eng) and the fonts the demo generator uses
+#   1. Debian packages: Tesseract (rus+eng), the fonts the demo generator uses, headless Chromium
 #   2. .venv with the pinned package, llama-cpp-python built once from source
 #      (CMAKE_ARGS=-DGGML_NATIVE=OFF, so the wheel runs on any x86-64 CPU) and cached
 #   3. the two GGUF models, fetched and verified against their sha256 pins
@@ -13,7 +13,8 @@ WHEELS="$CACHE/wheels"
 LLAMA_VERSION=0.3.36
 PY="${PYTHON:-python3}"
 
-apt_packages=(tesseract-ocr tesseract-ocr-rus fonts-dejavu-core fonts-liberation fonts-freefont-ttf)
+# chromium: headless, for the test that renders the HTML report (tests/test_collect_report.py)
+apt_packages=(tesseract-ocr tesseract-ocr-rus fonts-dejavu-core fonts-liberation fonts-freefont-ttf chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -37,7 +38,7 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "setup: installing the package and its pinned dependencies into .venv"
-  "$VPY" -m pip install -q --disable-pip-version-check --find-links "$WHEELS" -e ".[llm,qwen,test]"
+  "$VPY" -m pip install -q --disable-pip-version-check --find-links "$WHEELS" -e ".[llm,qwen,sweep,compare,test]"
   touch "$stamp"
 fi
 

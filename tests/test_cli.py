@@ -24,13 +24,20 @@ def test_run_writes_seed_named_outputs(tmp_path):
     rows = _csv_rows(out / "Scripted-VLM_sep_none.csv")
     assert len(rows) == 2 and all(r["optimal prompt"] and r["cer"] for r in rows)
     assert (out / "Scripted-VLM_sep_OptimalPrompts.csv").is_file()
-    assert (tmp_path / "results" / "Scripted-VLM_sep_none.csv").is_file()
-    assert (tmp_path / "results" / "Scripted-VLM_sep_OptimalPrompts.csv").is_file()
+    # the results folder keeps the run under its task and run id, and the task's merged files beside
+    (task_dir,) = (tmp_path / "results").glob("task-*")
+    assert (task_dir / "runs" / summary_run_id(out) / "Scripted-VLM_sep_none.csv").is_file()
+    assert (task_dir / "Scripted-VLM_sep_none.csv").is_file()
+    assert (task_dir / "Scripted-VLM_sep_OptimalPrompts.csv").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mean_test_cer"] == 0.0  # conf/optimizer/manual.yaml has an "only value" prompt
     assert len((out / "trials.jsonl").read_text().splitlines()) >= 4
     saved = (out / ".hydra" / "config.yaml").read_text()
     assert "scripted_answer_model" in saved
+
+
+def summary_run_id(out):
+    return json.loads((out / "summary.json").read_text())["run_id"]
 
 
 def test_pairs_filter_and_budget_override(tmp_path):

@@ -36,7 +36,8 @@ def test_model_error_fails_that_pair_only_and_rerun_retries_only_it(tmp_path):
     assert rows["passport Номер"]["cer"] == "" and rows["passport Фамилия"]["cer"] == "0.0000"
     summary = json.loads((tmp_path / "out/summary.json").read_text())
     assert summary["failed_pairs"] == ["passport Номер"]
-    optimal = _rows(tmp_path / "results/Scripted-VLM_sep_OptimalPrompts.csv")
+    (optimal_csv,) = (tmp_path / "results").glob("task-*/Scripted-VLM_sep_OptimalPrompts.csv")
+    optimal = _rows(optimal_csv)
     assert set(optimal) == {"passport Фамилия"}  # a failed pair has no prompt to offer
     calls_first = calls.read_text().splitlines()
 

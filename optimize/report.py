@@ -1,0 +1,443 @@
+"""Self-contained HTML reports of one run or of a task's collected runs, and the run's text summary.
+
+One file, no scripts and nothing fetched: figures (matplotlib) and page crops are
+embedded as base64 images, tables are pandas' HTML. Built from run records (the
+``run.json`` the run loop writes) and one table of result rows (text cells, as read
+from the results CSVs, labelled with model, advisor and run id).
+
+Sections per answer model: runs and their cost; the best prompt per pair (chosen by val
+CER, reported with test CER and its interval); an advisor x pair matrix of test CER with
+the val-chosen winner marked; best-so-far val CER against answer-model evaluations per
+optimizer; a leaderboard per pair; the worst remaining test errors with the page cropped
+around the answer box.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from optimize.results_files import atomic_write_text, best_per_pair
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em;color:#222;max-width:1400px}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1em;margin-bottom:.3em}
+table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;white-space:nowrap}
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.prompt{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;max-width:60em}
+.note{color:#666;font-size:.85em}.errors{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #ddd;padding:6px;max-width:440px;font-size:.85em}.card img{display:block;max-width:100%}
+figure{margin:1em 0}figure img{max-width:100%}
+"""
+_MAX_LEADERBOARD = 10
+_CROP_MAX = (420, 200)
+
+
+def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, title: str,
+                 task_info: dict[str, Any] | None = None) -> Path:
+    """Write the HTML report of ``records`` (one run or a task's runs) to ``path``, atomically.
+
+    Args:
+        path: The HTML file to write.
+        records: Run records (``run.json`` content).
+        table: Result rows of those runs (see ``optimize.collect.load_runs``).
+        title: The page's heading.
+        task_info: The task's ``task.json`` content, shown in the header when given.
+
+    Returns:
+        ``path``.
+    """
+    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info)]
+    models = sorted(set(table["model"])) or [""]
+    for model in models:
+        rows = table[table["model"] == model]
+        runs = [r for r in records if r.get("model", "") == model]
+        if len(models) > 1:
+            parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
+        parts.append(_model_sections(runs, rows))
+    document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+                f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>\n"
+                + "\n".join(parts) + "\n</body></html>\n")
+    atomic_write_text(path, document)
+    return path
+
+
+def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None) -> str:
+    items = [f"generated {time.strftime('%Y-%m-%d %H:%M:%S')}", f"{len(records)} run(s)"]
+    if task_info:
+        items.append(f"task {_esc(task_info.get('task_id', ''))}: {_esc(task_info.get('csv', ''))}, "
+                     f"{_esc(task_info.get('examples', '?'))} examples")
+        for key in ("split", "metric"):
+            settings = {k: v for k, v in (task_info.get(key) or {}).items() if not k.startswith("_")}
+            if settings:
+                items.append(f"{key} " + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in settings.items()))
+    elif records:
+        items.append(f"task {_esc(records[0].get('task_id', ''))}")
+    return ("<p class='note'>" + "; ".join(items) + ". Winners are chosen by <b>val</b> CER and reported with "
+            "their held-out <b>test</b> CER (bootstrap 95 % interval over the pair's test examples); "
+            "test CER never picks a winner.</p>")
+
+
+def _model_sections(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+    best = best_per_pair(rows)
+    by_run = {r["run_id"]: r for r in runs}
+    return "\n".join([
+        "<h2>Runs and cost</h2>", _runs_table(runs, rows),
+        "<h2>Best prompt per pair</h2>", _best_table(best),
+        "<h2>Which advisor wins where</h2>", _matrix(rows, best, runs),
+        "<h2>CER against answer-model evaluations</h2>", _curves(runs),
+        "<h2>Leaderboard per pair</h2>", _leaderboards(runs, rows),
+        "<h2>Worst remaining errors</h2>", _worst_errors(best, by_run),
+    ])
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+def _runs_table(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+    import pandas as pd
+
+    data = []
+    for run in runs:
+        mine = rows[rows["run_id"] == run["run_id"]]
+        status = mine["status"].astype(str)
+        cost = run.get("cost", {})
+        data.append({
+            "run id": run["run_id"],
+            "finished": run.get("finished_at", ""),
+            "advisor": run.get("advisor", ""),
+            "optimizer": run.get("optimizer", ""),
+            "mean test CER": _fmt(run.get("mean_test_cer")),
+            "pairs ok": int(status.str.startswith("ok").sum()),
+            "failed": int(status.str.startswith("failed").sum()),
+            "skipped": int(status.str.startswith("skipped").sum()),
+            "advisor calls": cost.get("advisor_calls", 0),
+            "advisor $": f"{float(cost.get('advisor_cost_usd') or 0.0):.4f}",
+            "answer-model evaluations": cost.get("answer_model_evaluations", 0),
+            "computed (last attempt)": cost.get("model_calls_this_attempt", ""),
+            "from cache (last attempt)": cost.get("cache_hits_this_attempt", ""),
+            "time s": _fmt(run.get("elapsed_s"), 1),
+        })
+    if not data:
+        return "<p class='note'>no runs</p>"
+    frame = pd.DataFrame(data)
+    total = {"run id": "total", "advisor calls": int(frame["advisor calls"].sum()),
+             "advisor $": f"{frame['advisor $'].astype(float).sum():.4f}",
+             "answer-model evaluations": int(frame["answer-model evaluations"].sum())}
+    if len(frame) > 1:  # as text, so the total row's gaps do not turn the counts into floats
+        frame = pd.concat([frame.astype(str), pd.DataFrame([total]).astype(str)], ignore_index=True).fillna("")
+    return _html_table(frame)
+
+
+def _best_table(best: Any) -> str:
+    if best.empty:
+        return "<p class='note'>no pair has a test CER yet</p>"
+    frame = best.assign(interval=[_interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
+    frame = frame[["doc type question type", "optimal prompt", "cer", "interval", "val_cer", "advisor", "optimizer",
+                   "author", "origin", "run_id", "n_val", "n_test"]]
+    mean_test = _mean(best["cer"])
+    return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
+            + _html_table(frame, prompt_columns=("optimal prompt",)))
+
+
+def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
+    """Pairs x advisors: each advisor's val-chosen prompt's test CER; the overall winner starred.
+
+    A panel run (several advisors in one run) also gives each member a column: the
+    member's best prompt per pair by val CER within the panel's runs, with its test CER.
+    """
+    import pandas as pd
+
+    pairs = sorted(set(rows.loc[rows["cer"].astype(str) != "", "doc type question type"]))
+    if not pairs:
+        return "<p class='note'>nothing to compare yet</p>"
+    cells: dict[str, dict[str, float]] = {}
+    for advisor in sorted(set(rows["advisor"])):
+        chosen = best_per_pair(rows[rows["advisor"] == advisor])
+        cells[advisor] = {k: _num(v) for k, v in zip(chosen["doc type question type"], chosen["cer"])}
+    members: dict[str, dict[str, tuple[float, float]]] = {}
+    for run in runs:
+        for pair, digest in run.get("pairs", {}).items():
+            for author, entry in (digest.get("by_author") or {}).items():
+                if entry.get("test_cer") is None or author in ("dataset", "manual", "rule", run.get("advisor")):
+                    continue
+                column = members.setdefault(f"{author} (in {run.get('advisor')})", {})
+                rank = (round(_num(entry.get("val_cer")), 4), _num(entry["test_cer"]))
+                if pair not in column or rank[0] < column[pair][0]:
+                    column[pair] = rank
+    cells.update({column: {k: v[1] for k, v in by_pair.items()} for column, by_pair in sorted(members.items())})
+    values = pd.DataFrame({column: [by_pair.get(p, math.nan) for p in pairs] for column, by_pair in cells.items()},
+                          index=pairs)
+    # The winner across advisors (by val), and within a panel the member who wrote it.
+    stars = {(r["doc type question type"], r["advisor"]) for _, r in best.iterrows()}
+    stars |= {(r["doc type question type"], f"{r['author']} (in {r['advisor']})") for _, r in best.iterrows()}
+    columns = list(values.columns)
+    head = "<tr><th>pair</th>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
+    body = []
+    for pair in pairs:
+        row_cells = []
+        for column in columns:
+            value = values.loc[pair, column]
+            star = " ★" if (pair, column) in stars else ""
+            text = "" if math.isnan(value) else f"{value:.3f}{star}"
+            row_cells.append(f"<td class='num' style='background:{_shade(value)}'>{text}</td>")
+        body.append(f"<tr><td>{_esc(pair)}</td>{''.join(row_cells)}</tr>")
+    wins = [sum((p, c) in stars for p in pairs) for c in columns]
+    foot = "<tr><th>pairs won</th>" + "".join(f"<th>{n}</th>" for n in wins) + "</tr>"
+    table = f"<table class='matrix'>{head}{''.join(body)}{foot}</table>"
+    note = ("<p class='note'>Test CER of each advisor's best prompt per pair (chosen by val CER across that "
+            "advisor's runs; a panel's members by val CER within the panel's runs); ★ marks the prompt chosen "
+            "across advisors, by val CER.</p>")
+    winner = {pair: {c for p, c in stars if p == pair} for pair in pairs}
+    return note + table + _figure(_matrix_figure(values, winner), "advisor x pair matrix of test CER")
+
+
+def _leaderboards(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+    import pandas as pd
+
+    tested = {(r["run_id"], r["doc type question type"]): r for _, r in rows.iterrows()}
+    pairs = sorted({key for run in runs for key in run.get("pairs", {})})
+    out = ["<p class='note'>Every run's best candidates on the full val split (at most "
+           f"{_MAX_LEADERBOARD} a pair); only each run's winner was scored on test.</p>"]
+    for pair in pairs:
+        entries = []
+        for run in runs:
+            for rank, cand in enumerate(run.get("pairs", {}).get(pair, {}).get("top", [])):
+                row = tested.get((run["run_id"], pair)) if rank == 0 else None
+                entries.append({
+                    "val CER": _fmt(cand.get("val_cer")),
+                    "test CER": "" if row is None else row["cer"],
+                    "interval": "" if row is None else _interval(row["cer_ci_low"], row["cer_ci_high"]),
+                    "advisor": run.get("advisor", ""),
+                    "optimizer": run.get("optimizer", ""),
+                    "author": cand.get("author", ""),
+                    "demos": cand.get("n_demos", 0),
+                    "run": run["run_id"],
+                    "prompt": cand.get("prompt", ""),
+                    "_key": (float(cand.get("val_cer", math.inf)), len(cand.get("prompt", ""))),
+                })
+        if not entries:
+            continue
+        entries.sort(key=lambda e: e["_key"])
+        frame = pd.DataFrame(entries[:_MAX_LEADERBOARD]).drop(columns="_key")
+        out.append(f"<h3>{_esc(pair)}</h3>" + _html_table(frame, prompt_columns=("prompt",)))
+    return "\n".join(out)
+
+
+def _worst_errors(best: Any, by_run: dict[str, dict[str, Any]]) -> str:
+    out = ["<p class='note'>The winner's largest test errors per pair (page cropped around the answer box, "
+           "outlined in red).</p>"]
+    for _, row in best.iterrows():
+        pair = row["doc type question type"]
+        worst = by_run.get(row["run_id"], {}).get("pairs", {}).get(pair, {}).get("worst", [])
+        if not worst:
+            continue
+        cards = []
+        for item in worst:
+            image = _crop_data_uri(item.get("image"), item.get("bbox"))
+            picture = (f"<img alt='page crop' src='{image}'>" if image
+                       else "<p class='note'>(image not available)</p>")
+            cards.append(
+                f"<div class='card'>{picture}<div>CER {_fmt(item.get('cer'))}; "
+                f"{_esc(str(item.get('row', '')).split(', ', 1)[-1])}</div>"  # the row, without the CSV's path
+                f"<div>question: {_esc(item.get('question', ''))}</div>"
+                f"<div>answer: <b>{_esc(item.get('answer', ''))}</b></div>"
+                f"<div>prediction: <b>{_esc(item.get('prediction', ''))}</b></div></div>")
+        out.append(f"<h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3><div class='errors'>{''.join(cards)}</div>")
+    if len(out) == 1:
+        out.append("<p>No test errors left.</p>")
+    return "\n".join(out)
+
+
+# -- figures -------------------------------------------------------------------------------------
+
+def _curves(runs: Sequence[dict[str, Any]]) -> str:
+    """Mean over pairs of the best-so-far full-val CER against answer-model evaluations, per run."""
+    import numpy as np
+
+    series = []
+    for run in runs:
+        curves = [c for c in (p.get("curve") or [] for p in run.get("pairs", {}).values()) if c]
+        if not curves:
+            continue
+        grid = np.unique(np.array([x for c in curves for x, _ in c], dtype=float))
+        # A pair counts from its first full-val score on and keeps its last value after it stops.
+        stacked = np.full((len(curves), len(grid)), np.nan)
+        for i, curve in enumerate(curves):
+            xs = np.array([x for x, _ in curve], dtype=float)
+            ys = np.array([y for _, y in curve], dtype=float)
+            idx = np.searchsorted(xs, grid, side="right") - 1
+            stacked[i] = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
+        label = f"{run.get('optimizer', '')} / {run.get('advisor', '')} ({run['run_id'][:8]})"
+        series.append((label, grid, np.nanmean(stacked, axis=0), len(curves)))
+    if not series:
+        return "<p class='note'>no candidate was scored on the full val split</p>"
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for label, grid, values, n in series:
+        ax.step(grid, values, where="post", marker="o", markersize=3, label=f"{label}, {n} pairs")
+    ax.set_xlabel("answer-model evaluations per pair (prompt x example)")
+    ax.set_ylabel("mean best-so-far val CER")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    note = ("<p class='note'>Each point: after that many evaluations of a pair's budget, the lowest val CER "
+            "found so far, averaged over the pairs scored by then.</p>")
+    return note + _figure(fig, "best-so-far val CER against answer-model evaluations")
+
+
+def _matrix_figure(values: Any, winner: dict[str, set[str]]) -> Any:
+    import numpy as np
+
+    plt = _pyplot()
+    data = values.to_numpy(dtype=float)
+    # Wide enough for the longest pair name on the left (about 0.07 in a character at 8 pt).
+    label_in = 0.07 * max(len(str(i)) for i in values.index)
+    fig, ax = plt.subplots(figsize=(min(label_in + 2.5 + 1.0 * data.shape[1], 16), min(1.5 + 0.3 * data.shape[0], 30)))
+    image = ax.imshow(np.clip(data, 0, 1), cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(data.shape[1]), [str(c) for c in values.columns], rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(data.shape[0]), [str(i) for i in values.index], fontsize=8)
+    for i, pair in enumerate(values.index):
+        for j, advisor in enumerate(values.columns):
+            if not math.isnan(data[i, j]):
+                mark = "★" if advisor in winner.get(pair, ()) else ""
+                ax.text(j, i, f"{data[i, j]:.2f}{mark}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="test CER (clipped at 1)")
+    fig.tight_layout()
+    return fig
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display; the figures go into the HTML
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _figure(fig: Any, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # tight: long pair names and colorbar labels fit
+    _pyplot().close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
+
+
+def _crop_data_uri(image: str | None, bbox: Sequence[float] | None) -> str | None:
+    """The page around ``bbox`` (outlined), downscaled, as a JPEG data URI; None if unreadable."""
+    from PIL import Image, ImageDraw
+
+    if not image:
+        return None
+    try:
+        with Image.open(image) as img:
+            page = img.convert("RGB")
+    except (OSError, ValueError):
+        return None
+    if bbox and len(bbox) == 4:
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        ImageDraw.Draw(page).rectangle([x1 - 2, y1 - 2, x2 + 2, y2 + 2], outline=(220, 0, 0), width=2)
+        # Enough context to read the field's label on its left and the lines around it.
+        pad_x = max(60.0, 0.5 * (x2 - x1))
+        pad_y = max(40.0, 2.0 * (y2 - y1))
+        page = page.crop((max(0, int(x1 - pad_x)), max(0, int(y1 - pad_y)),
+                          min(page.width, int(x2 + pad_x)), min(page.height, int(y2 + pad_y))))
+    page.thumbnail(_CROP_MAX)
+    buf = io.BytesIO()
+    page.save(buf, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# -- the text summary ----------------------------------------------------------------------------
+
+def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report: Path | None = None,
+                  task: dict[str, Any] | None = None) -> list[str]:
+    """A few lines for the end of a run: test CER, who won, cost, where the results and reports are.
+
+    Args:
+        record: The run record.
+        rows: The run's result rows.
+        report: The run's HTML report, if written.
+        task: ``optimize.collect.publish_run``'s answer (merged across runs of the task), if published.
+    """
+    statuses = [str(r.get("status") or "") for r in rows]
+    scored = [r for r in rows if r.get("cer") not in (None, "")]
+    authors: dict[str, int] = {}
+    for r in scored:
+        authors[str(r.get("author") or "?")] = authors.get(str(r.get("author") or "?"), 0) + 1
+    ranked = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))
+    cost = record.get("cost", {})
+    lines = [
+        f"run {record['run_id']} ({record.get('optimizer')}, advisor {record.get('advisor')}): mean test CER "
+        f"{_fmt(record.get('mean_test_cer'))} over {len(scored)} pair(s) "
+        f"({sum(s.startswith('failed') for s in statuses)} failed, {sum(s.startswith('skipped') for s in statuses)} "
+        "skipped)",
+        "winners by author: " + (", ".join(f"{a} {n}" for a, n in ranked) or "none"),
+        f"cost: {cost.get('advisor_calls', 0)} advisor call(s), ${float(cost.get('advisor_cost_usd') or 0.0):.4f}, "
+        f"{cost.get('answer_model_evaluations', 0)} answer-model evaluations "
+        f"({cost.get('model_calls_this_attempt', 0)} computed, {cost.get('cache_hits_this_attempt', 0)} from cache "
+        "this attempt)",
+    ]
+    if task:
+        for model, best in task.get("optimal", {}).items():
+            wins = best["advisor"].value_counts()
+            lines.append(
+                f"task {record.get('task_id')}, {model}: best of {task.get('runs')} run(s), mean test CER "
+                f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s), won by "
+                + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
+    if report is not None:
+        lines.append(f"report: {report}")
+    if task and task.get("report") is not None:
+        lines.append(f"task report: {task['report']}")
+    return lines
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _html_table(frame: Any, prompt_columns: Sequence[str] = ()) -> str:
+    """pandas' HTML table, every cell escaped here (so prompts can carry a class), as written."""
+    formatters = {c: (lambda v: f"<span class='prompt'>{_esc(v)}</span>") if c in prompt_columns else _esc
+                  for c in frame.columns}
+    return frame.to_html(index=False, escape=False, border=0, na_rep="", formatters=formatters)
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(text: Any) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    number = _num(value)
+    return "" if math.isnan(number) else f"{number:.{digits}f}"
+
+
+def _interval(low: Any, high: Any) -> str:
+    lo, hi = _num(low), _num(high)
+    return "" if math.isnan(lo) or math.isnan(hi) else f"[{lo:.3f}, {hi:.3f}]"
+
+
+def _mean(column: Any) -> float:
+    values = [v for v in (_num(x) for x in column) if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _shade(value: float) -> str:
+    """A cell colour from green (CER 0) to red (CER >= 1); none for a missing value."""
+    if math.isnan(value):
+        return "transparent"
+    t = min(max(value, 0.0), 1.0)
+    return f"hsl({int(120 * (1 - t))},70%,85%)"

@@ -1,0 +1,52 @@
+"""The exit status of a sweep whose jobs may run in other processes.
+
+``python -m optimize`` exits 1 when some job's pairs failed (their rows say why), after
+the whole sweep, so one failed job does not stop the others. Jobs of Hydra's basic
+launcher run in the entry point's process and are seen directly; jobs of the joblib or
+submitit (SLURM) launchers run in worker processes or on other machines, so every job
+with failed pairs also appends its folder to ``failed_jobs.txt`` in the sweep folder,
+and ``SweepExitStatus`` (a Hydra callback, run in the launching process) reads it back
+when the sweep ends.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+FAILED_JOBS_FILE = "failed_jobs.txt"
+
+# Output folders of jobs whose pairs failed, as far as this process knows.
+failed_jobs: list[str] = []
+
+
+def record_failed_job(out_dir: Path, sweep_dir: Path | None) -> None:
+    """Remember a job with failed pairs here and, in a sweep, in the sweep folder's list."""
+    failed_jobs.append(str(out_dir))
+    if sweep_dir is not None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        # one short O_APPEND write per job: parallel jobs never interleave within a line
+        fd = os.open(sweep_dir / FAILED_JOBS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{out_dir}\n".encode())
+        finally:
+            os.close(fd)
+
+
+class SweepExitStatus(Callback):
+    """Collects the failed jobs of a multirun into ``failed_jobs`` of the launching process."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # a reused sweep folder must not report an earlier sweep's failures
+        (Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE).unlink(missing_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        listed = Path(config.hydra.sweep.dir) / FAILED_JOBS_FILE
+        if listed.is_file():
+            for line in listed.read_text(encoding="utf-8").splitlines():
+                if line and line not in failed_jobs:
+                    failed_jobs.append(line)

@@ -1,0 +1,261 @@
+"""The results folder where runs meet, `python -m optimize.collect`, and the HTML reports."""
+
+import csv
+import json
+import multiprocessing
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from optimize.answer_store import AnswerStore
+from optimize.collect import rebuild_task
+from optimize.results_files import MERGED_COLUMNS, SEED_COLUMNS, bootstrap_interval
+from optimize.run_loop import run_pairs
+from optimizers.manual import ManualOptimizer
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+EXACT = "{question} Ответь только значением."  # the scripted model answers exactly
+VAGUE = "Опиши документ."  # ...wrongly: the baseline "{question}" (one character short) wins
+
+
+class _OtherOptimizer(ManualOptimizer):
+    name = "other"
+
+
+def _run(tmp_path, data, advisor, candidates, out, run_id, optimizer=ManualOptimizer, report=False, model=None):
+    task = load_task(data)
+    pairs, too_small = split_pairs(task.examples, SplitConfig())
+    return run_pairs(pairs, too_small, model or ScriptedAnswerModel(), optimizer(candidates), None, advisor,
+                     AnswerStore(tmp_path / "s.sqlite"), CerMetric(), tmp_path / out, run_id=run_id,
+                     max_evaluations_per_pair=None, results_dir=tmp_path / "results", progress=False, report=report)
+
+
+def _rows(path):
+    with path.open(encoding="utf-8", newline="") as fh:
+        return {r["doc type question type"]: r for r in csv.DictReader(fh)}
+
+
+def _header(path):
+    with path.open(encoding="utf-8", newline="") as fh:
+        return next(csv.reader(fh))
+
+
+def _task_dirs(results):
+    return sorted(p for p in results.iterdir() if p.is_dir())
+
+
+def test_runs_are_kept_apart_and_merged_per_advisor_and_task(tmp_path):
+    data = make_task(tmp_path / "data", n_images=10)
+    _run(tmp_path, data, "A", [VAGUE], "o1", "r1")
+    _run(tmp_path, data, "A", [EXACT], "o2", "r2", optimizer=_OtherOptimizer)  # a sweep over optimizers, one advisor
+    _run(tmp_path, data, "B", [VAGUE], "o3", "r3")
+    (task_dir,) = _task_dirs(tmp_path / "results")
+    for run_id in ("r1", "r2", "r3"):  # nothing overwritten: every run under its id
+        assert (task_dir / "runs" / run_id / "run.json").is_file()
+    assert sorted(p.name for p in (task_dir / "runs" / "r1").iterdir()) == ["Scripted-VLM_sep_A.csv", "run.json"]
+
+    # The advisor's file is the best per pair across that advisor's runs, by val CER.
+    for name in ("Scripted-VLM_sep_A.csv", "Scripted-VLM_sep_B.csv", "Scripted-VLM_sep_OptimalPrompts.csv"):
+        assert tuple(_header(task_dir / name)) == MERGED_COLUMNS
+        assert tuple(_header(task_dir / name)[:3]) == SEED_COLUMNS
+    a = _rows(task_dir / "Scripted-VLM_sep_A.csv")
+    assert {r["run_id"] for r in a.values()} == {"r2"} and {r["optimizer"] for r in a.values()} == {"other"}
+    b = _rows(task_dir / "Scripted-VLM_sep_B.csv")
+    assert {r["optimal prompt"] for r in b.values()} == {"{question}"} and float(b["passport Фамилия"]["val_cer"]) > 0
+    best = _rows(task_dir / "Scripted-VLM_sep_OptimalPrompts.csv")
+    assert {(r["advisor"], r["run_id"], r["optimal prompt"]) for r in best.values()} == {("A", "r2", EXACT)}
+    low, high = float(b["passport Фамилия"]["cer_ci_low"]), float(b["passport Фамилия"]["cer_ci_high"])
+    assert low <= float(b["passport Фамилия"]["cer"]) <= high and high > 0
+
+    # A run on another task meets only its own task's runs, even with a better prompt.
+    other = make_task(tmp_path / "other", n_images=9)
+    _run(tmp_path, other, "B", [EXACT], "o4", "r4")
+    task_dirs = _task_dirs(tmp_path / "results")
+    assert len(task_dirs) == 2 and task_dir in task_dirs
+    assert _rows(task_dir / "Scripted-VLM_sep_B.csv") == b
+    assert not (task_dir / "runs" / "r4").exists()
+
+    run = json.loads((task_dir / "runs" / "r2" / "run.json").read_text(encoding="utf-8"))
+    assert run["task_id"] == task_dir.name and run["advisor"] == "A" and run["optimizer"] == "other"
+    pair = run["pairs"]["passport Фамилия"]
+    assert len(pair["test_cers"]) == pair["n_test"] == 3
+    assert pair["top"][0]["prompt"] == EXACT and pair["curve"][-1][1] == 0.0
+    assert [x for x, _ in pair["curve"]] == sorted(x for x, _ in pair["curve"])
+
+
+def _fake_run(task_dir, run_id, advisor, rows, finished="2026-01-01T00:00:00", pairs=None,
+              header=("doc type question type", "optimal prompt", "cer", "val_cer", "status")):
+    """A run in the results layout, written by hand."""
+    run_dir = task_dir / "runs" / run_id
+    run_dir.mkdir(parents=True)
+    with (run_dir / f"M_sep_{advisor}.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    record = {"run_id": run_id, "task_id": task_dir.name, "model": "M", "advisor": advisor, "optimizer": "critic",
+              "finished_at": finished, "pairs": pairs or {}}
+    (run_dir / "run.json").write_text(json.dumps(record), encoding="utf-8")
+
+
+def test_winner_is_chosen_by_val_never_by_test(tmp_path):
+    task_dir = tmp_path / "results" / "task-x"
+    _fake_run(task_dir, "r1", "A", [["p q", "val-better", "0.5000", "0.1000", "ok"],
+                                    ["x y", "failed one", "", "", "failed: boom"]])
+    _fake_run(task_dir, "r2", "B", [["p q", "test-better", "0.0000", "0.2000", "ok"],
+                                    ["x y", "only one", "0.3000", "", "ok; no full val"]])
+    _fake_run(task_dir, "r3", "A", [["p q", "tie on val, longer", "0.0000", "0.1000", "ok"]])
+    result = rebuild_task(task_dir, report=False)
+    best = _rows(task_dir / "M_sep_OptimalPrompts.csv")
+    assert best["p q"]["optimal prompt"] == "val-better" and best["p q"]["cer"] == "0.5000"  # copied as written
+    assert best["x y"]["optimal prompt"] == "only one"  # a failed pair has nothing to offer
+    assert _rows(task_dir / "M_sep_A.csv")["p q"]["run_id"] == "r1"
+    assert set(result["optimal"]) == {"M"} and result["runs"] == 3
+
+
+def test_matrix_gives_a_panels_members_their_own_columns(tmp_path):
+    task_dir = tmp_path / "results" / "task-x"
+    header = ("doc type question type", "optimal prompt", "cer", "val_cer", "status", "author")
+    by_author = {"Fake": {"val_cer": 0.3, "test_cer": 0.4, "prompt": "p1"},
+                 "Fake2": {"val_cer": 0.1, "test_cer": 0.2, "prompt": "p2"},
+                 "dataset": {"val_cer": 0.5, "test_cer": None, "prompt": "{question}"}}
+    _fake_run(task_dir, "r1", "Fake+Fake2", [["p q", "p2", "0.2000", "0.1000", "ok", "Fake2"]],
+              pairs={"p q": {"by_author": by_author}}, header=header)
+    _fake_run(task_dir, "r2", "GPT", [["p q", "p3", "0.0000", "0.2000", "ok", "GPT"]], header=header)
+    report = rebuild_task(task_dir, report=True)["report"].read_text(encoding="utf-8")
+    matrix = report[report.index("<table class='matrix'>"):]
+    matrix = matrix[:matrix.index("</table>")]
+    assert [c for c in re.findall(r"<th>([^<]*)</th>", matrix)][:5] == [
+        "pair", "Fake+Fake2", "GPT", "Fake (in Fake+Fake2)", "Fake2 (in Fake+Fake2)"]
+    assert re.findall(r">([0-9.]+(?: ★)?)</td>", matrix) == ["0.200 ★", "0.000", "0.400", "0.200 ★"]
+
+
+def _publish_one(results, i):
+    import csv as csv_
+    from pathlib import Path
+
+    from optimize.collect import publish_run as publish
+
+    src = Path(results).parent / f"src{i}" / "M_sep_A.csv"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        csv_.writer(fh).writerows([["doc type question type", "optimal prompt", "cer", "val_cer"],
+                                   [f"pair {i}", f"prompt {i}", "0.1000", "0.1000"]])
+    publish(Path(results), {"run_id": f"r{i}", "task_id": "task-p", "model": "M", "advisor": "A",
+                            "optimizer": "manual", "pairs": {}}, src)
+
+
+def test_parallel_runs_finishing_together_all_enter_the_merge(tmp_path):
+    results = tmp_path / "results"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_publish_one, args=(str(results), i)) for i in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert set(_rows(results / "task-p" / "M_sep_OptimalPrompts.csv")) == {f"pair {i}" for i in range(6)}
+    assert not list((results / "task-p").glob(".*.tmp"))  # atomic writes leave no temp files
+
+
+def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
+    values = [0.0, 0.0, 0.5, 1.0, 0.2]
+    low, high = bootstrap_interval(values)
+    assert low <= sum(values) / len(values) <= high and (low, high) == bootstrap_interval(values)
+    assert bootstrap_interval([0.25, 0.25]) == (0.25, 0.25)
+
+
+def test_cli_run_writes_reports_and_a_summary_and_collect_rebuilds(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    proc = run_cli(tmp_path, data, "model.exact_marker=NOPE")  # errors remain: the report shows them
+    assert proc.returncode == 0, proc.stderr
+    run_id = json.loads((tmp_path / "out/summary.json").read_text())["run_id"]
+    assert "mean test CER" in proc.stderr and "winners by author: dataset 2" in proc.stderr
+    assert "answer-model evaluations" in proc.stderr and f"report: {tmp_path / 'out' / 'report.html'}" in proc.stderr
+    (task_dir,) = _task_dirs(tmp_path / "results")
+    assert (task_dir / "runs" / run_id / "report.html").is_file() and (task_dir / "report.html").is_file()
+    report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "data:image/jpeg;base64," in report and "data:image/png;base64," in report and "<script" not in report
+
+    # Another split seed is another task: its own folder, its own merge.
+    proc = run_cli(tmp_path, data, "split.seed=1", "report=false", out="out2")
+    assert proc.returncode == 0, proc.stderr
+    assert len(_task_dirs(tmp_path / "results")) == 2 and not (tmp_path / "out2" / "report.html").exists()
+
+    merged = {p: p.read_bytes() for p in task_dir.glob("*.csv")}
+    for path in [*merged, task_dir / "report.html"]:
+        path.unlink()
+    proc = subprocess.run([sys.executable, "-m", "optimize.collect", str(tmp_path / "results")], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert {p: p.read_bytes() for p in task_dir.glob("*.csv")} == merged
+    assert (task_dir / "report.html").is_file() and "won by none 2" in proc.stdout
+
+
+def test_collect_help_is_fast_and_imports_no_pandas():
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "optimize.collect", "--help"], cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "RESULTS_DIR" in proc.stdout.upper()
+    assert time.monotonic() - started < 10
+    proc = subprocess.run([sys.executable, "-c", "import sys, optimize.collect, optimize.report, optimize.run_loop; "
+                           "print(sorted(m for m in ('pandas', 'matplotlib') if m in sys.modules))"],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert proc.stdout.strip() == "[]", proc.stderr
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+# Marks the page with what rendered: images decoded, tables laid out with rows.
+_CHECK = """<script>
+addEventListener("load", () => {
+  const imgs = [...document.images];
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length;
+  const tables = [...document.querySelectorAll("table")];
+  const shown = tables.filter(t => t.rows.length > 1 && t.getBoundingClientRect().height > 0).length;
+  document.body.setAttribute("data-check", `images ${ok}/${imgs.length} tables ${shown}/${tables.length}`);
+});
+</script>"""
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian package `chromium`; "
+                    "scripts/setup.sh installs it)")
+def test_report_renders_in_headless_chromium(tmp_path):
+    data = make_task(tmp_path / "data", n_images=10)
+    _run(tmp_path, data, "A", [VAGUE], "o1", "r1", model=ScriptedAnswerModel(exact_marker="NOPE"))
+    _run(tmp_path, data, "B", [VAGUE], "o2", "r2", report=True)  # the winners keep errors to show
+    (task_dir,) = _task_dirs(tmp_path / "results")
+    report = task_dir / "report.html"
+    html = report.read_text(encoding="utf-8")
+    assert "<script" not in html  # self-contained and static; the check below is added to a copy
+    page = tmp_path / "check.html"
+    page.write_text(html.replace("</body>", _CHECK + "</body>"), encoding="utf-8")
+
+    proc = subprocess.run(
+        [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+         page.as_uri()],
+        capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check = re.search(r'data-check="images (\d+)/(\d+) tables (\d+)/(\d+)"', proc.stdout)
+    assert check, proc.stdout[-2000:] + proc.stderr[-2000:]
+    images_ok, images, tables_ok, tables = map(int, check.groups())
+    # two figures (matrix, curves) and the page crops of the worst errors, all decoded
+    assert images_ok == images >= 3
+    # runs, best per pair, advisor x pair matrix, a leaderboard per pair: all laid out with rows
+    assert tables_ok == tables >= 5
+    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == []
+    # the matrix shows both advisors and the val-chosen winner
+    assert "★" in proc.stdout and ">A<" in proc.stdout and ">B<" in proc.stdout
