@@ -1,0 +1,214 @@
+"""TextGrad and DSPy plugins on our engine, with a scripted advisor and answer model (fast)."""
+
+import importlib.util
+import json
+import re
+
+import pytest
+
+from optimize.advisor_session import AdvisorSession
+from optimize.answer_store import AnswerStore
+from optimize.run_loop import run_pairs
+from optimizers.textgrad_plugin import TextGradOptimizer, constraint_problem
+from prompt_opt_api import Advisor, AdvisorReply
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+# not importorskip: importing textgrad writes a log file into the working directory
+if importlib.util.find_spec("textgrad") is None:
+    pytest.skip("textgrad is not installed (scripts/setup.sh installs the 'compare' extra)", allow_module_level=True)
+
+
+class ScriptedAdvisor(Advisor):
+    """Replies by the kind of request TextGrad makes: feedback for backward, a rewrite for TGD."""
+
+    name = "Scripted"
+
+    def __init__(self, rewrites):
+        super().__init__()
+        self.rewrites = list(rewrites)
+        self.asked = []
+
+    def reply(self, messages, *, temperature=None, sample=0):
+        self.asked.append(messages)
+        user = messages[-1]["content"]
+        if "IMPROVED_VARIABLE" in messages[0]["content"] + user:
+            text = self.rewrites.pop(0) if self.rewrites else "no tags"
+        else:
+            text = "The answers carry extra words; ask for the value only."
+        return AdvisorReply(text=text, prompt_tokens=10, completion_tokens=5, cost_usd=0.0)
+
+
+def _run(tmp_path, optimizer, advisor, budget=None):
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    model = ScriptedAnswerModel(exact_marker="EXACT")
+    summary = run_pairs(pairs, [], model, optimizer, AdvisorSession(advisor, store), "Scripted", store,
+                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
+    return summary, trials, pairs[0], store, model
+
+
+def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prompt(tmp_path, monkeypatch):
+    monkeypatch.delenv("TEXTGRAD_LOG_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # TextGrad's import-time log file must not land here
+    advisor = ScriptedAdvisor([
+        "Reasoning.\n<IMPROVED_VARIABLE>{question} Ответь только значением.</IMPROVED_VARIABLE>",  # no better
+        "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>",  # perfect: kept
+    ])
+    optimizer = TextGradOptimizer(steps=3, minibatch=3, seed_candidates=())
+    summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
+    row = summary.rows[0]
+    assert row["optimal prompt"] == "{question} Только значение. EXACT" and row["author"] == "Scripted"
+    assert row["val_cer"] == 0.0
+    # two steps, each one backward (feedback) and one update call; val CER 0 then: no third step
+    assert len(advisor.asked) == 4
+    update = advisor.asked[1][-1]["content"]
+    assert "{question}" in update and "Constraint 1" in update and "extra words" in update
+    forward = [t for t in trials if t["split"] == "train" and t["origin"] == "textgrad-forward"]
+    assert len(forward) == 2 and all(t["n"] == 3 for t in forward)  # each step answered a train minibatch
+    assert not (tmp_path / "logs").exists()
+    # what the plugin reported is what our evaluator says of that prompt on val
+    from optimize.evaluator import Budget, Evaluator
+    from prompt_opt_api import Prompt
+
+    rescored = Evaluator(model, store, CerMetric(), pair, Budget(None)).score(Prompt(row["optimal prompt"]), pair.val)
+    assert rescored.cer == row["val_cer"]
+
+
+def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tmp_path):
+    advisor = ScriptedAdvisor(["I think the prompt is fine.",  # no <IMPROVED_VARIABLE>: TextGrad's IndexError
+                               "<IMPROVED_VARIABLE>Фамилия? EXACT</IMPROVED_VARIABLE>"])  # lost {question}
+    optimizer = TextGradOptimizer(steps=2, minibatch=2)
+    summary, trials, *_ = _run(tmp_path, optimizer, advisor)
+    assert [f.split(":")[0] for f in optimizer.failed_steps] == ["step 1", "step 2"]
+    assert "IndexError" in optimizer.failed_steps[0] and "placeholder" in optimizer.failed_steps[1]
+    assert not any(t["origin"].startswith("textgrad:") for t in trials)  # nothing broken was scored
+    assert summary.rows[0]["status"].startswith("ok")
+
+
+def test_textgrad_never_exceeds_the_answer_model_budget(tmp_path):
+    advisor = ScriptedAdvisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
+                               for i in range(10)])
+    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, seed_candidates=()), advisor,
+                               budget=20)
+    row = summary.rows[0]
+    assert row["answer_model_evaluations"] - row["n_test"] <= 20 and row["status"].startswith("ok")
+    assert any(t["origin"].startswith("textgrad:") for t in trials)  # it did work until the budget ended
+
+
+@pytest.mark.parametrize("candidate,problem", [
+    ("{question} Только значение.", None),
+    ("Фамилия? Только значение.", "lost the {question} placeholder"),
+    ("{{question}} Только значение.", "other braces than {question}"),
+    ("{question} {field} только", "other braces than {question}"),
+    ("{question} Расскажи подробно.", "dropped the output-format clause"),
+])
+def test_textgrad_constraints_are_checked_before_scoring(candidate, problem):
+    assert constraint_problem(candidate, had_format_clause=True) == problem
+
+
+class DspyScriptedAdvisor(Advisor):
+    """Answers DSPy's proposer in its ChatAdapter format and GEPA's reflection in a code block."""
+
+    name = "Scripted"
+
+    def __init__(self, instruction):
+        super().__init__()
+        self.instruction = instruction
+        self.asked = []
+
+    def reply(self, messages, *, temperature=None, sample=0):
+        self.asked.append(messages)
+        instruction = self.instruction.format(n=len(self.asked))  # "{n}": a new one each call
+        system = messages[0]["content"] if messages[0]["role"] == "system" else ""
+        fields = re.findall(r"\d+\. `(\w+)`", system.split("Your output fields are:", 1)[-1]) if system else []
+        if fields and "JSON" in system:  # GEPA's proposer reads JSON (DSPy's JSONAdapter)
+            return AdvisorReply(text=json.dumps({f: instruction for f in fields}, ensure_ascii=False))
+        if fields:
+            body = "\n\n".join(f"[[ ## {f} ## ]]\n{instruction}" for f in fields)
+            return AdvisorReply(text=body + "\n\n[[ ## completed ## ]]")
+        return AdvisorReply(text=f"```\n{instruction}\n```")
+
+
+@pytest.mark.parametrize("method,settings", [
+    ("mipro", {"num_candidates": 2, "num_trials": 2}),
+    ("gepa", {"max_metric_calls": 12, "reflection_minibatch_size": 2}),
+])
+def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_path, method, settings):
+    from optimize.evaluator import Budget, Evaluator
+    from optimizers.dspy_plugin import DspyOptimizer
+    from prompt_opt_api import Prompt
+
+    pytest.importorskip("dspy")
+    advisor = DspyScriptedAdvisor("Ответь только значением поля. EXACT")
+    optimizer = DspyOptimizer(method=method, seed_candidates=(), **settings)
+    summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
+    row = summary.rows[0]
+    assert advisor.asked, "DSPy never asked the advisor"
+    assert row["optimal prompt"] == "{question} Ответь только значением поля. EXACT", row
+    assert row["author"] == "Scripted" and row["val_cer"] == 0.0 and row["optimizer"] == f"dspy-{method}"
+    # DSPy's own scores are single examples: val-subset, never full val
+    dspy_scores = [t for t in trials if t["origin"].startswith("dspy:") and t["split"] != "test"]
+    assert any(t["split"] == "val-subset" or t["n"] == 1 for t in dspy_scores)
+    rescored = Evaluator(model, store, CerMetric(), pair, Budget(None)).score(Prompt(row["optimal prompt"]), pair.val)
+    assert rescored.cer == row["val_cer"]
+
+
+def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path):
+    from optimizers.dspy_plugin import DspyOptimizer
+
+    advisor = DspyScriptedAdvisor("Вариант {n}: ответь значением поля.")  # never perfect: GEPA goes on
+    optimizer = DspyOptimizer(method="gepa", max_metric_calls=500, reserve=3)
+    summary, trials, *_ = _run(tmp_path, optimizer, advisor, budget=40)
+    row = summary.rows[0]
+    assert "budget" in (optimizer.last_error or "")  # our budget stopped GEPA, not its own count
+    assert any(t["origin"].startswith("dspy:") and t["split"] == "val" for t in trials)  # its result, on full val
+    assert row["answer_model_evaluations"] - row["n_test"] <= 40 and row["status"].startswith("ok")
+
+
+def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path):
+    # minibatch >= train: every step answers the same examples; after a failed step the
+    # request is byte-identical, and a cached reply would repeat the failure forever
+    advisor = ScriptedAdvisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
+    optimizer = TextGradOptimizer(steps=2, minibatch=50, seed_candidates=())
+    summary, *_ = _run(tmp_path, optimizer, advisor)
+    assert optimizer.failed_steps and optimizer.failed_steps[0].startswith("step 1")
+    assert summary.rows[0]["optimal prompt"] == "{question} Только значение. EXACT"
+
+
+class UnreachableModel(ScriptedAnswerModel):
+    """Answers the seeds, then its endpoint goes away (as a server that died mid-run)."""
+
+    def __init__(self, answers_before_dying):
+        super().__init__(exact_marker="EXACT")
+        self.left = answers_before_dying
+
+    def answer(self, batch):
+        from prompt_opt_api import EndpointUnreachable
+
+        self.left -= len(batch)
+        if self.left < 0:
+            raise EndpointUnreachable("answer model at http://127.0.0.1:9/v1 is unreachable: start it")
+        return super().answer(batch)
+
+
+@pytest.mark.parametrize("method", ["mipro", "gepa"])
+def test_dspy_does_not_swallow_a_dead_answer_model(tmp_path, method):
+    from optimizers.dspy_plugin import DspyOptimizer
+    from prompt_opt_api import EndpointUnreachable
+
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    model = UnreachableModel(answers_before_dying=4)  # the baseline's 3 val answers, then one more
+    advisor = AdvisorSession(DspyScriptedAdvisor("Вариант {n}: только значение."), store)
+    with pytest.raises(EndpointUnreachable):
+        run_pairs(pairs, [], model, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), advisor,
+                  "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
+                  progress=False)
+    assert model.left >= -8  # stopped at the first failures, not after every remaining trial
