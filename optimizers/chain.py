@@ -6,7 +6,66 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prompt_opt_api import Advisor, BudgetExhausted, Optimizer, Pair, Prompt, PromptEvaluator, Trial
+from prompt_opt_api import (
+    Advisor,
+    BudgetExhausted,
+    Example,
+    Optimizer,
+    Pair,
+    Prompt,
+    PromptEvaluator,
+    Score,
+    Trial,
+)
+
+
+class StepBudget:
+    """The pair's evaluator as one chain step sees it: at most ``cap`` more evaluations.
+
+    Without a cap a step that spends whatever is left (the critic's rule edits do) would
+    leave the next step nothing. A request is refused when its size, counting answers that
+    would be free repeats too, exceeds the step's share: conservative, never over.
+    """
+
+    def __init__(self, evaluator: PromptEvaluator, cap: int) -> None:
+        self._evaluator = evaluator
+        self._end = evaluator.budget.used + cap
+
+    @property
+    def model_name(self) -> str:
+        return self._evaluator.model_name
+
+    @property
+    def budget(self) -> StepBudget:
+        return self
+
+    @property
+    def limit(self) -> int | None:
+        outer = self._evaluator.budget.limit
+        return self._end if outer is None else min(outer, self._end)
+
+    @property
+    def used(self) -> int:
+        return self._evaluator.budget.used
+
+    @property
+    def remaining(self) -> int | None:
+        outer = self._evaluator.budget.remaining
+        share = max(0, self._end - self.used)
+        return share if outer is None else min(outer, share)
+
+    def _check(self, needed: int) -> None:
+        if needed > (self.remaining or 0):
+            raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+
+    def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
+        self._check(len(examples))
+        return self._evaluator.score(prompt, examples)
+
+    def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
+             minibatch: int = 4) -> list[Score | None]:
+        self._check(len(prompts) * len(examples))
+        return self._evaluator.race(prompts, examples, incumbent, minibatch)
 
 
 class ChainOptimizer(Optimizer):
@@ -14,13 +73,20 @@ class ChainOptimizer(Optimizer):
 
     Args:
         steps: Optimizers by step name; Hydra instantiates them from their own YAMLs.
+        budget_shares: Fraction of the pair's budget each step but the last may spend (the
+            last gets what is left), e.g. ``[0.6]``: the critic 60 %, fewshot the rest;
+            None: no shares (a step may spend everything).
     """
 
     name = "chain"
 
-    def __init__(self, steps: Mapping[str, Optimizer]) -> None:
+    def __init__(self, steps: Mapping[str, Optimizer], budget_shares: Sequence[float] | None = None) -> None:
         if not steps:
             raise ValueError("optimizer=chain needs at least one step")
+        self.budget_shares = list(budget_shares) if budget_shares is not None else None
+        if self.budget_shares is not None and (len(self.budget_shares) >= len(steps) + 1
+                                               or any(not 0 < f <= 1 for f in self.budget_shares)):
+            raise ValueError("optimizer=chain: budget_shares needs a fraction in (0, 1] for each step but the last")
         self.steps = [steps[key] for key in sorted(steps)]
         self.uses_advisor = any(step.uses_advisor for step in self.steps)
         self.name = "chain(" + ",".join(step.name for step in self.steps) + ")"
@@ -44,9 +110,13 @@ class ChainOptimizer(Optimizer):
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         trials: list[Trial] = []
         seeds = list(self.seed_prompts)
-        for step in self.steps:
+        total = evaluator.budget.remaining
+        for i, step in enumerate(self.steps):
+            view: PromptEvaluator = evaluator
+            if total is not None and self.budget_shares is not None and i < len(self.budget_shares):
+                view = StepBudget(evaluator, int(self.budget_shares[i] * total))
             try:
-                made = step.seeded(seeds).optimize(pair, evaluator, advisor)
+                made = step.seeded(seeds).optimize(pair, view, advisor)
             except BudgetExhausted:
                 break
             trials += made

@@ -161,6 +161,23 @@ def test_fewshot_picks_demos_from_train_and_chain_passes_the_winner_on(tmp_path)
     assert summary.rows[0]["cer"] == 0.0
 
 
+def test_chain_budget_shares_leave_the_later_steps_their_part(tmp_path):
+    # the critic's rule edits would spend the whole budget: a 50 % share leaves fewshot the rest
+    def chain(shares):
+        return ChainOptimizer({"s1_critic": CriticOptimizer(rounds=0, rule_edits=True),
+                               "s2_fewshot": FewShotOptimizer(k=1, random_sets=3, swap_candidates=0)},
+                              budget_shares=shares)
+
+    _, greedy_trials, _ = _run(tmp_path / "a", chain(None), ScriptedAdvisor(["x"]), budget=20)
+    assert not any(t["n_demos"] for t in greedy_trials)  # nothing left for the demos
+    summary, trials, _ = _run(tmp_path / "b", chain([0.5]), ScriptedAdvisor(["x"]), budget=20)
+    assert any(t["n_demos"] for t in trials)  # fewshot ran on its share
+    critic_spent = max(t["evaluations_so_far"] for t in trials if t["n_demos"] == 0 and t["split"] != "test")
+    assert critic_spent <= 10 and summary.rows[0]["answer_model_evaluations"] - summary.rows[0]["n_test"] <= 20
+    with pytest.raises(ValueError, match="budget_shares"):
+        chain([1.5])
+
+
 def test_advisor_replies_are_cached_and_budgeted_by_logical_calls(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     first = AdvisorSession(ScriptedAdvisor(["one", "two"]), store, max_calls=2)
