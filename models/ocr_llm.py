@@ -277,7 +277,7 @@ class OcrLlmAnswerModel(AnswerModel):
             demo_limit = min(demo_limit, self.demo_excerpt_chars)
 
         def build() -> list[dict[str, str]]:
-            if page_first:
+            if page_first and demos:  # all demos dropped by fitting: the plain request, as without demos
                 return self._page_first_messages(prompt, demos, example, demo_limit, page_limit)
             messages = [{"role": "system", "content": SYSTEM}]
             for demo in demos:

@@ -111,15 +111,16 @@ def load_runs(task_dir: Path) -> tuple[list[dict[str, Any]], Any]:
     for run_json in sorted((task_dir / RUNS).glob(f"*/{RUN_JSON}")):
         try:
             record = json.loads(run_json.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            log.warning("skipping %s: %s", run_json, err)
-            continue
-        csv_path = run_json.parent / results_file_name(record["model"], record["advisor"])
-        if not csv_path.is_file():
-            log.warning("skipping %s: %s is missing", run_json.parent, csv_path.name)
+            csv_path = run_json.parent / results_file_name(record["model"], record["advisor"])
+            if not csv_path.is_file():
+                log.warning("skipping %s: %s is missing", run_json.parent, csv_path.name)
+                continue
+            frame = run_frame(record, csv_path)
+        except Exception as err:  # noqa: BLE001 - one damaged run folder must not block its task's merge
+            log.warning("skipping %s: %s: %s", run_json.parent, type(err).__name__, err)
             continue
         records.append(record)
-        frames.append(run_frame(record, csv_path))
+        frames.append(frame)
     records.sort(key=lambda r: (r.get("finished_at") or "", r["run_id"]))
     table = pd.concat(frames, ignore_index=True) if frames else run_frame({}, None)
     return records, table
@@ -162,8 +163,12 @@ def _rebuild_locked(task_dir: Path, report: bool) -> dict[str, Any]:
         from optimize.report import write_report
 
         task_info = _read_json(task_dir / TASK_JSON)
-        report_path = write_report(task_dir / REPORT, records, table,
-                                   title=f"Task {task_dir.name}: {len(records)} run(s)", task_info=task_info)
+        try:
+            report_path = write_report(task_dir / REPORT, records, table,
+                                       title=f"Task {task_dir.name}: {len(records)} run(s)", task_info=task_info)
+        except Exception:  # noqa: BLE001 - the merged CSVs are written; a report bug must not undo a run
+            log.exception("the report of task %s was not written (the CSVs were); "
+                          "`python -m optimize.collect` retries it", task_dir.name)
     return {"files": written, "optimal": optimal, "runs": len(records), "report": report_path}
 
 

@@ -288,8 +288,12 @@ def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair]
             log.exception("the run's report was not written")
     task = None
     if results_dir is not None:
-        task = publish_run(results_dir, record, summary.results_csv, task_info=task_info, report=report,
-                           run_report=run_report)
+        try:
+            task = publish_run(results_dir, record, summary.results_csv, task_info=task_info, report=report,
+                               run_report=run_report)
+        except Exception:  # noqa: BLE001 - the run's own files are written: publishing is retried by collect
+            log.exception("the run was not fully published to %s (its own files in %s are complete)",
+                          results_dir, out_dir)
     for line in summary_lines(record, summary.rows, report=run_report, task=task):
         log.info("%s", line)
 
