@@ -131,8 +131,12 @@ class OcrLlmAnswerModel(AnswerModel):
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
-        kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse; the
-            answers are the same either way, see tests/test_ocr_llm_real.py).
+        kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse). Answers
+            are the same either way on the 30 queries of tests/test_ocr_llm_real.py, but not
+            always: on a near-tie the different evaluation split of a reused prefix can flip a
+            greedy token (1 of 8 invoice totals in ``bench_optimizers.py --demo-cost``:
+            "118,886,00" with reuse, "118,886" without). The store keeps the first answer
+            computed, so runs on one store stay consistent; two fresh stores may differ there.
         demo_layout: Where the page asked about goes in a request with demos.
             ``turns`` (default): demos as earlier chat turns, each with its page, then the
             page asked about; every query re-reads its page after the demos (~3.5 s on 2
@@ -201,8 +205,9 @@ class OcrLlmAnswerModel(AnswerModel):
         self._cache = cache
 
     def generation_params(self) -> dict[str, Any]:
-        # n_threads and kv_cache_mb are left out on purpose: greedy decoding gives the
-        # same text with any thread count and with or without prefix reuse (tested).
+        # n_threads and kv_cache_mb are left out on purpose: greedy decoding gives the same
+        # text with any thread count and, but for rare near-ties (see kv_cache_mb), with or
+        # without prefix reuse; keying on it would split the cache for no gain in rigour.
         params = {
             "max_tokens": self.max_tokens,
             "temperature": 0.0,

@@ -25,8 +25,8 @@ DEMO = REPO / "tasks/demo/task.csv"
 PAIR = "Паспорт Дата рождения"
 
 
-def _run(tmp_path, *overrides):
-    proc = run_cli(tmp_path, DEMO, "advisor=local", f'pairs=["{PAIR}"]', "budget.evaluations_per_pair=40",
+def _run(tmp_path, *overrides, pair=PAIR):
+    proc = run_cli(tmp_path, DEMO, "advisor=local", f'pairs=["{pair}"]', "budget.evaluations_per_pair=40",
                    "optimizer.seed_candidates=[]", f"paths.models={models_dir()}", *overrides, model="ocr_llm",
                    timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -35,8 +35,8 @@ def _run(tmp_path, *overrides):
     return trials, summary, proc.stderr
 
 
-def _rescored_from_scratch(tmp_path, prompt_text):
-    (pair,), _ = split_pairs(load_task(DEMO).examples, SplitConfig(), only=[PAIR])
+def _rescored_from_scratch(tmp_path, prompt_text, pair_key=PAIR):
+    (pair,), _ = split_pairs(load_task(DEMO).examples, SplitConfig(), only=[pair_key])
     model = instantiate(model_config())
     store = AnswerStore(tmp_path / "fresh.sqlite")
     model.use_cache(store)
@@ -47,12 +47,12 @@ def _rescored_from_scratch(tmp_path, prompt_text):
         store.close()
 
 
-def _check_exported(tmp_path, trials, kind):
+def _check_exported(tmp_path, trials, kind, pair_key=PAIR):
     exported = [t for t in trials if t["origin"].startswith(f"{kind}:") and t["split"] == "val"]
     if not exported:
         pytest.fail(f"{kind}: the local advisor's work produced no prompt scored on full val")
     best = min(exported, key=lambda t: t["cer"])
-    assert _rescored_from_scratch(tmp_path, best["prompt"]) == pytest.approx(best["cer"])
+    assert _rescored_from_scratch(tmp_path, best["prompt"], pair_key) == pytest.approx(best["cer"])
     return best
 
 
@@ -76,8 +76,11 @@ def test_minimal_mipro_with_the_local_advisor(tmp_path):
 
 
 def test_minimal_gepa_with_the_local_advisor(tmp_path):
-    trials, summary, _ = _run(tmp_path, "optimizer=dspy", "optimizer.method=gepa", "optimizer.max_metric_calls=12",
-                           "optimizer.reflection_minibatch_size=2")
+    # licence plates: the answer model gets train examples wrong, so GEPA has something to
+    # reflect on (on a pair it already answers perfectly GEPA skips reflection, rightly)
+    plates = "СТС Регистрационный знак"
+    trials, summary, _ = _run(tmp_path, "optimizer=dspy", "optimizer.method=gepa", "optimizer.max_metric_calls=14",
+                              "optimizer.reflection_minibatch_size=2", pair=plates)
     assert summary["advisor_usage"]["calls"] >= 1
     assert summary["pairs"][0]["answer_model_evaluations"] - summary["pairs"][0]["n_test"] <= 40
-    _check_exported(tmp_path, trials, "dspy")
+    _check_exported(tmp_path, trials, "dspy", plates)
