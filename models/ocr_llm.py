@@ -20,6 +20,7 @@ from models.model_store import ModelSpec, ModelStore, sha256_file
 from models.ocr_llm_prompts import (
     DEMO_EXCERPT_TEMPLATE,
     DOCUMENT_TEMPLATE,
+    INLINE_DEMOS,
     PAGE_FIRST_QUESTION,
     PAGE_FIRST_SYSTEM,
     SYSTEM,
@@ -144,7 +145,10 @@ class OcrLlmAnswerModel(AnswerModel):
             message), then the demos as turns with an excerpt of their page around the
             answer, then the question; the page prefix is shared by every prompt and demo
             set on that page, so a query pays only for the excerpts and the question.
-            Requests without demos are the same in both layouts.
+            ``inline``: the demos as "question -> answer" lines after the page asked about
+            and before the instruction, without their own pages; the request starts as one
+            without demos, so the page prefix cached by any prompt on that page is reused.
+            Requests without demos are the same in every layout.
         demo_excerpt_chars: ``page_first`` only: characters of a demo's page kept around
             its answer.
 
@@ -172,8 +176,8 @@ class OcrLlmAnswerModel(AnswerModel):
         demo_layout: str = "turns",
         demo_excerpt_chars: int = 400,
     ) -> None:
-        if demo_layout not in ("turns", "page_first"):
-            raise ValueError(f"ocr_llm: demo_layout must be 'turns' or 'page_first', got {demo_layout!r}")
+        if demo_layout not in ("turns", "page_first", "inline"):
+            raise ValueError(f"ocr_llm: demo_layout must be 'turns', 'page_first' or 'inline', got {demo_layout!r}")
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
         self.name = name
@@ -222,7 +226,7 @@ class OcrLlmAnswerModel(AnswerModel):
             params["demo_layout"] = {
                 "layout": self.demo_layout, "excerpt_chars": self.demo_excerpt_chars,
                 "framing": cache_key({"system": PAGE_FIRST_SYSTEM, "demo": DEMO_EXCERPT_TEMPLATE,
-                                      "question": PAGE_FIRST_QUESTION}),
+                                      "question": PAGE_FIRST_QUESTION, "inline": INLINE_DEMOS}),
             }
         return params
 
@@ -284,6 +288,12 @@ class OcrLlmAnswerModel(AnswerModel):
         def build() -> list[dict[str, str]]:
             if page_first and demos:  # all demos dropped by fitting: the plain request, as without demos
                 return self._page_first_messages(prompt, demos, example, demo_limit, page_limit)
+            if self.demo_layout == "inline" and demos:
+                lines = "\n".join(f"- {d.question} -> {d.answer}" for d in demos)
+                page = self.ocr_text(example)[: self.ocr_max_chars][:page_limit]
+                instruction = INLINE_DEMOS.format(lines=lines, instruction=prompt.render(example))
+                return [{"role": "system", "content": SYSTEM},
+                        {"role": "user", "content": DOCUMENT_TEMPLATE.format(ocr_text=page, instruction=instruction)}]
             messages = [{"role": "system", "content": SYSTEM}]
             for demo in demos:
                 messages.append({"role": "user", "content": self._user_turn(prompt, demo, demo_limit, around_answer=True)})

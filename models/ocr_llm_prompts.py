@@ -16,3 +16,8 @@ PAGE_FIRST_SYSTEM = SYSTEM + "\n\nThe document you are asked about, as OCR text:
 DEMO_EXCERPT_TEMPLATE = "Another document of this kind (OCR excerpt):\n<<<\n{ocr_text}\n>>>\n\n{instruction}"
 
 PAGE_FIRST_QUESTION = "Now about the document you are asked about (the one in the system message): {instruction}"
+
+# demo_layout=inline: the demos are question -> answer lines between the page and the
+# instruction, without their pages; the request starts exactly as one without demos, so
+# the page prefix cached for any prompt on that page is reused.
+INLINE_DEMOS = "Solved examples from other documents of this kind (question -> answer):\n{lines}\n\n{instruction}"

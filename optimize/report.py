@@ -391,7 +391,7 @@ def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report
             wins = best["advisor"].value_counts()
             lines.append(
                 f"task {record.get('task_id')}, {model}: best of {task.get('runs')} run(s), mean test CER "
-                f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s), won by "
+                f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s); pairs won by runs with advisor "
                 + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
     if report is not None:
         lines.append(f"report: {report}")

@@ -44,6 +44,10 @@ OPTIMIZERS = {
     "fewshot": ["optimizer=fewshot", *FEWSHOT],
     "chain": ["optimizer=chain", *(o.replace("optimizer.", "optimizer.steps.s1_critic.") for o in CRITIC),
               *(o.replace("optimizer.", "optimizer.steps.s2_fewshot.") for o in FEWSHOT)],
+    # the frameworks our users know, on the same engine, budget, split and advisor
+    "textgrad": ["optimizer=textgrad", "optimizer.steps=3"],
+    "dspy_mipro": ["optimizer=dspy", "optimizer.method=mipro", "optimizer.num_candidates=3", "optimizer.num_trials=4"],
+    "dspy_gepa": ["optimizer=dspy", "optimizer.method=gepa", "optimizer.max_metric_calls=40"],
 }
 
 
@@ -77,6 +81,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
     parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
     parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query with and without demos on PAIR")
+    parser.add_argument("--layouts", nargs="+", default=None, metavar="LAYOUT:KV_MB",
+                        help="--demo-cost configurations, e.g. turns:1024 inline:1024 (default: all)")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of result files")
     args = parser.parse_args()
 
@@ -87,7 +93,8 @@ def main() -> None:
         if not (args.data / "task.csv").is_file():
             subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
                             "--per-class", str(args.per_class)], cwd=REPO, check=True)
-        demo_cost(args.data, args.demo_cost)
+        configs = tuple((c.split(":")[0], int(c.split(":")[1])) for c in args.layouts) if args.layouts else None
+        demo_cost(args.data, args.demo_cost, **({"configs": configs} if configs else {}))
         return
 
     if not (args.data / "task.csv").is_file():
@@ -134,7 +141,9 @@ def main() -> None:
     print_table(results)
 
 
-def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> None:
+def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2,
+              configs: tuple[tuple[str, int], ...] = (("turns", 1024), ("turns", 0), ("page_first", 1024),
+                                                       ("page_first", 0), ("inline", 1024))) -> None:
     """Seconds per ocr_llm query without and with k demos, per demo layout, prefix reuse on and off.
 
     Queries run as the evaluator sends them: one prompt over all examples. Without demos
@@ -164,7 +173,7 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> Non
     metric = CerMetric()
     with tempfile.TemporaryDirectory() as tmp:
         store = AnswerStore(Path(tmp) / "s.sqlite")
-        for layout, kv_mb in (("turns", 1024), ("turns", 0), ("page_first", 1024), ("page_first", 0)):
+        for layout, kv_mb in configs:
             model = instantiate(model_config(kv_cache_mb=kv_mb, demo_layout=layout))
             model.use_cache(store)
             for ex in [*examples, *demos, *other_demos]:
@@ -173,8 +182,8 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2) -> Non
                     (f"{k} demos", [Prompt("{question}", demos=demos), Prompt("{question} Только значение.", demos=demos),
                                     Prompt("{question}", demos=other_demos)])]
             for label, prompts in runs:
-                if label == "no demos" and layout != "turns":
-                    continue  # requests without demos are the same in both layouts
+                if label == "no demos" and layout == "page_first":
+                    continue  # requests without demos are the same in every layout
                 for i, prompt in enumerate(prompts):
                     started = time.monotonic()
                     answers = model.answer([(prompt, ex) for ex in examples])

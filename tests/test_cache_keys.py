@@ -54,6 +54,7 @@ def test_request_parts_change_the_key_and_origin_does_not():
     lambda m: setattr(m, "revision", "f" * 64),
     lambda m: setattr(m, "name", "other-name"),
     lambda m: setattr(m, "demo_layout", "page_first"),
+    lambda m: setattr(m, "demo_layout", "inline"),
 ])
 def test_ocr_llm_answer_key_names_each_component(change):
     model = _ocr_llm()

@@ -120,6 +120,21 @@ def test_page_first_layout_puts_the_page_first_and_demo_excerpts_after(monkeypat
     assert model.messages(Prompt("{question}"), target) == plain.messages(Prompt("{question}"), target)
 
 
+def test_inline_layout_shares_the_page_prefix_with_requests_without_demos(monkeypatch):
+    pair, examples = _three_passports()
+    model = instantiate(model_config(demo_layout="inline"))
+    monkeypatch.setattr(model, "ocr_text", lambda ex: _long_page(ex, 3000))
+    target, demos = examples[0], tuple(pair.train[:2])
+    with_demos = model.messages(Prompt("{question} A", demos=demos), target)
+    plain = model.messages(Prompt("{question} A"), target)
+    assert [m["role"] for m in with_demos] == ["system", "user"]
+    page_end = plain[1]["content"].index(">>>") + 3
+    assert with_demos[1]["content"][:page_end] == plain[1]["content"][:page_end]  # the shared prefix
+    for demo in demos:
+        assert f"- {demo.question} -> {demo.answer}" in with_demos[1]["content"]
+    assert with_demos[1]["content"].endswith(target.question + " A")
+
+
 def test_page_first_answers_do_not_depend_on_prefix_reuse(tmp_path):
     pair, examples = _three_passports()
     demos_a, demos_b = tuple(pair.train[:1]), tuple(pair.train[1:2])
