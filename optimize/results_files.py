@@ -157,7 +157,8 @@ def write_frame(path: Path, frame: Any) -> None:
     atomic_write_text(path, frame.to_csv(index=False, lineterminator="\n"))
 
 
-def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "") -> Path | None:
+def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "",
+                          own_csv: str | None = None) -> Path | None:
     """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair across the advisor files in one folder.
 
     Every ``<model>_sep_<advisor>.csv`` in ``results_dir`` competes, ranked by
@@ -167,7 +168,8 @@ def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "") 
     Args:
         results_dir: The folder.
         model_name: The answer model whose files compete.
-        run_id: Written as the rows' run id (the folder's files do not name one).
+        run_id: Written as the run id of ``own_csv``'s rows (the folder's files do not name one).
+        own_csv: The run's own results file name (None: every file is taken as the run's).
 
     Returns:
         The written file, or None if no advisor file was found.
@@ -180,7 +182,9 @@ def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "") 
         advisor = path.stem[len(prefix) :]
         if advisor == OPTIMAL_SUFFIX:
             continue
-        frames.append(read_results_frame(path).assign(advisor=advisor, run_id=run_id))
+        # only the run's own file is this run's: another advisor's file in a reused folder is not
+        frames.append(read_results_frame(path).assign(
+            advisor=advisor, run_id=run_id if own_csv is None or path.name == own_csv else ""))
     if not frames:
         return None
     out = results_dir / f"{prefix}{OPTIMAL_SUFFIX}.csv"

@@ -240,7 +240,7 @@ def run_pairs(
         write_results_csv(csv_path, _ordered(rows))
 
     rows = _ordered(rows)
-    merge_optimal_prompts(out_dir, model.name, run_id=run_id)
+    merge_optimal_prompts(out_dir, model.name, run_id=run_id, own_csv=csv_path.name)
 
     scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
     summary = RunSummary(

@@ -259,3 +259,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert console == []
     # the matrix shows both advisors and the val-chosen winner
     assert "★" in proc.stdout and ">A<" in proc.stdout and ">B<" in proc.stdout
+
+
+def test_a_run_folders_merge_credits_only_its_own_file_to_the_run(tmp_path):
+    from optimize.results_files import merge_optimal_prompts, write_results_csv
+
+    row = {"doc type question type": "passport Фамилия", "optimal prompt": "{question}", "cer": 0.5, "val_cer": 0.5}
+    write_results_csv(tmp_path / "M_sep_Mine.csv", [row])
+    write_results_csv(tmp_path / "M_sep_Other.csv", [dict(row, **{"optimal prompt": "{q}", "val_cer": 0.1,
+                                                                 "doc type question type": "passport Имя"})])
+    out = merge_optimal_prompts(tmp_path, "M", run_id="run-1", own_csv="M_sep_Mine.csv")
+    with out.open(encoding="utf-8") as fh:
+        by_pair = {r["doc type question type"]: r for r in csv.DictReader(fh)}
+    assert by_pair["passport Фамилия"]["run_id"] == "run-1" and by_pair["passport Имя"]["run_id"] == ""
