@@ -79,6 +79,10 @@ def publish_run(results_dir: Path, record: dict[str, Any], csv_path: Path, task_
     """
     task_dir = results_dir / record["task_id"]
     run_dir = task_dir / RUNS / record["run_id"]
+    stale = sorted(p.name for p in results_dir.glob("*_sep_*.csv"))
+    if stale:  # the flat layout of earlier versions: nothing updates these any more
+        log.warning("%s holds results files of the old flat layout (%s): they are no longer updated; "
+                    "each task's best prompts are in %s/<task_id>/", results_dir, ", ".join(stale[:3]), results_dir)
     with task_lock(task_dir):
         atomic_write_text(run_dir / csv_path.name, csv_path.read_text(encoding="utf-8"))
         write_json(run_dir / RUN_JSON, record)
