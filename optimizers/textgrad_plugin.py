@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from optimizers import textgrad_prompts as text
+from optimizers.advisor_writes import mistakes_block
 from optimizers.prompt_edits import worst_mistakes
 from optimizers.prompt_pool import require_advisor, starting_pool
 from prompt_opt_api import (
@@ -190,8 +191,7 @@ class TextGradOptimizer(Optimizer):
             def forward(instruction: Any, batch: Sequence = tuple(batch)) -> str:
                 score = evaluator.score(Prompt(instruction.value, origin="textgrad-forward"), list(batch))
                 mistakes = worst_mistakes(batch, score.results, self.worst_errors)
-                lines = "\n".join(f"- \"{m.expected}\" -> \"{m.answered[:120]}\" ({m.error_class})"
-                                  for m in mistakes) or text.NO_MISTAKES
+                lines = mistakes_block(mistakes) if mistakes else text.NO_MISTAKES
                 return text.EVALUATION.format(cer=score.cer, n=score.n, exact=sum(r.exact for r in score.results),
                                               mistakes=lines)
 
