@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from models.litellm_connection import call_with_retries, classify_error, connection_kwargs, import_litellm
-from models.vlm_messages import data_url, framing_identity, vlm_turns
+from models.vlm_messages import framing_identity, openai_turns
 from prompt_opt_api import AnswerModel, EndpointUnreachable, EndpointUnusable, Example, Prompt
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,9 @@ class OpenAIVLMAnswerModel(AnswerModel):
         return {**super().cache_identity(), **framing_identity()}
 
     def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
-        return vlm_turns(prompt, example, lambda ex: {"type": "image_url", "image_url": {"url": data_url(ex.image)}})
+        return openai_turns(prompt, example)
+
+    openai_messages = messages  # its own requests are already the OpenAI-style ones
 
     def _one(self, request: tuple[Prompt, Example]) -> str:
         litellm = import_litellm()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.vlm_messages import framing_identity, vlm_turns
+from models.vlm_messages import framing_identity, openai_turns, vlm_turns
 from prompt_opt_api import AnswerModel, Example, Prompt
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,14 @@ class Qwen2VLAnswerModel(AnswerModel):
         torch.set_grad_enabled(False)
 
     def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
-        turns = vlm_turns(prompt, example, lambda ex: {"type": "image"})
+        """The processor's chat messages: image placeholders, pixels passed beside them."""
+        return self._with_system(vlm_turns(prompt, example, lambda ex: {"type": "image"}))
+
+    def openai_messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
+        """The same turns with images inline, as a vLLM server serving this checkpoint takes them."""
+        return self._with_system(openai_turns(prompt, example))
+
+    def _with_system(self, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.system_prompt:
             turns.insert(0, {"role": "system", "content": [{"type": "text", "text": self.system_prompt}]})
         return turns

@@ -27,6 +27,17 @@ def data_url(image: Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(Path(image).read_bytes()).decode('ascii')}"
 
 
+def openai_image_part(example: Example) -> dict[str, Any]:
+    """An image content item as OpenAI-compatible vision APIs (vLLM, cloud VLMs) take it."""
+    return {"type": "image_url", "image_url": {"url": data_url(example.image)}}
+
+
+def openai_turns(prompt: Prompt, example: Example) -> list[dict[str, Any]]:
+    """The OpenAI-style ``messages`` of one request, images inline: what ``model=openai_vlm``
+    sends and what a vLLM server serving Qwen2-VL takes."""
+    return vlm_turns(prompt, example, openai_image_part)
+
+
 def vlm_turns(prompt: Prompt, example: Example, image_part: Any) -> list[dict[str, Any]]:
     """User/assistant turns for one request: each demo (its image + instruction, then its
     answer), then the example's image and instruction.

@@ -148,6 +148,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             task_id=task_id_of(cfg, task_sha),
             task_info=_task_info(cfg, task, task_sha),
             report=bool(cfg.get("report", True)),
+            model_config=OmegaConf.to_container(cfg.model, resolve=True),
         )
     except (EndpointUnusable, RunLeaseHeld) as err:
         log.error("%s", err)  # one line: the fix, not a traceback

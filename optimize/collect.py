@@ -5,9 +5,11 @@ Layout (one folder per task identity, so a run on another task never enters a me
     <results_dir>/<task_id>/task.json                        what the task is (CSV, split, metric)
     <results_dir>/<task_id>/runs/<run_id>/run.json           the run: advisor, optimizer, cost, curves, errors
     <results_dir>/<task_id>/runs/<run_id>/<model>_sep_<advisor>.csv   the run's own results
+    <results_dir>/<task_id>/runs/<run_id>/<model>_sep_<advisor>.book.json   its prompt book
     <results_dir>/<task_id>/runs/<run_id>/report.html        the run's report
     <results_dir>/<task_id>/<model>_sep_<advisor>.csv        best per pair across that advisor's runs
     <results_dir>/<task_id>/<model>_sep_OptimalPrompts.csv   best per pair across advisors
+    <results_dir>/<task_id>/<model>_sep_*.book.json          beside each merged CSV: its winners, whole
     <results_dir>/<task_id>/report.html                      the collection's report
 
 Winners are chosen by val CER (``results_files.best_per_pair``), never by test CER. A run
@@ -29,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from optimize.prompt_books import book_file_name, merged_book, write_book
 from optimize.results_files import (
     OPTIMAL_SUFFIX,
     atomic_write_text,
@@ -85,6 +88,9 @@ def publish_run(results_dir: Path, record: dict[str, Any], csv_path: Path, task_
                     "each task's best prompts are in %s/<task_id>/", results_dir, ", ".join(stale[:3]), results_dir)
     with task_lock(task_dir):
         atomic_write_text(run_dir / csv_path.name, csv_path.read_text(encoding="utf-8"))
+        book = csv_path.parent / book_file_name(csv_path.name)
+        if book.is_file():
+            atomic_write_text(run_dir / book.name, book.read_text(encoding="utf-8"))
         write_json(run_dir / RUN_JSON, record)
         if run_report is not None:
             atomic_write_text(run_dir / REPORT, run_report.read_text(encoding="utf-8"))
@@ -156,12 +162,9 @@ def _rebuild_locked(task_dir: Path, report: bool) -> dict[str, Any]:
             if advisor == OPTIMAL_SUFFIX:
                 continue  # cannot be told from the merged file; never written by a run
             path = task_dir / results_file_name(model, advisor)
-            write_frame(path, best_per_pair(rows[rows["advisor"] == advisor]))
-            written.append(path)
+            written += _write_merged(task_dir, path, best_per_pair(rows[rows["advisor"] == advisor]), model)
         optimal[model] = best_per_pair(rows)
-        path = task_dir / results_file_name(model, OPTIMAL_SUFFIX)
-        write_frame(path, optimal[model])
-        written.append(path)
+        written += _write_merged(task_dir, task_dir / results_file_name(model, OPTIMAL_SUFFIX), optimal[model], model)
     report_path = None
     if report and records:
         from optimize.report import write_report
@@ -174,6 +177,16 @@ def _rebuild_locked(task_dir: Path, report: bool) -> dict[str, Any]:
             log.exception("the report of task %s was not written (the CSVs were); "
                           "`python -m optimize.collect` retries it", task_dir.name)
     return {"files": written, "optimal": optimal, "runs": len(records), "report": report_path}
+
+
+def _write_merged(task_dir: Path, path: Path, best: Any, model: str) -> list[Path]:
+    """A merged CSV and its prompt book (each winner's entry from its run's book)."""
+    write_frame(path, best)
+    book = merged_book(best, lambda row: task_dir / RUNS / row["run_id"]
+                       / book_file_name(results_file_name(model, row["advisor"])))
+    if book is None:
+        return [path]
+    return [path, write_book(path.parent / book_file_name(path.name), book)]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -25,19 +25,24 @@ from typing import Any
 
 from optimize.results_files import atomic_write_text, best_per_pair
 
+# Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
+# scrolls inside its own box (.scroll) instead of widening the page.
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em;color:#222;max-width:1400px}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:2em;color:#222;max-width:1400px;box-sizing:border-box}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}h3{font-size:1em;margin-bottom:.3em}
+.scroll{max-width:100%;overflow-x:auto}
 table{border-collapse:collapse;margin:.5em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;white-space:nowrap}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
-.prompt{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;max-width:60em}
-.note{color:#666;font-size:.85em}.errors{display:flex;flex-wrap:wrap;gap:12px}
-.card{border:1px solid #ddd;padding:6px;max-width:440px;font-size:.85em}.card img{display:block;max-width:100%}
+.prompt{display:block;font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere;min-width:14em;max-width:34em}
+.note{color:#666;font-size:.85em}.errors,.demos{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #ddd;padding:6px;max-width:440px;font-size:.85em;overflow-wrap:anywhere}.card img{display:block;max-width:100%}
+.winner{margin:.5em 0 1.5em}.winner .prompt{max-width:100%}
 figure{margin:1em 0}figure img{max-width:100%}
 """
 _MAX_LEADERBOARD = 10
 _CROP_MAX = (420, 200)
+_THUMB_MAX = (260, 260)
 
 
 def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, title: str,
@@ -54,14 +59,15 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, titl
     Returns:
         ``path``.
     """
-    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info)]
+    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info, sorted(path.parent.glob("*.book.json")))]
+    data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
     models = sorted(set(table["model"])) or [""]
     for model in models:
         rows = table[table["model"] == model]
         runs = [r for r in records if r.get("model", "") == model]
         if len(models) > 1:
             parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
-        parts.append(_model_sections(runs, rows))
+        parts.append(_model_sections(runs, rows, data_dir))
     document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(parts) + "\n</body></html>\n")
@@ -69,7 +75,7 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, titl
     return path
 
 
-def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None) -> str:
+def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None, books: Sequence[Path]) -> str:
     items = [f"generated {time.strftime('%Y-%m-%d %H:%M:%S')}", f"{len(records)} run(s)"]
     if task_info:
         items.append(f"task {_esc(task_info.get('task_id', ''))}: {_esc(task_info.get('csv', ''))}, "
@@ -80,17 +86,25 @@ def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None)
                 items.append(f"{key} " + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in settings.items()))
     elif records:
         items.append(f"task {_esc(records[0].get('task_id', ''))}")
+    deploy = ""
+    if books:
+        deploy = ("<p>What to deploy: the prompt book" + ("s " if len(books) > 1 else " ")
+                  + ", ".join(f"<code>{_esc(b.name)}</code>" for b in books)
+                  + " beside this report: each winner whole (text, demos with their images' sha256), applied by "
+                  "<code>models.prompt_runtime</code> or scored on new documents by "
+                  "<code>python -m optimize.apply BOOK CSV</code>.</p>")
     return ("<p class='note'>" + "; ".join(items) + ". Winners are chosen by <b>val</b> CER and reported with "
             "their held-out <b>test</b> CER (bootstrap 95 % interval over the pair's test examples); "
-            "test CER never picks a winner.</p>")
+            "test CER never picks a winner.</p>" + deploy)
 
 
-def _model_sections(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+def _model_sections(runs: Sequence[dict[str, Any]], rows: Any, data_dir: Path | None) -> str:
     best = best_per_pair(rows)
     by_run = {r["run_id"]: r for r in runs}
     return "\n".join([
         "<h2>Runs and cost</h2>", _runs_table(runs, rows),
         "<h2>Best prompt per pair</h2>", _best_table(best),
+        "<h2>Winners with their demos</h2>", _winners(best, by_run, data_dir),
         "<h2>Which advisor wins where</h2>", _matrix(rows, best, runs),
         "<h2>CER against answer-model evaluations</h2>", _curves(runs),
         "<h2>Leaderboard per pair</h2>", _leaderboards(runs, rows),
@@ -139,11 +153,36 @@ def _best_table(best: Any) -> str:
     if best.empty:
         return "<p class='note'>no pair has a test CER yet</p>"
     frame = best.assign(interval=[_interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
-    frame = frame[["doc type question type", "optimal prompt", "cer", "interval", "val_cer", "advisor", "optimizer",
-                   "author", "origin", "run_id", "n_val", "n_test"]]
+    frame = frame[["doc type question type", "optimal prompt", "demos", "cer", "interval", "val_cer", "advisor",
+                   "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = _mean(best["cer"])
     return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
-            + _html_table(frame, prompt_columns=("optimal prompt",)))
+            + _html_table(frame, prompt_columns=("optimal prompt", "demos")))
+
+
+def _winners(best: Any, by_run: dict[str, dict[str, Any]], data_dir: Path | None) -> str:
+    """Each winner that sends demos: its text and each demo's page and answer, as deployed."""
+    out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
+           "page asked about (the prompt book holds them, with each image's sha256).</p>"]
+    for _, row in best.iterrows():
+        pair = row["doc type question type"]
+        winner = by_run.get(row["run_id"], {}).get("pairs", {}).get(pair, {}).get("winner") or {}
+        if not winner.get("demos"):
+            continue
+        cards = []
+        for demo in winner["demos"]:
+            image = Path(demo["image"]) if data_dir is None else data_dir / demo["image"]
+            thumb = _crop_data_uri(str(image), None, _THUMB_MAX)
+            picture = f"<img alt='demo page' src='{thumb}'>" if thumb else "<p class='note'>(image not available)</p>"
+            cards.append(f"<div class='card'>{picture}<div>{_esc(demo['image'])}</div>"
+                         f"<div>question: {_esc(demo['question'])}</div>"
+                         f"<div>answer: <b>{_esc(demo['answer'])}</b></div></div>")
+        out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3>"
+                   f"<span class='prompt'>{_esc(winner.get('template', row['optimal prompt']))}</span>"
+                   f"<div class='demos'>{''.join(cards)}</div></div>")
+    if len(out) == 1:
+        out.append("<p>No winner uses demos.</p>")
+    return "\n".join(out)
 
 
 def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
@@ -190,7 +229,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
         body.append(f"<tr><td>{_esc(pair)}</td>{''.join(row_cells)}</tr>")
     wins = [sum((p, c) in stars for p in pairs) for c in columns]
     foot = "<tr><th>pairs won</th>" + "".join(f"<th>{n}</th>" for n in wins) + "</tr>"
-    table = f"<table class='matrix'>{head}{''.join(body)}{foot}</table>"
+    table = f"<div class='scroll'><table class='matrix'>{head}{''.join(body)}{foot}</table></div>"
     note = ("<p class='note'>Test CER of each advisor's best prompt per pair (chosen by val CER across that "
             "advisor's runs; a panel's members by val CER within the panel's runs); ★ marks the prompt chosen "
             "across advisors, by val CER.</p>")
@@ -331,7 +370,8 @@ def _figure(fig: Any, alt: str) -> str:
     return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
 
 
-def _crop_data_uri(image: str | None, bbox: Sequence[float] | None) -> str | None:
+def _crop_data_uri(image: str | None, bbox: Sequence[float] | None,
+                   max_size: tuple[int, int] = _CROP_MAX) -> str | None:
     """The page around ``bbox`` (outlined), downscaled, as a JPEG data URI; None if unreadable."""
     from PIL import Image, ImageDraw
 
@@ -350,7 +390,7 @@ def _crop_data_uri(image: str | None, bbox: Sequence[float] | None) -> str | Non
         pad_y = max(40.0, 2.0 * (y2 - y1))
         page = page.crop((max(0, int(x1 - pad_x)), max(0, int(y1 - pad_y)),
                           min(page.width, int(x2 + pad_x)), min(page.height, int(y2 + pad_y))))
-    page.thumbnail(_CROP_MAX)
+    page.thumbnail(max_size)
     buf = io.BytesIO()
     page.save(buf, format="JPEG", quality=80)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
@@ -406,7 +446,8 @@ def _html_table(frame: Any, prompt_columns: Sequence[str] = ()) -> str:
     """pandas' HTML table, every cell escaped here (so prompts can carry a class), as written."""
     formatters = {c: (lambda v: f"<span class='prompt'>{_esc(v)}</span>") if c in prompt_columns else _esc
                   for c in frame.columns}
-    return frame.to_html(index=False, escape=False, border=0, na_rep="", formatters=formatters)
+    table = frame.to_html(index=False, escape=False, border=0, na_rep="", formatters=formatters)
+    return f"<div class='scroll'>{table}</div>"
 
 
 def _esc(value: Any) -> str:

@@ -27,6 +27,7 @@ EXTRA_COLUMNS = (
     "origin",
     "author",
     "n_demos",
+    "demos",  # each demo's image (relative to the task CSV) and answer; the prompt book has them whole
     "answer_model_evaluations",
     "advisor_calls",
     "advisor_cost_usd",
@@ -44,6 +45,7 @@ MERGED_COLUMNS = SEED_COLUMNS + (
     "author",
     "origin",
     "n_demos",
+    "demos",
     "n_val",
     "n_test",
     "exact_match",

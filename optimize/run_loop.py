@@ -26,9 +26,21 @@ from typing import Any
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
 from optimize.progress import RunProgress, progress_text
+from optimize.prompt_books import (
+    ROW_ENTRY,
+    book_file_name,
+    book_header,
+    demos_text,
+    entry_json,
+    merged_book,
+    run_book,
+    winner_entry,
+    write_book,
+)
 from optimize.results_files import (
     bootstrap_interval,
     merge_optimal_prompts,
+    read_results_frame,
     results_file_name,
     write_json,
     write_results_csv,
@@ -147,6 +159,7 @@ def run_pairs(
     task_id: str | None = None,
     task_info: dict[str, Any] | None = None,
     report: bool = False,
+    model_config: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Optimize every pair and write the results files into ``out_dir``.
 
@@ -175,6 +188,8 @@ def run_pairs(
             the same task (None: a digest of the pairs' examples).
         task_info: What the task is, for ``task.json`` and the reports.
         report: Write the HTML reports (the run's in ``out_dir``, the task's in ``results_dir``).
+        model_config: The configuration that builds ``model`` (a ``_target_`` mapping), written
+            into the prompt books so ``optimize.apply`` and the runtime rebuild the same model.
 
     Raises:
         RunLeaseHeld: another live process is running ``run_id`` on this store.
@@ -184,6 +199,8 @@ def run_pairs(
     started = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results_file_name(model.name, advisor_name)
+    data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
+    header = book_header(task_info, model.name, model.cache_identity(), model_config)
     context = {"model": model.name, "advisor": advisor_name, "optimizer": optimizer.name, "run_id": run_id}
     lease = store.acquire_run(run_id, wait_s=lease_wait_s)
     trial_log = _TrialLog(store, run_id, out_dir / "trials.jsonl", context, lease)
@@ -213,7 +230,7 @@ def run_pairs(
                 try:
                     row, stats = _run_one_pair(
                         pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease,
-                        max_evaluations_per_pair, batch_size, bar,
+                        max_evaluations_per_pair, batch_size, bar, data_dir,
                     )
                 except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
                     raise  # the run's failure, not the pair's: stop here
@@ -231,16 +248,16 @@ def run_pairs(
                         totals[k] += stats[k]
                 rows.append(row)
             # Rewritten after each pair: a crash later keeps every finished pair on disk.
-            write_results_csv(csv_path, _ordered(rows))
+            _write_results(csv_path, rows, header, advisor_name, run_id)
             bar.update(1)
     finally:
         bar.close()
         trial_log.close()
         lease.release()
-        write_results_csv(csv_path, _ordered(rows))
+        _write_results(csv_path, rows, header, advisor_name, run_id)
 
     rows = _ordered(rows)
-    merge_optimal_prompts(out_dir, model.name, run_id=run_id, own_csv=csv_path.name)
+    _merge_run_folder(out_dir, model.name, run_id, csv_path)
 
     scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
     summary = RunSummary(
@@ -263,6 +280,25 @@ def run_pairs(
     write_json(out_dir / "summary.json", _summary_json(summary, context))
     _publish(summary, context, pairs, store, out_dir, results_dir, task_id, task_info, report)
     return summary
+
+
+def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: dict[str, Any], advisor: str,
+                   run_id: str) -> None:
+    """The run's CSV and, beside it, its prompt book (what each pair's winner is, whole)."""
+    rows = _ordered(rows)
+    write_results_csv(csv_path, rows)
+    write_book(csv_path.parent / book_file_name(csv_path.name), run_book(rows, header, advisor, run_id))
+
+
+def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path) -> None:
+    """The run folder's OptimalPrompts CSV and its book (entries from the books beside each CSV)."""
+    merged = merge_optimal_prompts(out_dir, model_name, run_id=run_id, own_csv=csv_path.name)
+    if merged is None:
+        return
+    book = merged_book(read_results_frame(merged),
+                       lambda row: out_dir / book_file_name(results_file_name(model_name, row["advisor"])))
+    if book is not None:
+        write_book(out_dir / book_file_name(merged.name), book)
 
 
 def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore, out_dir: Path,
@@ -374,11 +410,13 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         "test_cers": [p["cer"] for p in predictions],
         "worst": worst,
         "by_author": row.get("by_author") or {},
+        # the winner as the prompt book has it (demo images relative to the task CSV's folder)
+        "winner": row.get(ROW_ENTRY) or {},
     }
 
 
 def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease, max_evals,
-                  batch_size, bar):
+                  batch_size, bar, data_dir=None):
     store.clear_trials(run_id, pair.key, lease=lease)  # an unfinished earlier attempt is redone from its cache
     cost_at_start = _advisor_cost(advisor)
     calls_at_start = _advisor_calls(advisor)
@@ -420,11 +458,14 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "origin": best_prompt.origin,
         "author": author_of(best_prompt.origin),
         "n_demos": len(best_prompt.demos),
+        "demos": demos_text(best_prompt.demos, data_dir),
         "answer_model_evaluations": budget.used + len(pair.test),
         "advisor_calls": _advisor_calls(advisor) - calls_at_start,
         "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
         "status": status,
         "by_author": by_author,
+        # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
+        ROW_ENTRY: entry_json(winner_entry(pair, best_prompt, data_dir)),
     }
     stats = {
         "model_calls": evaluator.model_calls + tester.model_calls,

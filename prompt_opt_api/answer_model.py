@@ -42,6 +42,15 @@ class AnswerModel(ABC):
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:
         """Answer every request of ``batch``; one string each, same order."""
 
+    def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
+        """The chat request ``answer`` builds for one (prompt, example), in the model's own format.
+
+        The one place a model builds its requests: ``answer`` uses it, and so does the prompt
+        runtime (``models.prompt_runtime``) that applies a prompt book outside the framework,
+        so a deployed prompt is sent exactly as it was scored.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not expose its requests")
+
     def generation_params(self) -> dict[str, Any]:
         """Generation settings that change the output (part of ``cache_identity``)."""
         return {}

@@ -27,6 +27,7 @@ class ScriptedAnswerModel(AnswerModel):
         exact_marker: Substring that makes answers exact.
         fail_pair: ``"<doc_class> <question_type>"`` whose requests raise RuntimeError...
         fail_flag: ...while this file exists (None: always).
+        demos_exact: A prompt with demos gets the true answer (few-shot winners for tests).
     """
 
     name = "Scripted-VLM"
@@ -34,13 +35,14 @@ class ScriptedAnswerModel(AnswerModel):
 
     def __init__(self, calls_log: str | None = None, delay_s: float = 0.0, batch_size: int = 4,
                  exact_marker: str = "только значением", fail_pair: str | None = None,
-                 fail_flag: str | None = None) -> None:
+                 fail_flag: str | None = None, demos_exact: bool = False) -> None:
         self.calls_log = calls_log
         self.delay_s = delay_s
         self._batch_size = batch_size
         self.exact_marker = exact_marker
         self.fail_pair = fail_pair
         self.fail_flag = fail_flag
+        self.demos_exact = demos_exact
         self.calls = 0
         self.batches: list[int] = []
 
@@ -49,11 +51,11 @@ class ScriptedAnswerModel(AnswerModel):
         return self._batch_size
 
     def generation_params(self) -> dict:
-        return {"exact_marker": self.exact_marker}
+        return {"exact_marker": self.exact_marker, **({"demos_exact": True} if self.demos_exact else {})}
 
     def _one(self, prompt: Prompt, example: Example) -> str:
         text = prompt.render(example)
-        if self.exact_marker in text:
+        if self.exact_marker in text or (self.demos_exact and prompt.demos):
             return example.answer
         if prompt.text == "{question}":
             return example.answer[:-1]  # one character short

@@ -1,0 +1,209 @@
+"""``python -m optimize.apply BOOK CSV``: score a prompt book on any CSV of the task's shape.
+
+Each pair of the CSV that the book has a prompt for is answered by the book's answer
+model (built from the book's configuration) through the engine's evaluator, from a fresh
+store unless ``--store`` names one, and scored with the book's metric. ``--split test``
+re-makes the book's test split from the CSV (the task's own CSV: the parity check);
+without it every row is scored (a new batch of documents). Prints per-pair CER with a
+bootstrap interval and writes every prediction to a CSV (and the figures to JSON beside it).
+
+Exit codes: 0 done; 1 a pair failed; 2 bad input (book, CSV, demo images, no pair in
+common), before any model loads; 3 the answer model cannot be used or reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("optimize.apply")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m optimize.apply",
+        description="Score a prompt book (<model>_sep_*.book.json, written beside every results CSV) on a CSV of "
+        "the task's shape: per-pair CER with a bootstrap interval, every prediction to a CSV.")
+    parser.add_argument("book", type=Path, help="the prompt book (JSON)")
+    parser.add_argument("csv", type=Path, help="a CSV of the task's shape (image_path, question, answer, doc_class, "
+                        "question_type[, answer_bbox]) beside its images")
+    parser.add_argument("--split", choices=("all", "test"), default="all",
+                        help="test: only the book's test split of this CSV (its task's own CSV: the reported test "
+                        "CER is reproduced); all (default): every row")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="answer store to read and fill (default: a fresh one, deleted afterwards)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="predictions CSV (default: outputs/apply/<book>-<time>.csv); a .json with the "
+                        "per-pair figures is written beside it")
+    parser.add_argument("--demo-root", type=Path, default=None,
+                        help="folder the demos' image paths are relative to (default: the book's task CSV folder)")
+    parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting of the book's answer model, e.g. api_base=http://gpu:8000/v1 "
+                        "(answers may then differ from the reported ones)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from prompt_opt_api import EndpointUnusable, TaskError
+
+    try:
+        book, groups, prompts, missing = _load_inputs(args)
+    except TaskError as err:
+        log.error("%s", err)
+        return 2
+    for pair in missing:
+        log.warning("not in the book (not scored): %s; the book has: %s", pair,
+                    ", ".join(e.key for e in book.entries))
+    try:
+        results = _score(args, book, groups, prompts)
+    except EndpointUnusable as err:
+        log.error("%s", err)
+        return 3
+    out = args.out or REPO_ROOT / "outputs" / "apply" / f"{args.book.stem}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    _write(out, results, missing)
+    _print_table(results, missing)
+    print(f"predictions: {out}", flush=True)
+    return 1 if any(r.get("error") for r in results) else 0
+
+
+def _load_inputs(args: argparse.Namespace) -> tuple[Any, dict, dict, list[str]]:
+    """Book, the CSV's examples per pair, each pair's prompt (demos checked), the CSV's pairs not in the book."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from prompt_opt_api import TaskError, pair_key
+    from prompt_opt_api.prompt_book import load_book
+
+    book = load_book(args.book)
+    task_cfg = OmegaConf.load(REPO_ROOT / "conf" / "task" / "csv.yaml")  # the loader `task=csv` uses
+    task_cfg.csv = str(args.csv)
+    task = instantiate(task_cfg, _partial_=True)()  # called here so its errors are not wrapped
+    groups: dict[tuple[str, str], tuple] = {}
+    if args.split == "test":
+        if not book.split.get("_target_"):
+            raise TaskError(f"{args.book}: the book has no split settings; --split test needs them")
+        pairs, _ = instantiate(book.split).split(task.examples, [])
+        groups = {p.identity: p.test for p in pairs if p.test}
+    else:
+        for example in task.examples:
+            groups.setdefault(example.pair_identity, ())
+            groups[example.pair_identity] += (example,)
+    have = set(book.pairs())
+    prompts = {pair: book.prompt(*pair, demo_root=args.demo_root) for pair in groups if pair in have}
+    missing = [pair_key(*pair) for pair in groups if pair not in have]
+    if not prompts:
+        raise TaskError(f"{args.csv}: none of its pairs is in {args.book} (the CSV has {', '.join(missing) or 'none'}; "
+                        f"the book has {', '.join(e.key for e in book.entries) or 'none'})")
+    return book, groups, prompts, missing
+
+
+def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> list[dict[str, Any]]:
+    """Score each pair's prompt on its examples through the evaluator; one dict per pair."""
+    import tempfile
+
+    from optimize.answer_store import AnswerStore
+    from optimize.evaluator import Budget, Evaluator
+    from optimize.results_files import bootstrap_interval
+    from prompt_opt_api import EndpointUnusable, Pair
+
+    metric = _instantiate(book.metric)
+    models: dict[str, Any] = {}
+    scratch = None if args.store else tempfile.TemporaryDirectory(prefix="apply-store-")
+    store = AnswerStore(args.store or Path(scratch.name) / "store.sqlite")
+    results = []
+    try:
+        for (doc_class, question_type), prompt in prompts.items():
+            entry = book.entry(doc_class, question_type)
+            model = _model_for(book.model_of(entry), args.model, models, store)
+            examples = groups[(doc_class, question_type)]
+            pair = Pair(doc_class, question_type, train=prompt.demos, val=(), test=examples)
+            result = {"pair": entry.key, "n": len(examples), "book_test_cer": entry.test_cer, "error": None,
+                      "predictions": []}
+            try:
+                score = Evaluator(model, store, metric, pair, Budget(None), allow_test=True).score(prompt, examples)
+            except EndpointUnusable:
+                raise
+            except Exception as err:  # noqa: BLE001 - one pair's failure is reported, the rest go on
+                result["error"] = f"{type(err).__name__}: {err}"
+                log.error("pair %r failed: %s", entry.key, result["error"])
+            else:
+                low, high = bootstrap_interval([r.cer for r in score.results])
+                result.update(cer=score.cer, ci=[low, high], exact_match=score.exact_match,
+                              predictions=[(ex, r) for ex, r in zip(examples, score.results)])
+            results.append(result)
+    finally:
+        for model in models.values():
+            model.close()
+        store.close()
+        if scratch is not None:
+            scratch.cleanup()
+    return results
+
+
+def _model_for(model_info: dict[str, Any], overrides: Sequence[str], models: dict[str, Any], store: Any) -> Any:
+    """The book's answer model, built once per configuration; warns when it is not the one scored."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.merge(OmegaConf.create(model_info["config"]), OmegaConf.from_dotlist(list(overrides)))
+    key = json.dumps(OmegaConf.to_container(config), sort_keys=True)
+    if key not in models:
+        model = _instantiate(config)
+        model.use_cache(store)
+        identity = json.loads(json.dumps(model.cache_identity()))  # as JSON, like the book's
+        if identity != model_info.get("identity"):
+            differs = sorted(k for k in set(identity) | set(model_info.get("identity") or {})
+                             if identity.get(k) != (model_info.get("identity") or {}).get(k))
+            log.warning("answer model %r is not the one the book was scored with (differs in: %s): its answers, "
+                        "and so the CER, may differ from the reported ones", model.name, ", ".join(differs))
+        models[key] = model
+    return models[key]
+
+
+def _instantiate(config: Any) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(config)
+
+
+def _write(out: Path, results: list[dict[str, Any]], missing: list[str]) -> None:
+    from optimize.results_files import atomic_write_text, csv_text, write_json
+
+    columns = ("pair", "row", "question", "answer", "prediction", "cer")
+    rows = [{"pair": r["pair"], "row": ex.source_row, "question": ex.question, "answer": res.answer,
+             "prediction": res.prediction, "cer": repr(res.cer)} for r in results for ex, res in r["predictions"]]
+    atomic_write_text(out, csv_text(columns, rows))
+    figures = {"pairs": [{k: v for k, v in r.items() if k != "predictions"} for r in results],
+               "not_in_book": missing}
+    write_json(out.with_suffix(".json"), figures)
+
+
+def _print_table(results: list[dict[str, Any]], missing: list[str]) -> None:
+    def fmt(value: Any) -> str:
+        return "" if value is None else f"{value:.4f}"
+
+    print(f"{'pair':40} {'n':>4} {'CER':>7}  {'95% interval':17} {'reported':>8}", flush=True)
+    for r in results:
+        if r["error"]:
+            print(f"{r['pair']:40} {r['n']:>4} failed: {r['error'][:80]}")
+            continue
+        low, high = r["ci"]
+        print(f"{r['pair']:40} {r['n']:>4} {r['cer']:7.4f}  [{low:.4f}, {high:.4f}] {fmt(r['book_test_cer']):>8}")
+    scored = [r["cer"] for r in results if not r["error"]]
+    if scored:
+        print(f"mean CER over {len(scored)} pair(s): {sum(scored) / len(scored):.4f}")
+    if missing:
+        print(f"not in the book, not scored: {', '.join(missing)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

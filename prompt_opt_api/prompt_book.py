@@ -1,0 +1,277 @@
+"""The prompt book: what won, per pair, in a form that leaves the framework whole.
+
+A book is one JSON document written beside every results CSV. Per pair it holds the
+winning prompt exactly as it was scored (template text and each demo: image path
+relative to the task CSV, the image's sha256, question, answer), the val and test CER
+with the test interval, and who wrote it. The header names the answer model (its cache
+identity and the configuration that builds it), the task, and the split and metric
+settings. ``PromptBook.prompt`` rebuilds the scored ``Prompt``: the same text and demos,
+so the same cache keys and the same request.
+
+Pure data and validation: no model, no Hydra. The runtime that builds requests from a
+book is ``models.prompt_runtime``; ``python -m optimize.apply`` scores a book on a CSV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prompt_opt_api.data import Example, Prompt, pair_key
+from prompt_opt_api.errors import TaskError
+
+BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
+BOOK_SCHEMA_VERSION = 1
+BOOK_SUFFIX = ".book.json"
+
+
+class PromptBookError(TaskError):
+    """A prompt book is unusable: wrong schema, a demo image missing or changed, a pair not in it."""
+
+
+@dataclass(frozen=True)
+class BookDemo:
+    """One few-shot demonstration as it was scored.
+
+    Attributes:
+        image: Path of the demo's image relative to the task CSV's folder (POSIX form).
+        image_sha256: sha256 of the image bytes when it was scored.
+        question: The demo's own question (the template is rendered with it).
+        answer: The demo's answer (the assistant turn).
+    """
+
+    image: str
+    image_sha256: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class BookEntry:
+    """One pair's winner.
+
+    Attributes:
+        doc_class: Document class.
+        question_type: Question type.
+        template: Prompt template (``{question}`` is replaced by each example's question).
+        demos: Demonstrations, in the order they were scored.
+        val_cer: CER on the full val split (what chose it).
+        test_cer: Held-out test CER as reported.
+        test_ci: Bootstrap 95 % interval of the test CER, ``[low, high]``.
+        n_val: Val examples.
+        n_test: Test examples.
+        advisor: Advisor of the run that found it (``none`` without one).
+        optimizer: Optimizer of that run.
+        author: Who wrote the text.
+        origin: How it was made.
+        run_id: The run.
+        answer_model: The answer model, only where it differs from the book's.
+    """
+
+    doc_class: str
+    question_type: str
+    template: str
+    demos: tuple[BookDemo, ...] = ()
+    val_cer: float | None = None
+    test_cer: float | None = None
+    test_ci: tuple[float | None, float | None] = (None, None)
+    n_val: int = 0
+    n_test: int = 0
+    advisor: str = ""
+    optimizer: str = ""
+    author: str = ""
+    origin: str = ""
+    run_id: str = ""
+    answer_model: dict[str, Any] | None = None
+
+    @property
+    def key(self) -> str:
+        return pair_key(self.doc_class, self.question_type)
+
+    def demos_text(self) -> str:
+        """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
+        return "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
+
+
+@dataclass(frozen=True)
+class PromptBook:
+    """Every pair's winner for one answer model on one task.
+
+    Attributes:
+        task_id: The task identity (data, split, metric).
+        task_csv: The task CSV when the book was written; demo paths are relative to its folder.
+        answer_model: ``{"name", "identity", "config"}``: the answer model's display name, its
+            cache identity (what keys its answers) and the configuration that builds it
+            (a ``_target_`` mapping).
+        split: The split settings (``--split test`` re-makes the test split with them).
+        metric: The metric settings (a ``_target_`` mapping).
+        entries: One per pair.
+        path: Where the book was read from (not written).
+    """
+
+    task_id: str
+    task_csv: str
+    answer_model: dict[str, Any]
+    split: dict[str, Any]
+    metric: dict[str, Any]
+    entries: tuple[BookEntry, ...] = ()
+    path: Path | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else "prompt book"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(e.doc_class, e.question_type) for e in self.entries]
+
+    def entry(self, doc_class: str, question_type: str) -> BookEntry:
+        """The pair's entry.
+
+        Raises:
+            PromptBookError: naming the pairs the book has.
+        """
+        for entry in self.entries:
+            if (entry.doc_class, entry.question_type) == (doc_class, question_type):
+                return entry
+        have = ", ".join(repr(e.key) for e in self.entries) or "none"
+        raise PromptBookError(f"{self.where}: no entry for pair {pair_key(doc_class, question_type)!r}; "
+                              f"the book has: {have}")
+
+    def model_of(self, entry: BookEntry) -> dict[str, Any]:
+        """The answer model an entry was scored with."""
+        return entry.answer_model or self.answer_model
+
+    def demo_root(self, override: str | Path | None = None) -> Path:
+        """The folder demo image paths are relative to: ``override``, else the task CSV's folder."""
+        return Path(override).expanduser() if override else Path(self.task_csv).expanduser().parent
+
+    def prompt(self, doc_class: str, question_type: str, demo_root: str | Path | None = None) -> Prompt:
+        """The pair's prompt exactly as it was scored, its demos read from ``demo_root``.
+
+        Raises:
+            PromptBookError: the pair is not in the book, or a demo image is missing or its
+                bytes no longer match the recorded sha256.
+        """
+        entry = self.entry(doc_class, question_type)
+        root = self.demo_root(demo_root)
+        demos = tuple(self._demo_example(entry, i, demo, root) for i, demo in enumerate(entry.demos))
+        return Prompt(text=entry.template, demos=demos, origin=entry.origin)
+
+    def _demo_example(self, entry: BookEntry, index: int, demo: BookDemo, root: Path) -> Example:
+        where = f"{self.where}, pair {entry.key!r}, demo {index + 1} ({demo.image})"
+        image = (root / demo.image).resolve()
+        if not image.is_file():
+            raise PromptBookError(f"{where}: image not found at {image}; pass the task's data folder "
+                                  "(--demo-root) if the book moved away from it")
+        actual = file_sha256(image)
+        if actual != demo.image_sha256:
+            raise PromptBookError(f"{where}: the image at {image} changed since the prompt was scored "
+                                  f"(sha256 {actual[:12]}..., the book has {demo.image_sha256[:12]}...)")
+        return Example(image=image, question=demo.question, answer=demo.answer, doc_class=entry.doc_class,
+                       question_type=entry.question_type, bbox=None, image_sha256=demo.image_sha256,
+                       source_row=where)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": BOOK_SCHEMA, "schema_version": BOOK_SCHEMA_VERSION, "task_id": self.task_id,
+            "task_csv": self.task_csv, "answer_model": self.answer_model, "split": self.split, "metric": self.metric,
+            "pairs": [entry_json(e) for e in self.entries],
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def entry_json(entry: BookEntry) -> dict[str, Any]:
+    """An entry as it is written in a book (NaN as null)."""
+    data = asdict(entry)
+    data["demos"] = [asdict(d) for d in entry.demos]
+    data["test_ci"] = list(entry.test_ci)
+    if entry.answer_model is None:
+        del data["answer_model"]
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in data.items()}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_book(path: str | Path) -> PromptBook:
+    """Read and validate a prompt book.
+
+    Raises:
+        PromptBookError: unreadable file, another schema or schema version, a malformed entry
+            (each message names the file and the entry).
+    """
+    path = Path(path).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise PromptBookError(f"{path}: cannot read the prompt book ({err.strerror or err})") from None
+    except ValueError as err:
+        raise PromptBookError(f"{path}: not a JSON prompt book ({err})") from None
+    return book_from_json(data, path)
+
+
+def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
+    """A ``PromptBook`` from its JSON form, validated (see ``load_book``)."""
+    where = str(path) if path else "prompt book"
+    if not isinstance(data, dict) or data.get("schema") != BOOK_SCHEMA:
+        raise PromptBookError(f"{where}: not a prompt book (expected \"schema\": {BOOK_SCHEMA!r})")
+    version = data.get("schema_version")
+    if version != BOOK_SCHEMA_VERSION:
+        raise PromptBookError(f"{where}: schema_version {version!r} is not supported (this version reads "
+                              f"{BOOK_SCHEMA_VERSION}); rebuild the book with `python -m optimize.collect`")
+    model = data.get("answer_model")
+    if not isinstance(model, dict) or not isinstance(model.get("config"), dict):
+        raise PromptBookError(f"{where}: \"answer_model\" must hold the model's name, identity and config")
+    pairs = data.get("pairs")
+    if not isinstance(pairs, list):
+        raise PromptBookError(f"{where}: \"pairs\" must be a list of entries")
+    entries = tuple(entry_from_json(item, f"{where}, entry {i + 1}") for i, item in enumerate(pairs))
+    return PromptBook(task_id=str(data.get("task_id", "")), task_csv=str(data.get("task_csv", "")),
+                      answer_model=model, split=dict(data.get("split") or {}), metric=dict(data.get("metric") or {}),
+                      entries=entries, path=path)
+
+
+def entry_from_json(item: Any, where: str) -> BookEntry:
+    """An entry from its JSON form, validated; ``where`` names it in errors."""
+    if not isinstance(item, dict):
+        raise PromptBookError(f"{where}: an entry must be an object")
+    for key in ("doc_class", "question_type", "template"):
+        if not isinstance(item.get(key), str):
+            raise PromptBookError(f"{where}: {key!r} must be a string")
+    where = f"{where} ({pair_key(item['doc_class'], item['question_type'])!r})"
+    demos = []
+    for i, demo in enumerate(item.get("demos") or []):
+        if not isinstance(demo, dict) or not all(isinstance(demo.get(k), str) for k in
+                                                 ("image", "image_sha256", "question", "answer")):
+            raise PromptBookError(f"{where}, demo {i + 1}: needs string fields image, image_sha256, question, answer")
+        demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
+    ci = item.get("test_ci") or [None, None]
+    return BookEntry(
+        doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
+        demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
+        test_ci=(ci[0], ci[1]) if len(ci) == 2 else (None, None), n_val=int(item.get("n_val") or 0),
+        n_test=int(item.get("n_test") or 0), advisor=str(item.get("advisor", "")),
+        optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
+        origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
+        answer_model=item.get("answer_model"),
+    )
+
+
+def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:
+    """An example used as a demo, with its image path relative to the task CSV's folder."""
+    image = Path(example.image)
+    if csv_dir is not None:
+        image = Path(os.path.relpath(image.resolve(), Path(csv_dir).resolve()))
+    return BookDemo(image.as_posix(), example.image_sha256, example.question, example.answer)
