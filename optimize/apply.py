@@ -59,9 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TaskError as err:
         log.error("%s", err)
         return 2
-    for pair in missing:
-        log.warning("not in the book (not scored): %s; the book has: %s", pair,
-                    ", ".join(e.key for e in book.entries))
+    if missing:
+        log.warning("%d pair(s) of %s not in the book (not scored): %s; the book has: %s", len(missing), args.csv,
+                    ", ".join(missing), ", ".join(e.key for e in book.entries))
     try:
         results = _score(args, book, groups, prompts)
     except EndpointUnusable as err:

@@ -61,7 +61,8 @@ def test_runs_are_kept_apart_and_merged_per_advisor_and_task(tmp_path):
     (task_dir,) = _task_dirs(tmp_path / "results")
     for run_id in ("r1", "r2", "r3"):  # nothing overwritten: every run under its id
         assert (task_dir / "runs" / run_id / "run.json").is_file()
-    assert sorted(p.name for p in (task_dir / "runs" / "r1").iterdir()) == ["Scripted-VLM_sep_A.csv", "run.json"]
+    assert sorted(p.name for p in (task_dir / "runs" / "r1").iterdir()) == [
+        "Scripted-VLM_sep_A.book.json", "Scripted-VLM_sep_A.csv", "run.json"]
 
     # The advisor's file is the best per pair across that advisor's runs, by val CER.
     for name in ("Scripted-VLM_sep_A.csv", "Scripted-VLM_sep_B.csv", "Scripted-VLM_sep_OptimalPrompts.csv"):
@@ -224,7 +225,8 @@ addEventListener("load", () => {
   const ok = imgs.filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length;
   const tables = [...document.querySelectorAll("table")];
   const shown = tables.filter(t => t.rows.length > 1 && t.getBoundingClientRect().height > 0).length;
-  document.body.setAttribute("data-check", `images ${ok}/${imgs.length} tables ${shown}/${tables.length}`);
+  const width = document.documentElement.scrollWidth;
+  document.body.setAttribute("data-check", `images ${ok}/${imgs.length} tables ${shown}/${tables.length} width ${width}`);
 });
 </script>"""
 
@@ -239,18 +241,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     report = task_dir / "report.html"
     html = report.read_text(encoding="utf-8")
     assert "<script" not in html  # self-contained and static; the check below is added to a copy
-    page = tmp_path / "check.html"
-    page.write_text(html.replace("</body>", _CHECK + "</body>"), encoding="utf-8")
-
-    proc = subprocess.run(
-        [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
-         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--dump-dom",
-         page.as_uri()],
-        capture_output=True, text=True, timeout=90)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    check = re.search(r'data-check="images (\d+)/(\d+) tables (\d+)/(\d+)"', proc.stdout)
-    assert check, proc.stdout[-2000:] + proc.stderr[-2000:]
-    images_ok, images, tables_ok, tables = map(int, check.groups())
+    proc, (images_ok, images, tables_ok, tables, _) = _render(tmp_path, report)
     # two figures (matrix, curves) and the page crops of the worst errors, all decoded
     assert images_ok == images >= 3
     # runs, best per pair, advisor x pair matrix, a leaderboard per pair: all laid out with rows
@@ -259,6 +250,49 @@ def test_report_renders_in_headless_chromium(tmp_path):
     assert console == []
     # the matrix shows both advisors and the val-chosen winner
     assert "★" in proc.stdout and ">A<" in proc.stdout and ">B<" in proc.stdout
+
+
+def _render(tmp_path, report):
+    """The report in headless Chromium in a 1,400-pixel-wide window: what rendered, and the page's width."""
+    page = tmp_path / "check.html"
+    page.write_text(report.read_text(encoding="utf-8").replace("</body>", _CHECK + "</body>"), encoding="utf-8")
+    proc = subprocess.run(
+        [_chromium(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--disable-extensions",
+         f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0", "--window-size=1400,1000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    check = re.search(r'data-check="images (\d+)/(\d+) tables (\d+)/(\d+) width (\d+)"', proc.stdout)
+    assert check, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc, tuple(map(int, check.groups()))
+
+
+class _DemoOptimizer(ManualOptimizer):
+    """Scores each candidate with two train demos (the scripted model then answers exactly)."""
+
+    name = "demos"
+
+    def optimize(self, pair, evaluator, advisor):
+        from prompt_opt_api import Prompt, Trial
+
+        prompts = [Prompt(text, demos=pair.train[:2], origin="manual") for text in self.candidates]
+        return [Trial(p, "val", evaluator.score(p, pair.val)) for p in prompts]
+
+
+@pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian package `chromium`; "
+                    "scripts/setup.sh installs it)")
+def test_report_shows_demo_winners_and_fits_a_1400_pixel_page(tmp_path):
+    data = make_task(tmp_path / "data", n_images=10)
+    long_prompt = "Прочитай документ внимательно, строку за строкой. " * 12 + "{question}"
+    _run(tmp_path, data, "A", [long_prompt], "o1", "r1", optimizer=_DemoOptimizer, report=True,
+         model=ScriptedAnswerModel(demos_exact=True))
+    (task_dir,) = _task_dirs(tmp_path / "results")
+    html = (task_dir / "report.html").read_text(encoding="utf-8")
+    assert "Winners with their demos" in html and html.count("alt='demo page'") == 4  # 2 pairs x 2 demos
+    assert "Scripted-VLM_sep_OptimalPrompts.book.json" in html
+    _, (images_ok, images, tables_ok, tables, width) = _render(tmp_path, task_dir / "report.html")
+    assert images_ok == images >= 4 and tables_ok == tables
+    assert width <= 1400  # long prompts wrap, wide tables scroll inside their own box
 
 
 def test_a_run_folders_merge_credits_only_its_own_file_to_the_run(tmp_path):
