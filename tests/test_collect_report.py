@@ -225,8 +225,9 @@ addEventListener("load", () => {
   const ok = imgs.filter(i => i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0).length;
   const tables = [...document.querySelectorAll("table")];
   const shown = tables.filter(t => t.rows.length > 1 && t.getBoundingClientRect().height > 0).length;
-  const width = document.documentElement.scrollWidth;
-  document.body.setAttribute("data-check", `images ${ok}/${imgs.length} tables ${shown}/${tables.length} width ${width}`);
+  const page = document.documentElement;
+  document.body.setAttribute("data-check",
+    `images ${ok}/${imgs.length} tables ${shown}/${tables.length} width ${page.scrollWidth}/${page.clientWidth}`);
 });
 </script>"""
 
@@ -241,7 +242,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
     report = task_dir / "report.html"
     html = report.read_text(encoding="utf-8")
     assert "<script" not in html  # self-contained and static; the check below is added to a copy
-    proc, (images_ok, images, tables_ok, tables, _) = _render(tmp_path, report)
+    proc, (images_ok, images, tables_ok, tables, _, _) = _render(tmp_path, report)
     # two figures (matrix, curves) and the page crops of the worst errors, all decoded
     assert images_ok == images >= 3
     # runs, best per pair, advisor x pair matrix, a leaderboard per pair: all laid out with rows
@@ -262,7 +263,7 @@ def _render(tmp_path, report):
          "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    check = re.search(r'data-check="images (\d+)/(\d+) tables (\d+)/(\d+) width (\d+)"', proc.stdout)
+    check = re.search(r'data-check="images (\d+)/(\d+) tables (\d+)/(\d+) width (\d+)/(\d+)"', proc.stdout)
     assert check, proc.stdout[-2000:] + proc.stderr[-2000:]
     return proc, tuple(map(int, check.groups()))
 
@@ -290,9 +291,9 @@ def test_report_shows_demo_winners_and_fits_a_1400_pixel_page(tmp_path):
     html = (task_dir / "report.html").read_text(encoding="utf-8")
     assert "Winners with their demos" in html and html.count("alt='demo page'") == 4  # 2 pairs x 2 demos
     assert "Scripted-VLM_sep_OptimalPrompts.book.json" in html
-    _, (images_ok, images, tables_ok, tables, width) = _render(tmp_path, task_dir / "report.html")
+    _, (images_ok, images, tables_ok, tables, width, window) = _render(tmp_path, task_dir / "report.html")
     assert images_ok == images >= 4 and tables_ok == tables
-    assert width <= 1400  # long prompts wrap, wide tables scroll inside their own box
+    assert width <= window <= 1400  # no page-wide scrolling: long prompts wrap, wide tables scroll in their own box
 
 
 def test_a_run_folders_merge_credits_only_its_own_file_to_the_run(tmp_path):
