@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from optimize.prompt_books import book_file_name
 from optimize.results_files import atomic_write_text, best_per_pair
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
@@ -433,6 +434,9 @@ def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report
                 f"task {record.get('task_id')}, {model}: best of {task.get('runs')} run(s), mean test CER "
                 f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s); pairs won by runs with advisor "
                 + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
+    book = Path(record.get("out_dir", "")) / book_file_name(str(record.get("results_csv", "")))
+    if book.is_file():
+        lines.append(f"prompt book (deploy this: winners with their demos): {book}")
     if report is not None:
         lines.append(f"report: {report}")
     if task and task.get("report") is not None:

@@ -14,11 +14,12 @@ held under a lease so two processes never run it at the same time.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,9 @@ def run_pairs(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / results_file_name(model.name, advisor_name)
     data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
-    header = book_header(task_info, model.name, model.cache_identity(), model_config)
+    # Built when the first pair has a winner: the model's identity is known by then (a model that
+    # cannot state it fails its pairs, not the run).
+    header = functools.cache(lambda: book_header(task_info, model.name, model.cache_identity(), model_config))
     context = {"model": model.name, "advisor": advisor_name, "optimizer": optimizer.name, "run_id": run_id}
     lease = store.acquire_run(run_id, wait_s=lease_wait_s)
     trial_log = _TrialLog(store, run_id, out_dir / "trials.jsonl", context, lease)
@@ -282,12 +285,13 @@ def run_pairs(
     return summary
 
 
-def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: dict[str, Any], advisor: str,
+def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[[], dict[str, Any]], advisor: str,
                    run_id: str) -> None:
-    """The run's CSV and, beside it, its prompt book (what each pair's winner is, whole)."""
+    """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one."""
     rows = _ordered(rows)
     write_results_csv(csv_path, rows)
-    write_book(csv_path.parent / book_file_name(csv_path.name), run_book(rows, header, advisor, run_id))
+    if any(r.get(ROW_ENTRY) for r in rows):
+        write_book(csv_path.parent / book_file_name(csv_path.name), run_book(rows, header(), advisor, run_id))
 
 
 def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path) -> None:
