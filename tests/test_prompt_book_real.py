@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
+from models.prompt_runtime import PromptRuntime
 from prompt_opt_api.prompt_book import load_book
+from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
 from tests.real_models import models_dir
 
@@ -39,3 +41,16 @@ def test_a_real_fewshot_book_reproduces_the_reported_test_cer_from_an_empty_stor
     with out.open(encoding="utf-8") as fh:
         got = {(r["pair"], r["row"].split(", ", 1)[-1]): r["prediction"] for r in csv.DictReader(fh)}
     assert got == reported
+
+    # outside the framework: the runtime's text request is the one the model sends (fitted with its tokenizer)
+    runtime = PromptRuntime(book.path)
+    entry = next(e for e in book.entries if e.demos)
+    example = next(ex for ex in load_task(DEMO).examples if ex.pair_identity == (entry.doc_class, entry.question_type))
+    model = runtime.model(entry.doc_class, entry.question_type)
+    try:
+        sent = model.messages(runtime.prompt(entry.doc_class, entry.question_type), example,
+                              model._token_count(model._load()))
+    finally:
+        model.close()
+    assert runtime.messages(entry.doc_class, entry.question_type, example.image, example.question) == sent
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user", "assistant", "user"]
