@@ -21,6 +21,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from prompt_opt_api import (
     Advisor,
@@ -261,16 +262,16 @@ class AdvisorView:
             calls = usage.calls + usage.cached_calls
         return int(calls)
 
-    def complete(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0) -> str:
-        return self._advisor.complete(messages, temperature=temperature, sample=sample)
+    # Options pass through as given (``temperature``, ``sample``/``samples``): the view adds
+    # no defaults of its own, so it asks exactly as the optimizer asked.
+    def complete(self, messages: Sequence[Message], **options: Any) -> str:
+        return self._advisor.complete(messages, **options)
 
-    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
-              sample: int = 0) -> AdvisorReply:
-        return self._advisor.reply(messages, temperature=temperature, sample=sample)
+    def reply(self, messages: Sequence[Message], **options: Any) -> AdvisorReply:
+        return self._advisor.reply(messages, **options)
 
-    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
-        return self._advisor.complete_many(conversations, temperature=temperature, samples=samples)
+    def complete_many(self, conversations: Sequence[Sequence[Message]], **options: Any) -> list[str | BaseException]:
+        return self._advisor.complete_many(conversations, **options)
 
     def members(self) -> tuple[AdvisorView, ...]:
         """Views of the advisors that take turns (this view itself for a single advisor)."""
