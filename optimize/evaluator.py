@@ -96,7 +96,8 @@ ScoreListener = Callable[[Prompt, str, Score], None]
 
 
 class EvaluatorClosed(RuntimeError):
-    """The evaluator was used after ``optimize()`` returned: nothing was charged or answered."""
+    """The evaluator was used after ``optimize()`` returned: a new call is refused before it is
+    charged; a call in flight at that moment stops before its next model batch."""
 
 
 def plain_text(value: object, what: str) -> str:
@@ -210,7 +211,7 @@ class Evaluator:
 
     def _refuse_if_closed(self) -> None:
         if self._closed:
-            raise EvaluatorClosed("this evaluator was closed when optimize() returned: nothing was scored")
+            raise EvaluatorClosed("this evaluator was closed when optimize() returned: no further answer is given")
 
     def _plain_prompt(self, prompt: Prompt) -> Prompt:
         """The engine's own copy of ``prompt``: exact ``str`` text and origin, demos replaced
