@@ -86,11 +86,13 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
 
     from optimize.advisor_session import AdvisorSession
     from optimize.answer_store import AnswerStore, RunLeaseHeld
+    from optimize.config_check import check_config
     from optimize.run_loop import run_pairs
     from prompt_opt_api import EndpointUnusable, TaskError, cache_key
 
-    # Validate the data before any model is loaded: bad input fails in seconds.
+    # Validate the configuration and the data before any model is loaded: bad input fails in seconds.
     try:
+        check_config(cfg)
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
         pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or []))
     except TaskError as err:
@@ -100,7 +102,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
                                     e.doc_class, e.question_type) for e in task.examples]})
     log.info("task %s: %d examples, %d pairs to run", task.csv_path, len(task.examples), len(pairs))
 
-    optimizer = instantiate(cfg.optimizer)
+    optimizer = _instantiate_or_exit(cfg, "optimizer")
     # An optimizer that writes no prompt gets no advisor and writes under advisor "none":
     # a results file named after an advisor holds only runs in which that advisor wrote.
     wants_advisor = optimizer.uses_advisor
@@ -108,7 +110,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         log.error("optimizer=%s needs an advisor: pass advisor=local (or gpt4o, deepseek, claude, gemini, "
                   "qwen2_vl_72b)", optimizer.name)
         sys.exit(2)
-    inner_advisor = instantiate(cfg.advisor) if wants_advisor else None
+    inner_advisor = _instantiate_or_exit(cfg, "advisor") if wants_advisor else None
     advisor_name = inner_advisor.name if inner_advisor is not None else "none"  # a panel names itself
     if cfg.get("plan"):
         print_plan(cfg, pairs, too_small, optimizer, inner_advisor)
@@ -119,7 +121,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         except EndpointUnusable as err:
             log.error("%s", err)
             sys.exit(3)
-    model = instantiate(cfg.model)
+    model = _instantiate_or_exit(cfg, "model")  # construction is cheap by contract: weights load on first use
     store = AnswerStore(cfg.paths.store)
     model.use_cache(store)
     advisor = None
@@ -166,6 +168,20 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         log.error("%d pair(s) failed: %s; re-run the same command to retry only those",
                   len(summary.failed_pairs), ", ".join(summary.failed_pairs))
     return summary.mean_test_cer, summary.failed_pairs
+
+
+def _instantiate_or_exit(cfg: DictConfig, group: str):
+    """Build ``cfg[group]``; a value its class refuses (a plugin's own range rule) exits 2 naming the group."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(cfg[group])
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        log.error("bad configuration: %s (%s): %s", group, cfg[group].get("_target_"),
+                  f"{type(cause).__name__}: {cause}".splitlines()[0])
+        sys.exit(2)
 
 
 def _parallel_job_number() -> int | None:

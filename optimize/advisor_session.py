@@ -7,6 +7,10 @@ proposals and a re-run pays nothing twice; the run's advisor budget (calls and d
 is checked before each call. Budgets count *logical* calls, cached or not, with the
 dollars each reply cost when it was made: a resumed run makes the same decisions as an
 uninterrupted one.
+
+Optimizers never get the session itself: they get an ``AdvisorView`` (ask, members, name,
+whether it reads images, a copy of usage), the way they get a read-only budget. The
+session's budget fields, its charging method and the client it wraps are the engine's.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from prompt_opt_api import (
     Advisor,
     AdvisorBudgetExhausted,
     AdvisorError,
     AdvisorReply,
+    AdvisorUsage,
     DerivedDataCache,
     Message,
     cache_key,
@@ -208,6 +214,11 @@ class AdvisorSession(Advisor):
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
             return list(pool.map(one, range(len(conversations))))
 
+    def count_unusable_reply(self) -> None:
+        for session in (self, self._owner) if self._owner is not None else (self,):
+            with session._lock:
+                session.usage.unusable_replies += 1
+
     def check_ready(self) -> None:
         self.inner.check_ready()
 
@@ -216,3 +227,64 @@ class AdvisorSession(Advisor):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class AdvisorView:
+    """What an optimizer gets of the run's advisor: it can ask, and read, nothing more.
+
+    Asking (``complete``, ``reply``, ``complete_many``) goes through the wrapped advisor
+    (for the run loop: the ``AdvisorSession``), so every call is cached, charged and
+    counted there. ``members()`` are views too; ``usage`` is a copy; ``logical_calls`` (the
+    run's calls charged so far) is read-only. There is no way from here to the budget's
+    fields, to a charging method or to the client the session wraps.
+    """
+
+    __slots__ = ("_advisor", "_members")
+
+    def __init__(self, advisor: Advisor) -> None:
+        self._advisor = advisor
+        self._members: tuple[AdvisorView, ...] | None = None
+
+    name = property(lambda self: self._advisor.name)
+    accepts_images = property(lambda self: self._advisor.accepts_images)
+
+    @property
+    def usage(self) -> AdvisorUsage:
+        """A copy of the advisor's usage so far (changing it changes nothing)."""
+        return AdvisorUsage(**vars(self._advisor.usage))
+
+    @property
+    def logical_calls(self) -> int:
+        """Calls charged to the run's advisor budget so far, cached ones included."""
+        calls = getattr(self._advisor, "logical_calls", None)
+        if calls is None:
+            usage = self._advisor.usage
+            calls = usage.calls + usage.cached_calls
+        return int(calls)
+
+    # Options pass through as given (``temperature``, ``sample``/``samples``): the view adds
+    # no defaults of its own, so it asks exactly as the optimizer asked.
+    def complete(self, messages: Sequence[Message], **options: Any) -> str:
+        return self._advisor.complete(messages, **options)
+
+    def reply(self, messages: Sequence[Message], **options: Any) -> AdvisorReply:
+        return self._advisor.reply(messages, **options)
+
+    def complete_many(self, conversations: Sequence[Sequence[Message]], **options: Any) -> list[str | BaseException]:
+        return self._advisor.complete_many(conversations, **options)
+
+    def members(self) -> tuple[AdvisorView, ...]:
+        """Views of the advisors that take turns (this view itself for a single advisor)."""
+        if self._members is None:
+            inner = tuple(self._advisor.members())
+            self._members = tuple(self if m is self._advisor else AdvisorView(m) for m in inner)
+        return self._members
+
+    def count_unusable_reply(self) -> None:
+        self._advisor.count_unusable_reply()
+
+    def check_ready(self) -> None:
+        self._advisor.check_ready()
+
+    def __repr__(self) -> str:
+        return f"AdvisorView({self.name!r})"

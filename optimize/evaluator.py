@@ -5,14 +5,21 @@ with the metric and reports every score as it happens (so the run loop logs it a
 once). Optimizers receive one built from their visible pair (test split empty): its
 only public ways to an answer are charged, its budget is read-only, and nothing it
 holds leads to a test example.
+
+What a plugin hands it is never used as is: ``score`` first makes the engine's own plain
+copy of the prompt (exact ``str`` text and origin, demos replaced by the evaluator's
+stored train examples), and keys, answers, records and returns that copy's results. A
+``Prompt`` subclass with its own ``render`` or a ``str`` subclass with its own ``replace``
+never reaches the model. Once the run loop closes it (when ``optimize()`` returns), every
+call raises ``EvaluatorClosed`` before any model call.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optimize.answer_store import AnswerStore
@@ -88,6 +95,27 @@ class _BudgetView:
 ScoreListener = Callable[[Prompt, str, Score], None]
 
 
+class EvaluatorClosed(RuntimeError):
+    """The evaluator was used after ``optimize()`` returned: a new call is refused before it is
+    charged; a call in flight at that moment stops before its next model batch."""
+
+
+def plain_text(value: object, what: str) -> str:
+    """An exact ``str`` copy of ``value`` (a ``str`` subclass loses its own methods here).
+
+    Raises:
+        TypeError: if ``value`` is not a string at all.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"a prompt's {what} must be a str, not {type(value).__name__}")
+    # str.__str__ is str's own C slot: it copies the characters without calling anything
+    # the subclass defines (str(x) would call an overridden __str__).
+    text = str.__str__(value)
+    if type(text) is not str:  # pragma: no cover - CPython guarantees it; kept as the rule's statement
+        raise TypeError(f"a prompt's {what} could not be copied to a plain str")
+    return text
+
+
 def answer_cache_key(model_identity: dict[str, Any], prompt: Prompt, example: Example) -> str:
     """The answer cache key: model identity (weights, versions, settings) + the request."""
     return cache_key({"model": model_identity, "prompt": prompt.identity(), "example": example.identity()})
@@ -107,12 +135,18 @@ class Evaluator:
             visible pair (test empty), so it cannot even name a test example.
         budget: Budget charged by ``score``.
         batch_size: Requests per ``model.answer`` call (default: the model's preference).
-        listener: Called as ``listener(prompt, split, score)`` after each score.
+        listener: Called as ``listener(prompt, split, score)`` after each score, with the
+            engine's plain prompt and the examples' own rows.
         allow_test: Only the run loop's final scoring sets this.
+        shown: The copies of ``pair``'s examples the optimizer was handed (no paths to the
+            task's files, see ``optimize.shown_pair``), keyed by the pair's own example.
+            When given, only those copies are accepted and the scores returned name
+            their rows; None: the pair's own examples (the engine's scorers).
     """
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
-                 "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged")
+                 "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
+                 "_split_name", "_shown_row", "_state", "_in_flight", "_closed")
 
     def __init__(
         self,
@@ -124,6 +158,7 @@ class Evaluator:
         batch_size: int | None = None,
         listener: ScoreListener | None = None,
         allow_test: bool = False,
+        shown: Mapping[Example, Example] | None = None,
     ) -> None:
         self._model = model
         self._store = store
@@ -133,14 +168,21 @@ class Evaluator:
         self._listener = listener
         self._allow_test = allow_test
         splits = ("train", "val", "test") if allow_test else ("train", "val")
-        # example -> (split, the evaluator's own copy): scoring always uses the stored
-        # copy, so an object that merely compares equal cannot bring its own answer.
-        self._split_of = {ex: (name, ex) for name in splits for ex in getattr(pair, name)}
+        shown = shown or {}
+        # example as the optimizer names it -> (split, the evaluator's own copy): scoring
+        # always uses the stored copy, so an object that merely compares equal cannot
+        # bring its own answer.
+        self._split_of = {shown.get(ex, ex): (name, ex) for name in splits for ex in getattr(pair, name)}
+        self._split_name = {own: name for name, own in self._split_of.values()}
+        self._shown_row = {ex: shown[ex].source_row for ex in shown}
         self._full_val = Counter(pair.val)
         self._identity: dict[str, Any] | None = None
         self._model_calls = 0  # requests actually sent to the model (cache misses)
         self._cache_hits = 0
         self._charged: set[str] = set()  # answer keys already paid for in this evaluator
+        self._state = threading.Condition()  # guards _in_flight and _closed
+        self._in_flight = 0
+        self._closed = False
 
     @property
     def budget(self) -> _BudgetView:
@@ -158,6 +200,27 @@ class Evaluator:
     @property
     def cache_hits(self) -> int:
         return self._cache_hits
+
+    def close(self) -> None:
+        """Refuse every later call; return once no call is in flight (the run loop calls it
+        when ``optimize()`` returns, so a plugin's leftover thread gets no answer)."""
+        with self._state:
+            self._closed = True
+            while self._in_flight:
+                self._state.wait()
+
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise EvaluatorClosed("this evaluator was closed when optimize() returned: no further answer is given")
+
+    def _plain_prompt(self, prompt: Prompt) -> Prompt:
+        """The engine's own copy of ``prompt``: exact ``str`` text and origin, demos replaced
+        by this evaluator's stored train examples. Every attribute is read once, here."""
+        if not isinstance(prompt, Prompt):
+            raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
+        text, demos, origin = prompt.text, tuple(prompt.demos), prompt.origin
+        return Prompt(text=plain_text(text, "text"), demos=self._own_copies(demos, "demo", allowed="train"),
+                      origin=plain_text(origin, "origin"))
 
     def _own_copies(self, examples: Sequence[Example], what: str, allowed: str | None) -> tuple[Example, ...]:
         """The evaluator's stored copies of ``examples``; anything else is refused.
@@ -181,7 +244,7 @@ class Evaluator:
         return tuple(own)
 
     def _label(self, examples: Sequence[Example]) -> str:
-        names = {self._split_of[ex][0] for ex in examples}
+        names = {self._split_name[ex] for ex in examples}
         if names == {"val"}:
             return FULL_VAL if Counter(examples) == self._full_val else "val-subset"
         return names.pop() if len(names) == 1 else "mixed"
@@ -198,6 +261,7 @@ class Evaluator:
         self._cache_hits += len(keys) - len(todo)
         pending = list(todo.items())
         for start in range(0, len(pending), self._batch_size):
+            self._refuse_if_closed()  # a call in flight when the evaluator closed stops here
             chunk = pending[start : start + self._batch_size]
             started = time.monotonic()
             outputs = self._model.answer([(prompt, ex) for _, ex in chunk])
@@ -217,7 +281,8 @@ class Evaluator:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers.
 
         The score is labelled ``val`` only when ``examples`` is the whole val split
-        (each example once); see ``prompt_opt_api.PromptEvaluator``.
+        (each example once); see ``prompt_opt_api.PromptEvaluator``. What is scored is
+        the engine's plain copy of ``prompt`` (see the module docstring).
 
         Charges one evaluation per (prompt, example) not yet paid for by this evaluator
         (a repeat gives the same answer, so it is free; a cached answer from another run
@@ -230,11 +295,26 @@ class Evaluator:
                 optimizer: anything but the pair's train and val examples), or a demo
                 is not a train example.
             ValueError: if ``examples`` is empty.
+            TypeError: if ``prompt`` is not a ``Prompt`` or its text or origin not a string.
+            EvaluatorClosed: after the run loop closed the evaluator (nothing is charged).
         """
+        with self._state:
+            self._refuse_if_closed()
+            self._in_flight += 1
+        try:
+            return self._score(prompt, examples)
+        finally:
+            with self._state:
+                self._in_flight -= 1
+                self._state.notify_all()
+
+    def _score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
+        # The plain copy and the evaluator's own examples come first: nothing the plugin
+        # made is used after this point.
+        prompt = self._plain_prompt(prompt)
         if not examples:
             raise ValueError("cannot score a prompt on zero examples")
         examples = self._own_copies(examples, "example", allowed=None)
-        prompt = dataclasses.replace(prompt, demos=self._own_copies(prompt.demos, "demo", allowed="train"))
         split = self._label(examples)
         keys = self._keys(prompt, examples)
         unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
@@ -258,7 +338,13 @@ class Evaluator:
         )
         if self._listener is not None:
             self._listener(prompt, split, score)
-        return score
+        if not self._shown_row:
+            return score
+        # The optimizer gets the rows as it was shown them (no path to the task's files).
+        return Score(cer=score.cer, exact_match=score.exact_match, results=tuple(
+            ExampleResult(source_row=self._shown_row.get(ex, r.source_row), answer=r.answer,
+                          prediction=r.prediction, cer=r.cer, exact=r.exact)
+            for ex, r in zip(examples, score.results)))
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:

@@ -262,11 +262,17 @@ def _leaderboards(runs: Sequence[dict[str, Any]], rows: Any) -> str:
                     "prompt": cand.get("prompt", ""),
                     "_key": (float(cand.get("val_cer", math.inf)), len(cand.get("prompt", ""))),
                 })
-        if not entries:
+        # candidates that carried a test-only answer: listed with the reason, never ranked
+        barred = [d for run in runs for d in run.get("pairs", {}).get(pair, {}).get("disqualified", [])]
+        if not entries and not barred:
             continue
         entries.sort(key=lambda e: e["_key"])
-        frame = pd.DataFrame(entries[:_MAX_LEADERBOARD]).drop(columns="_key")
-        out.append(f"<h3>{_esc(pair)}</h3>" + _html_table(frame, prompt_columns=("prompt",)))
+        table = (_html_table(pd.DataFrame(entries[:_MAX_LEADERBOARD]).drop(columns="_key"), prompt_columns=("prompt",))
+                 if entries else "")
+        notes = "".join(f"<p class='note'>disqualified (val CER {_fmt(d.get('val_cer'))}, {_esc(d.get('origin', ''))}): "
+                        f"{_esc(d.get('reason', ''))}: <span class='prompt'>{_esc(d.get('prompt', ''))}</span></p>"
+                        for d in barred)
+        out.append(f"<h3>{_esc(pair)}</h3>" + table + notes)
     return "\n".join(out)
 
 
@@ -427,6 +433,11 @@ def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report
         f"({cost.get('model_calls_this_attempt', 0)} computed, {cost.get('cache_hits_this_attempt', 0)} from cache "
         "this attempt)",
     ]
+    barred = {str(r.get("doc type question type")): len(r.get("disqualified") or []) for r in rows
+              if r.get("disqualified")}
+    if barred:
+        lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see summary.json): "
+                     + ", ".join(f"{pair} {n}" for pair, n in sorted(barred.items())))
     if task:
         for model, best in task.get("optimal", {}).items():
             wins = best["advisor"].value_counts()

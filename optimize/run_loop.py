@@ -4,9 +4,13 @@ Resumable: every score is logged to the store as it happens and a finished pair'
 result is stored under the run id, so re-running the same command after a kill skips
 finished pairs and serves every already computed answer from the cache.
 
-Rules held here: the winner is chosen among scores on the **full** val split only
-(partial-val, train and mixed scores never compete; test never breaks a tie); one
-pair's failure (model error, advisor error, context overflow) is recorded in its row
+Rules held here: the optimizer gets the pair without its test split and with no path
+to the task's files (``optimize.shown_pair``), an evaluator closed when ``optimize()``
+returns, and a read-only view of the advisor; the baseline (the data set's question) is
+scored on full val by the engine when the optimizer did not; the winner is chosen among
+scores on the **full** val split only (partial-val, train and mixed scores never compete;
+test never breaks a tie), and a candidate whose text carries an answer found only in the
+test split cannot win; one pair's failure (model error, advisor error, context overflow) is recorded in its row
 and the run goes on; an unreachable endpoint stops the run at once; the run id is
 held under a lease so two processes never run it at the same time.
 """
@@ -18,12 +22,15 @@ import functools
 import json
 import logging
 import math
+import re
 import time
-from collections.abc import Callable, Sequence
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimize.advisor_session import AdvisorView
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
 from optimize.progress import RunProgress, progress_text
@@ -46,6 +53,7 @@ from optimize.results_files import (
     write_json,
     write_results_csv,
 )
+from optimize.shown_pair import row_label, shown_pair
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
@@ -55,6 +63,7 @@ from prompt_opt_api import (
     Optimizer,
     Pair,
     Prompt,
+    Example,
     Score,
     baseline_prompt,
     cache_key,
@@ -125,18 +134,80 @@ class _TrialLog:
         self._fh.close()
 
 
-def pick_best(records: Sequence[dict[str, Any]], n_val: int) -> tuple[Prompt, dict[str, Any] | None]:
+def candidate_key(record: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """What one candidate is across its trial records: its text and its demos' rows."""
+    return (record["prompt"], tuple(record.get("demo_rows") or ()))
+
+
+def pick_best(records: Sequence[dict[str, Any]], n_val: int,
+              disqualified: Mapping[tuple[str, tuple[str, ...]], str] | None = None,
+              ) -> tuple[Prompt, dict[str, Any] | None]:
     """The winner among scores on the whole val split: lowest CER, the earliest on a tie.
 
     Only records labelled ``val`` with all ``n_val`` examples compete: a minibatch or
     racing score (``val-subset``), a train score or a mixed one never wins, however low.
-    The baseline is returned when nothing was scored on full val.
+    A candidate in ``disqualified`` (by ``candidate_key``; see ``test_answer_leaks``)
+    never wins either: the next best does. The baseline is returned when nothing was
+    scored on full val.
     """
-    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val]
+    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val
+            and not (disqualified and candidate_key(r) in disqualified)]
     if not full:
         return baseline_prompt(), None
     best = min(enumerate(full), key=lambda item: (item[1]["cer"], item[0]))[1]
     return best["_prompt"], best
+
+
+# A test answer this short ("да", "12") turns up in honest prompts by chance.
+MIN_LEAK_CHARS = 4
+
+
+def test_answer_leaks(records: Sequence[dict[str, Any]], pair: Pair, normalize: Callable[[str], str],
+                      ) -> dict[tuple[str, tuple[str, ...]], str]:
+    """Full-val candidates whose text carries an answer that only the test split has, with the reason.
+
+    Whatever way a plugin built its text (a "possible values" list read from the data
+    file, a gazetteer), a candidate that shows the answer model an answer no train or val
+    example has cannot win. Texts are compared as the metric normalizes them, rendered for
+    every val example; what the example's own question says is not the prompt's doing.
+    Demos are train examples, so their answers are not test-only.
+    """
+    seen = {normalize(ex.answer) for ex in (*pair.train, *pair.val)}
+    test_only = {}
+    for ex in pair.test:
+        answer = normalize(ex.answer)
+        if len(answer) >= MIN_LEAK_CHARS and answer not in seen:
+            test_only.setdefault(answer, ex)
+    out: dict[tuple[str, tuple[str, ...]], str] = {}
+    if not test_only:
+        return out
+    for record in records:
+        key = candidate_key(record)
+        if record["split"] != FULL_VAL or record["n"] != len(pair.val) or key in out:
+            continue
+        reason = _leak_reason(record["_prompt"], pair.val, test_only, normalize)
+        if reason:
+            out[key] = reason
+    return out
+
+
+def _leak_reason(prompt: Prompt, val: Sequence[Example], test_only: Mapping[str, Example],
+                 normalize: Callable[[str], str]) -> str | None:
+    for ex in val:
+        shown, question = normalize(prompt.render(ex)), normalize(ex.question)
+        for answer, test_example in test_only.items():
+            if answer in shown and answer not in question:
+                return (f"its text carries the answer of test {row_label(test_example.source_row, 'example')} "
+                        f"({len(answer)} characters), which no train or val example has: it cannot win")
+    return None
+
+
+def metric_normalizer(metric: Metric) -> Callable[[str], str]:
+    """The metric's own normalization (``normalize``), else NFKC, collapsed whitespace, case folded."""
+    own = getattr(metric, "normalize", None)
+    if callable(own):
+        return own
+    return lambda text: re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text or "")).strip().casefold()
 
 
 def run_pairs(
@@ -373,8 +444,11 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
                  worst_k: int = 3) -> dict[str, Any]:
     """One pair's story for the reports: best-so-far val CER against evaluations, the best
     full-val candidates, the winner's per-example test CERs and worst test errors with their
-    pages, and each author's best (a panel's members with their test CER)."""
+    pages, each author's best (a panel's members with their test CER), and the candidates
+    disqualified for carrying a test-only answer (left out of the curve and the best)."""
     winner = row.get("optimal prompt")
+    disqualified = row.get("disqualified") or []
+    excluded = {(d["prompt"], tuple(d.get("demo_rows") or ())) for d in disqualified}
     curve: list[list[float]] = []
     candidates: dict[tuple[str, tuple[str, ...]], dict[str, Any]] = {}
     best, spent, test = math.inf, 0, None
@@ -386,7 +460,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
             continue
         used = rec.get("evaluations_so_far")
         spent = spent + rec["n"] if used is None else used  # a record from before the count: approximate
-        if rec["split"] == FULL_VAL and rec["n"] == len(pair.val):
+        if rec["split"] == FULL_VAL and rec["n"] == len(pair.val) and candidate_key(rec) not in excluded:
             best = min(best, rec["cer"])
             curve.append([spent, best])
             candidates.setdefault((rec["prompt"], tuple(rec.get("demo_rows") or ())), rec)
@@ -416,6 +490,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         "by_author": row.get("by_author") or {},
         # the winner as the prompt book has it (demo images relative to the task CSV's folder)
         "winner": row.get(ROW_ENTRY) or {},
+        "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
     }
 
 
@@ -429,22 +504,39 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start,
                          lambda: _advisor_so_far(advisor))
 
-    # The optimizer sees the pair without its test split, and its evaluator is built
-    # from that same visible pair: nothing it can reach names a test example.
-    visible = dataclasses.replace(pair, test=())
-    evaluator = Evaluator(model, store, metric, visible, budget, batch_size, listener)
-    try:
-        optimizer.optimize(visible, evaluator, advisor)
-    except BudgetExhausted as err:
-        log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
-    best_prompt, best_record = pick_best(records, len(pair.val))
+    # The optimizer sees the pair without its test split and without paths to the task's
+    # files; its evaluator holds the pair's train and val only, so nothing it can reach
+    # names a test example, and it is closed when optimize() returns.
+    with shown_pair(pair) as (visible, shown_of):
+        evaluator = Evaluator(model, store, metric, dataclasses.replace(pair, test=()), budget, batch_size,
+                              listener, shown=shown_of)
+        try:
+            optimizer.optimize(visible, evaluator, AdvisorView(advisor) if advisor is not None else None)
+        except BudgetExhausted as err:
+            log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
+        finally:
+            evaluator.close()
 
-    tester = Evaluator(model, store, metric, pair, Budget(None), batch_size, listener, allow_test=True)
-    test_score = tester.score(best_prompt, pair.test)
+    # The engine's own scoring (not the optimizer's budget): the baseline on val when the
+    # optimizer skipped it, the winner (and a panel's members' bests) on test.
+    engine_budget = Budget(None)
+    engine = Evaluator(model, store, metric, pair, engine_budget, batch_size, listener, allow_test=True)
+    baseline_by_engine = not _baseline_scored(records, len(pair.val))
+    if baseline_by_engine:
+        engine.score(baseline_prompt(), pair.val)
+    leaks = test_answer_leaks(records, pair, metric_normalizer(metric))
+    best_prompt, best_record = pick_best(records, len(pair.val), leaks)
+
+    test_score = engine.score(best_prompt, pair.test)
     ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
+    members = {m.name for m in advisor.members()} if _is_panel(advisor) else set()
     by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
-                                tester if _is_panel(advisor) else None, pair)
+                                engine if members else None, pair, members, leaks)
     status = "ok" if best_record else "no candidate was scored on the full val split (budget?): baseline reported"
+    if baseline_by_engine:
+        status = f"{status}; the optimizer did not score the baseline on val: the engine did"
+    if leaks:
+        status = f"{status}; {len(leaks)} candidate(s) disqualified: a test-only answer in the text"
     if pair.split_note:
         status = f"{status}; {pair.split_note}"
     row = {
@@ -463,20 +555,41 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "author": author_of(best_prompt.origin),
         "n_demos": len(best_prompt.demos),
         "demos": demos_text(best_prompt.demos, data_dir),
-        "answer_model_evaluations": budget.used + len(pair.test),
+        "answer_model_evaluations": budget.used + engine_budget.used,
         "advisor_calls": _advisor_calls(advisor) - calls_at_start,
         "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
         "status": status,
         "by_author": by_author,
         # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
         ROW_ENTRY: entry_json(winner_entry(pair, best_prompt, data_dir)),
+        "disqualified": _disqualified(records, leaks),
     }
     stats = {
-        "model_calls": evaluator.model_calls + tester.model_calls,
-        "cache_hits": evaluator.cache_hits + tester.cache_hits,
-        "evaluations": budget.used + len(pair.test),
+        "model_calls": evaluator.model_calls + engine.model_calls,
+        "cache_hits": evaluator.cache_hits + engine.cache_hits,
+        "evaluations": budget.used + engine_budget.used,
     }
     return row, stats
+
+
+def _baseline_scored(records: Sequence[dict[str, Any]], n_val: int) -> bool:
+    """Whether the baseline (the data set's question, no demos) has a full-val score."""
+    text = baseline_prompt().text
+    return any(r["split"] == FULL_VAL and r["n"] == n_val and r["prompt"] == text and not r["n_demos"]
+               for r in records)
+
+
+def _disqualified(records: Sequence[dict[str, Any]], leaks: Mapping[tuple[str, tuple[str, ...]], str],
+                  ) -> list[dict[str, Any]]:
+    """The disqualified candidates for the row, ``summary.json`` and the report: prompt, val CER, reason."""
+    out, seen = [], set()
+    for record in records:
+        key = candidate_key(record)
+        if key in leaks and key not in seen and record["split"] == FULL_VAL:
+            seen.add(key)
+            out.append({"prompt": record["prompt"], "origin": record["origin"], "demo_rows": list(key[1]),
+                        "val_cer": record["cer"], "reason": leaks[key]})
+    return out
 
 
 def _is_panel(advisor: Any) -> bool:
@@ -484,14 +597,19 @@ def _is_panel(advisor: Any) -> bool:
 
 
 def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[str, Any] | None,
-                    winner_test_cer: float, tester: Evaluator | None, pair: Pair) -> dict[str, dict[str, Any]]:
+                    winner_test_cer: float, tester: Evaluator | None, pair: Pair, members: set[str] = frozenset(),
+                    disqualified: Mapping[tuple[str, tuple[str, ...]], str] | None = None,
+                    ) -> dict[str, dict[str, Any]]:
     """Each author's best prompt on full val (the earliest on a tie), for the report.
 
-    With a panel (``tester`` given) each advisor member's best is also scored on test,
-    so one run says how well each advisor's prompts do on held-out data. This is
-    reporting only: the row's winner was already chosen by val CER alone.
+    With a panel (``tester`` given) the best of each real member (``members``: the names
+    of the panel's advisors) is also scored on test, so one run says how well each
+    advisor's prompts do on held-out data; an ``origin`` naming anyone else costs no test
+    call. This is reporting only: the row's winner was already chosen by val CER alone.
+    Disqualified candidates are nobody's best.
     """
-    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val]
+    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val
+            and candidate_key(r) not in (disqualified or {})]
     best: dict[str, dict[str, Any]] = {}
     for record in full:
         author = author_of(record["origin"])
@@ -503,7 +621,7 @@ def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[
                  "n_demos": record["n_demos"], "test_cer": None}
         if record is winner:
             entry["test_cer"] = winner_test_cer
-        elif tester is not None and author not in ("dataset", "manual", "rule"):
+        elif tester is not None and author in members:
             entry["test_cer"] = tester.score(record["_prompt"], pair.test).cer
         out[author] = entry
     return out

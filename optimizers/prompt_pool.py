@@ -96,7 +96,7 @@ def ask_for_prompts(advisor: Advisor, messages: Sequence[Message], n: int, sampl
                 prompts = parse_prompts(advisor.complete(fix, temperature=temp, sample=sample))
                 if not prompts:
                     result.unusable_replies += 1
-                    advisor.usage.unusable_replies += 1
+                    advisor.count_unusable_reply()
         except AdvisorBudgetExhausted:
             result.budget_spent = True
             break

@@ -63,7 +63,9 @@ class Advisor:
           or reached at all (the run stops).
         * ``complete_many`` answers several conversations, in order (concurrently where
           the advisor allows it).
-        * ``usage`` holds calls, tokens and dollars spent so far.
+        * ``usage`` holds calls, tokens and dollars spent so far; an optimizer reports a
+          reply it could not use with ``count_unusable_reply()`` (the advisor it gets is a
+          read-only view, whose ``usage`` is a copy).
         * ``members()`` lists the advisors that take turns (a panel, e.g. ``advisor=panel``);
           a single advisor is its own only member. Optimizers that ask several times
           (the critic's rounds, the advisor recipe) rotate through the members and credit
@@ -108,6 +110,10 @@ class Advisor:
     def members(self) -> Sequence[Advisor]:
         """The advisors that take turns in this one (itself, unless it is a panel)."""
         return (self,)
+
+    def count_unusable_reply(self) -> None:
+        """Count a reply that held no usable prompt even after a correction (``usage.unusable_replies``)."""
+        self.usage.unusable_replies += 1
 
     def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
                       samples: Sequence[int] | None = None) -> list[str | BaseException]:

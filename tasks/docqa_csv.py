@@ -4,6 +4,11 @@ Columns (the seed's spellings are accepted too): ``image_path, question, answer,
 doc_class, question_type, answer_bbox``. Image paths are relative to the CSV's folder
 (the data folder); a path that escapes it is an error. Every problem is reported with
 the file and row; with ``on_bad_row="skip"`` bad rows are dropped with a warning.
+
+Text cells may hold tab and newline but no other control character (a NUL byte, an ANSI
+escape that would reach the terminal through the logs); an answer is at most
+``max_answer_chars`` long; a bbox is four finite numbers within the image (with a small
+margin for boxes drawn a little past the edge).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +45,16 @@ _COLUMN_ALIASES = {
     "answear_bbox": "answer_bbox",
     "bbox": "answer_bbox",
 }
+
+
+# C0 and C1 control characters (Unicode category Cc) but tab and newline; a carriage return
+# only as part of a CRLF line end inside a quoted cell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+# How far past the image's right or bottom edge a bbox may reach: annotation tools round and
+# pad, but a box far outside the page is a wrong row (or the wrong image).
+_BBOX_MARGIN_PX = 16
+_BBOX_MARGIN_SHARE = 0.05
+DEFAULT_MAX_ANSWER_CHARS = 1000
 
 
 class DatasetError(TaskError):
@@ -71,7 +87,7 @@ def parse_bbox(text: str) -> tuple[float, float, float, float] | None:
     """Parse ``"[x1,y1,x2,y2]"`` (quotes, spaces, or no brackets allowed); empty -> None.
 
     Raises:
-        ValueError: if it is not four numbers with x1<=x2 and y1<=y2, all >= 0.
+        ValueError: if it is not four finite numbers with x1<=x2 and y1<=y2, all >= 0.
     """
     text = (text or "").strip().strip("\"'")
     if not text:
@@ -83,6 +99,8 @@ def parse_bbox(text: str) -> tuple[float, float, float, float] | None:
         raise ValueError(f"malformed bbox {text!r}: expected [x1,y1,x2,y2]") from None
     if len(values) != 4:
         raise ValueError(f"malformed bbox {text!r}: expected 4 numbers, got {len(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"malformed bbox {text!r}: every coordinate must be a finite number (no nan or inf)")
     x1, y1, x2, y2 = values
     if min(values) < 0 or x1 > x2 or y1 > y2:
         raise ValueError(f"malformed bbox {text!r}: need 0 <= x1 <= x2 and 0 <= y1 <= y2")
@@ -100,13 +118,36 @@ def _decode_utf8(csv_path: Path, raw: bytes) -> str:
         ) from None
 
 
+def check_bbox_within(bbox: tuple[float, float, float, float], size: tuple[int, int]) -> None:
+    """Raise ValueError if ``bbox`` reaches past the ``(width, height)`` image by more than a small margin."""
+    width, height = size
+    x1, y1, x2, y2 = bbox
+    limit_x = width + max(_BBOX_MARGIN_PX, _BBOX_MARGIN_SHARE * width)
+    limit_y = height + max(_BBOX_MARGIN_PX, _BBOX_MARGIN_SHARE * height)
+    if x2 > limit_x or y2 > limit_y:
+        shown = bbox_to_json(bbox)
+        raise ValueError(f"bbox {shown} lies outside the {width}x{height} image (x2 <= {limit_x:g} and "
+                         f"y2 <= {limit_y:g} allowed)")
+
+
+def _control_character(name: str, text: str) -> str | None:
+    """A message naming the first control character in ``text`` (other than tab and newline), or None."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    # the code point, never the character: an escape sequence must not reach the terminal
+    return (f"{name} contains a control character U+{ord(found.group(0)[0]):04X} at position {found.start() + 1}: "
+            "only tab and newline are allowed in text")
+
+
 class _ImageChecker:
     """Validates each image once (a passport image is shared by many rows)."""
 
     def __init__(self) -> None:
-        self._seen: dict[Path, str | Exception] = {}
+        self._seen: dict[Path, tuple[str, tuple[int, int]] | Exception] = {}
 
-    def sha256(self, path: Path) -> str:
+    def sha256_and_size(self, path: Path) -> tuple[str, tuple[int, int]]:
+        """The image's sha256 and its ``(width, height)``; raises what the check found wrong."""
         if path not in self._seen:
             try:
                 self._seen[path] = self._check(path)
@@ -118,7 +159,7 @@ class _ImageChecker:
         return result
 
     @staticmethod
-    def _check(path: Path) -> str:
+    def _check(path: Path) -> tuple[str, tuple[int, int]]:
         from PIL import Image  # lazy
 
         if not path.is_file():
@@ -127,18 +168,22 @@ class _ImageChecker:
         try:
             with Image.open(io.BytesIO(data)) as img:
                 img.load()  # decodes every pixel: catches truncated files, not just headers
+                size = img.size
         except Exception as err:  # noqa: BLE001 - Pillow raises many types
             raise ValueError(f"image unreadable or corrupt: {path} ({type(err).__name__}: {err})") from None
-        return hashlib.sha256(data).hexdigest()
+        return hashlib.sha256(data).hexdigest(), size
 
 
-def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path | None = None) -> LoadedTask:
+def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path | None = None,
+              max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> LoadedTask:
     """Read and validate a task CSV.
 
     Args:
         csv: The CSV file (``task.csv=PATH`` on the command line).
         on_bad_row: ``"error"`` (raise listing every bad row) or ``"skip"`` (warn and drop).
         data_root: Folder images must lie in; defaults to the CSV's folder.
+        max_answer_chars: Longest answer accepted (``task.max_answer_chars``); a longer one
+            is a bad row.
 
     Returns:
         The validated examples, in file order.
@@ -149,6 +194,8 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
     """
     if on_bad_row not in ("error", "skip"):
         raise ValueError(f"on_bad_row must be 'error' or 'skip', not {on_bad_row!r}")
+    if isinstance(max_answer_chars, bool) or not isinstance(max_answer_chars, int) or max_answer_chars < 1:
+        raise ValueError(f"max_answer_chars must be a whole number >= 1, not {max_answer_chars!r}")
     csv_path = Path(csv).expanduser().resolve()
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: task CSV not found")
@@ -190,7 +237,8 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
         if not any(c.strip() for c in cells):
             continue  # blank line
         try:
-            examples.append(_parse_row(cells, index, len(header), root, images, where, first_seen, row_number))
+            examples.append(_parse_row(cells, index, len(header), root, images, where, first_seen, row_number,
+                                       max_answer_chars))
         except (ValueError, FileNotFoundError) as err:
             problems.append(RowProblem(where, str(err)))
 
@@ -209,13 +257,20 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
     return LoadedTask(csv_path=csv_path, examples=tuple(examples), skipped=tuple(problems))
 
 
-def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_number) -> Example:
+def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_number, max_answer_chars) -> Example:
     if len(cells) != n_columns:
         raise ValueError(f"malformed CSV: {len(cells)} field(s), header has {n_columns}")
     value = {name: cells[i].strip() for name, i in index.items()}
+    # first, so that no later message echoes a control character
+    controls = [m for m in (_control_character(name, value[name]) for name in value) if m]
+    if controls:
+        raise ValueError("; ".join(controls))
     for name in REQUIRED_COLUMNS:
         if not value[name]:
             raise ValueError(f"empty {name}")
+    if len(value["answer"]) > max_answer_chars:
+        raise ValueError(f"answer is {len(value['answer'])} characters long, over the limit of {max_answer_chars} "
+                         "(task.max_answer_chars)")
     from tasks.cer_metric import CerMetric
 
     if not CerMetric().normalize(value["answer"]):
@@ -226,7 +281,9 @@ def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_num
     resolved = (image if image.is_absolute() else root / image).resolve()
     if not resolved.is_relative_to(root):
         raise ValueError(f"image path {value['image_path']!r} escapes the data folder {root}")
-    image_sha = images.sha256(resolved)
+    image_sha, size = images.sha256_and_size(resolved)
+    if bbox is not None:
+        check_bbox_within(bbox, size)
 
     key = tuple(value[c] for c in ("image_path", "doc_class", "question_type", "question"))
     if key in first_seen:

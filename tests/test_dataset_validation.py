@@ -140,3 +140,47 @@ def test_absolute_path_inside_data_folder_is_allowed(tmp_path):
     rows = _good_rows(tmp_path, 1)
     rows[0][0] = str(tmp_path / "img/0.png")
     assert len(load_task(write_csv(tmp_path / "t.csv", rows)).examples) == 1
+
+
+@pytest.mark.parametrize(
+    "column, value, expected",
+    [
+        (5, "[nan,2,30,40]", "finite"),
+        (5, "[1,2,inf,40]", "finite"),
+        (5, "[90000,90000,90010,90010]", "outside the 160x60 image"),
+        (5, "[1,2,30,200]", "outside the 160x60 image"),
+        (2, "Иванов\x00", "control character U+0000"),
+        (1, "\x1b[31mФамилия?\x1b[0m", "control character U+001B"),
+        (3, "pass\x7fport", "control character U+007F"),
+        (4, "Фам\rилия", "control character U+000D"),  # a bare CR: overwrites a terminal line
+    ],
+)
+def test_bbox_and_control_characters_name_the_row(tmp_path, column, value, expected):
+    rows = _good_rows(tmp_path)  # 160x60 images
+    rows[1][column] = value
+    path = write_csv(tmp_path / "t.csv", rows)
+    msg = _error(path)
+    assert str(path) in msg and "row 2 (line" in msg and expected in msg  # a quoted CR spans two lines
+    assert "\x1b" not in msg and "\x00" not in msg  # the message never carries the character itself
+
+
+def test_tab_newline_and_a_box_just_past_the_edge_are_fine(tmp_path):
+    rows = _good_rows(tmp_path)
+    rows[0][2] = "Иванов\tмладший"
+    rows[1][1] = "Фамилия\r\nвладельца?"
+    rows[2][5] = "[150,50,165,64]"  # a few pixels past the 160x60 page: annotation rounding
+    task = load_task(write_csv(tmp_path / "t.csv", rows))
+    assert task.examples[0].answer == "Иванов\tмладший" and task.examples[2].bbox == (150, 50, 165, 64)
+
+
+def test_answer_length_limit_names_the_row_and_is_configurable(tmp_path):
+    rows = _good_rows(tmp_path)
+    rows[2][2] = "Я" * 100_000
+    path = write_csv(tmp_path / "t.csv", rows)
+    msg = _error(path)
+    assert "row 3 (line 4)" in msg and "100000 characters" in msg and "task.max_answer_chars" in msg
+    assert len(msg) < 2000  # the answer itself is not echoed
+    rows[2][2] = "Я" * 1500
+    assert len(load_task(write_csv(tmp_path / "t2.csv", rows), max_answer_chars=2000).examples) == 3
+    with pytest.raises(ValueError, match="max_answer_chars"):
+        load_task(path, max_answer_chars=0)

@@ -34,6 +34,9 @@ from tests.task_factory import make_task
 
 GOOD = Prompt("{question} Ответь только значением.", origin="good")  # exact on every example
 BAD = Prompt("Опиши документ.", origin="bad")  # wrong on every example
+# The data set's question: one character short on every example (CER about 0.15). The engine
+# scores it on val when a plugin did not, so a plugin that skips it cannot win with worse.
+BASELINE = baseline_prompt().text
 
 
 def _run(tmp_path, optimizer, n_images=10, budget=None):
@@ -68,9 +71,10 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
     _, _, full_pair, _ = _run(tmp_path, _Recorder(body))
     assert seen["pair"].test == () and len(full_pair.test) == 3
     evaluator = seen["evaluator"]
-    # the public surface is exactly: score, race (built on score), a read-only budget, two counters
+    # the public surface is exactly: score, race (built on score), a read-only budget, two counters,
+    # and close (the run loop closes it when optimize() returns; a plugin closing it only stops itself)
     public = {name for name in dir(evaluator) if not name.startswith("_")}
-    assert public == {"score", "race", "budget", "model_name", "model_calls", "cache_hits"}
+    assert public == {"score", "race", "budget", "model_name", "model_calls", "cache_hits", "close"}
     # nothing reachable from the evaluator (attributes, closures, bound methods) is a test example
     test_rows = {ex.source_row for ex in full_pair.test}
     reachable = _reachable_examples(evaluator, depth=10)
@@ -134,16 +138,17 @@ def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):
     assert attempts == {"answers": False, "model": False, "store": False, "reset": False,
                         "budget.set": False, "budget.reset": False}
     row = summary.rows[0]
-    assert row["optimal prompt"] == BAD.text and row["answer_model_evaluations"] == 3 + 3
-    assert [t["prompt"] for t in trials if t["split"] != "test"] == [BAD.text]
+    # BAD on val (3), the engine's baseline on val (3, not the plugin's budget), the winner on test (3)
+    assert row["optimal prompt"] == BASELINE and row["answer_model_evaluations"] == 3 + 3 + 3
+    assert [t["prompt"] for t in trials if t["split"] != "test"] == [BAD.text, BASELINE]
 
 
 def test_scoring_test_examples_read_from_the_csv_is_refused(tmp_path):
     outcome = {}
 
     def body(pair, evaluator):
-        stolen = [ex for ex in load_task(tmp_path / "data/task.csv").examples
-                  if ex not in pair.train and ex not in pair.val]
+        visible = {ex.image_sha256 for ex in pair.train + pair.val}
+        stolen = [ex for ex in load_task(tmp_path / "data/task.csv").examples if ex.image_sha256 not in visible]
         outcome["stolen"] = len(stolen)
         with pytest.raises(HeldOutAccessError, match="not in this pair's train or val"):
             evaluator.score(GOOD, stolen)
@@ -155,7 +160,7 @@ def test_scoring_test_examples_read_from_the_csv_is_refused(tmp_path):
 
     summary, trials, _, _ = _run(tmp_path, _Recorder(body))
     assert outcome == {"stolen": 3, "budget_used": 0}  # refused before any charge or answer
-    assert summary.rows[0]["optimal prompt"] == BAD.text
+    assert summary.rows[0]["optimal prompt"] == BASELINE
     assert {t["split"] for t in trials} == {"val", "test"}
 
 
@@ -169,9 +174,10 @@ def test_lucky_subset_score_never_wins(tmp_path):
         return [Trial(GOOD, "val", lucky)]  # and it claims the subset score was on val
 
     summary, trials, pair, _ = _run(tmp_path, _Recorder(body))
-    assert [t["split"] for t in trials] == ["val", "val-subset", "val-subset", "train", "test"]
+    # the last val score is the engine's baseline (the plugin skipped it)
+    assert [t["split"] for t in trials] == ["val", "val-subset", "val-subset", "train", "val", "test"]
     row = summary.rows[0]
-    assert row["optimal prompt"] == BAD.text and row["val_cer"] > 0.5
+    assert row["optimal prompt"] == BASELINE and 0 < row["val_cer"] < 0.5
 
 
 def test_fabricated_trial_is_ignored(tmp_path):
@@ -181,7 +187,7 @@ def test_fabricated_trial_is_ignored(tmp_path):
         return [Trial(GOOD, "val", fake)]
 
     summary, trials, _, _ = _run(tmp_path, _Recorder(body))
-    assert summary.rows[0]["optimal prompt"] == BAD.text
+    assert summary.rows[0]["optimal prompt"] == BASELINE
     assert GOOD.text not in {t["prompt"] for t in trials}
 
 
@@ -196,7 +202,7 @@ def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
         return []
 
     summary, _, _, _ = _run(tmp_path, _Recorder(body), budget=4)
-    assert summary.rows[0]["optimal prompt"] == BAD.text and summary.rows[0]["status"].startswith("ok")
+    assert summary.rows[0]["optimal prompt"] == BASELINE and summary.rows[0]["status"].startswith("ok")
 
 
 def test_ties_go_to_the_earliest_and_test_cer_never_decides(tmp_path):
@@ -266,15 +272,16 @@ def test_look_alike_examples_cannot_bring_their_own_answers(tmp_path):
 
     summary, trials, _, _ = _run(tmp_path, _Recorder(body))
     assert outcome == {"refused": ["Forged", "Example"]}
-    assert [t["split"] for t in trials] == ["val", "test"] and trials[0]["cer"] > 0.5
+    assert [t["split"] for t in trials] == ["val", "val", "test"] and trials[0]["cer"] > 0.5
 
 
 def test_demos_must_come_from_train(tmp_path):
     outcome = {}
 
     def body(pair, evaluator):
+        visible = {ex.image_sha256 for ex in pair.train + pair.val}
         stolen_test = [ex for ex in load_task(tmp_path / "data/task.csv").examples
-                       if ex not in pair.train and ex not in pair.val]
+                       if ex.image_sha256 not in visible]
         for name, demos in (("val", pair.val[:1]), ("test", stolen_test[:1]), ("train", pair.train[:2])):
             try:
                 evaluator.score(Prompt(BAD.text, demos=tuple(demos)), pair.val)

@@ -1,0 +1,83 @@
+"""The whole configuration is checked before anything loads: every mistake named, exit 2."""
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import optimize.__main__  # noqa: F401 - registers the ${repo_root:} resolver
+from optimize.config_check import ConfigError, check_config
+from tests.cli_helpers import run_cli
+from tests.task_factory import make_task
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def _problems(*overrides):
+    with pytest.raises(ConfigError) as info:
+        check_config(_compose(*overrides))
+    return str(info.value)
+
+
+@pytest.mark.parametrize("group", ["optimizer", "model", "advisor", "task"])
+def test_every_shipped_option_passes(group):
+    for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+        extra = ["task.csv=/data/task.csv"] if (group, option) == ("task", "csv") else []
+        check_config(_compose(f"{group}={option}", *extra))  # raises if a shipped config is refused
+    check_config(_compose("optimizer=chain", "advisor=panel", "budget.evaluations_per_pair=null",
+                          "budget.advisor_calls=0", "split.train=0", "metric.clip_at=1"))
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["budget.evaluations_per_pair=-5"], "budget.evaluations_per_pair=-5: must be a whole number >= 1 or null"),
+    (["budget.evaluations_per_pair=ten"], "budget.evaluations_per_pair='ten': must be a whole number"),
+    (["split.train=0.9", "split.val=0.5"], "split.train=0.9 split.val=0.5: train + val is 1.4"),
+    (["split.val=0"], "split.val=0: must be a number > 0 and < 1"),
+    (["split.seed=1.5"], "split.seed=1.5: must be a whole number"),
+    (["batch_size=0"], "batch_size=0: must be a whole number >= 1 or null"),
+    (["budget.advisor_usd=-1"], "budget.advisor_usd=-1: must be a number >= 0 or null"),
+    (["budget.advisor_usd=nan"], "must be a finite number"),
+    (["progress=sometimes"], "progress='sometimes': must be true or false or null"),
+    (["progress_every_s=0"], "progress_every_s=0: must be a number > 0"),
+    (["task.on_bad_row=ignore"], "task.on_bad_row='ignore': must be one of error, skip"),
+    (["task.max_answer_chars=0"], "task.max_answer_chars=0: must be a whole number >= 1"),
+    (["+budget.evaluation_per_pair=3"], "budget.evaluation_per_pair: unknown setting (did you mean evaluations_per_pair?)"),
+    (["+report_dir=x"], "report_dir: unknown setting"),
+    (["optimizer=critic", "+optimizer.roundz=3"], "optimizer.roundz: unknown setting of optimizers.critic.CriticOptimizer"
+                                                  " (did you mean rounds?)"),
+    (["optimizer=critic", "optimizer.rounds=three"], "optimizer.rounds='three': optimizers.critic.CriticOptimizer takes int"),
+    (["optimizer=chain", "optimizer.steps.s1_critic.patience=x"], "optimizer.steps.s1_critic.patience='x'"),
+    (["advisor=panel", "advisor.members.first.temperature=hot"], "advisor.members.first.temperature='hot'"),
+    (["task=csv"], "task.csv: no value given (pass task.csv=...)"),
+])
+def test_each_mistake_is_named_as_its_override(overrides, expected):
+    assert expected in _problems(*overrides)
+
+
+def test_every_mistake_is_listed_at_once():
+    message = _problems("budget.evaluations_per_pair=-5", "split.train=0.9", "split.val=0.5", "batch_size=0")
+    assert message.count("\n  ") == 3
+
+
+def test_the_cli_exits_2_naming_the_overrides_before_any_model_call(tmp_path):
+    data = make_task(tmp_path / "data", n_images=4)
+    calls = tmp_path / "calls.log"
+    proc = run_cli(tmp_path, data, "budget.evaluations_per_pair=-5", "split.train=0.9", "split.val=0.5",
+                   f"model.calls_log={calls}")
+    assert proc.returncode == 2, proc.stderr
+    assert "budget.evaluations_per_pair=-5" in proc.stderr and "split.train=0.9 split.val=0.5" in proc.stderr
+    assert "Traceback" not in proc.stderr and not calls.exists()
+    assert not (tmp_path / "store.sqlite").exists()  # nothing was opened, nothing computed
+
+
+def test_a_value_a_plugin_refuses_exits_2_naming_the_group(tmp_path):
+    data = make_task(tmp_path / "data", n_images=4)
+    proc = run_cli(tmp_path, data, "optimizer=chain", "optimizer.budget_shares=[1.5]")
+    assert proc.returncode == 2, proc.stderr
+    assert "bad configuration: optimizer (optimizers.chain.ChainOptimizer)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,434 @@
+"""Plugins that cheat through the public plugin API only (issue 16) get nothing.
+
+Each cheater below exploits one hole a plugin author found with the public API alone; the
+run's result must be what an honest plugin with the same honest scores gets. The answer
+model used here answers correctly exactly when the text it is shown contains the answer,
+which is how every one of these cheats turned into a fake test CER.
+"""
+
+import csv
+import json
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from optimize.advisor_session import AdvisorSession
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import EvaluatorClosed
+from optimize.report import summary_lines
+from optimize.run_loop import run_pairs
+from optimize.shown_pair import row_label
+from prompt_opt_api import Advisor, AdvisorBudgetExhausted, AdvisorReply, Optimizer, Prompt, baseline_prompt
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+BASELINE = baseline_prompt().text
+
+
+class ShownAnswerModel(ScriptedAnswerModel):
+    """Answers right exactly when the text it is shown contains the answer (else a wrong
+    answer), and records every request it gets: the prompt's type and text's type."""
+
+    name = "Shown-VLM"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.requests = []
+
+    def _one(self, prompt, example):
+        self.requests.append((type(prompt), type(prompt.text), prompt.text))
+        text = prompt.render(example)
+        return example.answer if example.answer.casefold() in text.casefold() else "не знаю"
+
+
+class Plugin(Optimizer):
+    name = "plugin"
+
+    def __init__(self, body, uses_advisor=False):
+        self.body = body
+        self.uses_advisor = uses_advisor
+
+    def optimize(self, pair, evaluator, advisor):
+        return self.body(pair, evaluator, advisor) or []
+
+
+def _run(tmp_path, body, model=None, advisor=None, budget=None, n_images=10, store=None, out="out"):
+    data = tmp_path / "data" / "task.csv"
+    if not data.exists():
+        make_task(tmp_path / "data", n_images=n_images, with_second_pair=False)
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = store or AnswerStore(tmp_path / "s.sqlite")
+    model = model or ShownAnswerModel()
+    summary = run_pairs(pairs, [], model, Plugin(body, advisor is not None), advisor, "none", store, CerMetric(),
+                        tmp_path / out, run_id=f"r-{out}", max_evaluations_per_pair=budget,
+                        results_dir=tmp_path / "results", progress=False)
+    trials = [json.loads(line) for line in (tmp_path / out / "trials.jsonl").read_text().splitlines()]
+    return summary, trials, pairs[0], model
+
+
+def _outcome(summary, trials):
+    """What a run reports, for comparing a cheater with an honest plugin."""
+    row = summary.rows[0]
+    return ({k: row[k] for k in ("optimal prompt", "cer", "val_cer", "answer_model_evaluations")},
+            [(t["split"], t["prompt"], t["cer"]) for t in trials])
+
+
+# -- hole 1: the engine scores its own plain copy, never the plugin's object -------------------
+
+class RendersTheAnswer(Prompt):
+    """A Prompt whose render adds the example's answer: what a model sees is not what is keyed."""
+
+    def render(self, example):
+        return super().render(example) + " " + example.answer
+
+
+class SlyText(str):
+    """A str whose replace (what Prompt.render calls) adds the scripted model's exact marker."""
+
+    def replace(self, old, new, count=-1):
+        return str.replace(self, old, new, count) + " Ответь только значением."
+
+
+def test_a_prompt_subclass_with_its_own_render_never_reaches_the_model(tmp_path):
+    def cheat(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        evaluator.score(RendersTheAnswer("Ответ: {question}", origin="cheat"), pair.val)
+
+    def honest(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        evaluator.score(Prompt("Ответ: {question}", origin="cheat"), pair.val)
+
+    summary, trials, _, model = _run(tmp_path / "cheat", cheat)
+    assert {(p, t) for p, t, _ in model.requests} == {(Prompt, str)}  # only plain copies reached the model
+    assert summary.rows[0]["optimal prompt"] == BASELINE and summary.rows[0]["cer"] > 0.5  # no answer shown
+    assert _outcome(summary, trials) == _outcome(*_run(tmp_path / "honest", honest)[:2])
+
+
+def test_a_str_subclass_text_is_copied_before_anything_is_computed(tmp_path):
+    sly = Prompt(SlyText("Опиши документ."), origin=SlyText("sly"))
+    # it passes a `type(prompt) is Prompt` check, and its own render would carry the marker
+    assert type(sly) is Prompt and sly.render(SimpleNamespace(question="?")).endswith("значением.")
+
+    def cheat(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        score = evaluator.score(sly, pair.val)
+        assert score.exact_match == 0.0  # the plain text "Опиши документ." is wrong on every example
+
+    def honest(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        evaluator.score(Prompt("Опиши документ.", origin="sly"), pair.val)
+
+    store = AnswerStore(tmp_path / "s.sqlite")
+    model = ScriptedAnswerModel()  # exact when the rendered text carries "только значением"
+    summary, trials, _, _ = _run(tmp_path, cheat, model=model, store=store)
+    assert summary.rows[0]["optimal prompt"] == BASELINE
+    assert {t["origin"] for t in trials} >= {"sly"} and all(type(t["prompt"]) is str for t in trials)
+    # nothing was cached under the innocent text: an honest later run gets the honest answers
+    later = ScriptedAnswerModel()
+    again, again_trials, _, _ = _run(tmp_path, honest, model=later, store=store, out="honest")
+    assert later.calls == 0  # every answer from the cache...
+    assert _outcome(again, again_trials) == _outcome(summary, trials)  # ...and the same, honest, ones
+
+
+# -- hole 2: no path to the task's files; a test-only answer in the text cannot win ------------
+
+def test_examples_handed_to_optimizers_name_no_task_file(tmp_path):
+    seen = {}
+
+    def careless(pair, evaluator, advisor):
+        examples = pair.train + pair.val
+        seen["texts"] = [str(v) for ex in examples for v in vars(ex).values()]
+        seen["rows"] = [r.source_row for r in evaluator.score(baseline_prompt(), pair.val).results]
+        # a plausible "gazetteer from the data file": look for the CSV next to the pages
+        folders = {Path(ex.image).parent for ex in examples} | {Path(ex.image).parent.parent for ex in examples}
+        seen["csv_found"] = [str(p) for folder in folders for p in folder.glob("*.csv")]
+        seen["page_folder"] = sorted(p.name for p in Path(examples[0].image).parent.iterdir())
+        seen["pages_readable"] = all(Image.open(ex.image).size == (160, 60) for ex in examples)
+        seen["folder"] = Path(examples[0].image).parent
+
+    summary, trials, pair, _ = _run(tmp_path, careless)
+    data = str(tmp_path / "data")
+    assert not [t for t in seen["texts"] + seen["rows"] if data in t or "task.csv" in t]
+    assert seen["rows"] == [row_label(ex.source_row, "") for ex in pair.val] and all(seen["rows"])
+    assert seen["csv_found"] == [] and seen["pages_readable"]
+    # the page folder holds this pair's train and val pages only, and is gone after the pair
+    assert len(seen["page_folder"]) == len(pair.train) + len(pair.val)
+    assert not seen["folder"].exists()
+    # the engine keeps the full rows in its own records
+    rows = [p["row"] for t in trials for p in t["predictions"]]
+    assert rows and all(r.startswith(str(tmp_path / "data" / "task.csv")) for r in rows)
+    assert summary.rows[0]["status"].startswith("ok")
+
+
+def _every_answer(csv_path):
+    with open(csv_path, encoding="utf-8") as fh:
+        return sorted({row["answer"] for row in csv.DictReader(fh)})
+
+
+def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
+    make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    csv_path = tmp_path / "data" / "task.csv"
+
+    def from_the_data_file(pair, evaluator, advisor):
+        # "possible values": every answer of the field, read from the data file
+        values = ", ".join(_every_answer(csv_path))
+        evaluator.score(baseline_prompt(), pair.val)
+        evaluator.score(Prompt(f"{{question}} Возможные значения: {values}.", origin="gazetteer"), pair.val)
+        own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
+        evaluator.score(Prompt(f"{{question}} Например: {own}.", origin="train-and-val"), pair.val)
+
+    summary, trials, pair, _ = _run(tmp_path, from_the_data_file)
+    row = summary.rows[0]
+    gazetteer = [t for t in trials if t["origin"] == "gazetteer"][0]
+    assert gazetteer["cer"] == 0.0  # it did win val...
+    # ...and cannot win: the next best (train and val answers only, also exact on val) does
+    assert row["origin"] == "train-and-val" and row["val_cer"] == 0.0
+    assert row["cer"] > 0.0  # honest: the test answers are not in its text
+    (barred,) = row["disqualified"]
+    assert barred["origin"] == "gazetteer" and "test row" in barred["reason"] and "cannot win" in barred["reason"]
+    assert "disqualified" in row["status"]
+    on_disk = json.loads((tmp_path / "out/summary.json").read_text())["pairs"][0]
+    assert on_disk["disqualified"][0]["reason"] == barred["reason"]
+    record = json.loads((tmp_path / "out/run.json").read_text())
+    digest = record["pairs"][pair.key]
+    assert digest["disqualified"][0]["reason"] == barred["reason"]
+    assert all(t["prompt"] != gazetteer["prompt"] for t in digest["top"])  # never on the leaderboard
+    assert any("disqualified" in line and pair.key in line for line in summary_lines(record, summary.rows))
+    # no test-scoring of the barred prompt either
+    assert [t["origin"] for t in trials if t["split"] == "test"] == ["train-and-val"]
+
+
+def test_a_prompt_listing_train_and_val_answers_only_is_not_disqualified(tmp_path):
+    def honest(pair, evaluator, advisor):
+        own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
+        evaluator.score(Prompt(f"{{question}} Например: {own}.", origin="train-and-val"), pair.val)
+
+    summary, _, _, _ = _run(tmp_path, honest)
+    row = summary.rows[0]
+    assert row["origin"] == "train-and-val" and row["disqualified"] == [] and "disqualified" not in row["status"]
+
+
+# -- hole 5: work after optimize() returns ---------------------------------------------------
+
+def test_a_thread_that_keeps_scoring_after_optimize_returns_gets_no_answer(tmp_path):
+    outcome = {"scored": 0}
+    started = threading.Event()
+
+    def leaves_a_thread(pair, evaluator, advisor):
+        def keep_scoring():
+            for i in range(200):
+                try:
+                    evaluator.score(Prompt(f"{{question}} вариант {i}"), pair.val)
+                    outcome["scored"] += 1
+                    started.set()
+                except EvaluatorClosed as err:
+                    outcome["refused"] = str(err)
+                    return
+                time.sleep(0.01)
+
+        threading.Thread(target=keep_scoring, daemon=True).start()
+        started.wait(5)  # returns while the thread is still scoring
+
+    model = ShownAnswerModel(delay_s=0.005)
+    summary, trials, _, _ = _run(tmp_path, leaves_a_thread, model=model)
+    time.sleep(0.3)  # the thread has had every chance to go on
+    assert "closed" in outcome.get("refused", "")
+    assert outcome["scored"] >= 1
+    calls = len(model.requests)
+    time.sleep(0.1)
+    assert len(model.requests) == calls  # nothing answered after the run
+    # every request the model answered is counted and every score recorded
+    assert summary.model_calls == calls == summary.rows[0]["answer_model_evaluations"]
+    assert len([t for t in trials if t["split"] == "val" and t["origin"] == ""]) == outcome["scored"]
+
+
+# -- hole 6: the baseline is always scored -----------------------------------------------------
+
+def test_the_engine_scores_the_baseline_when_the_plugin_skips_it(tmp_path):
+    def skips_it(pair, evaluator, advisor):
+        evaluator.score(Prompt("Опиши документ {question}", origin="worse"), pair.val)  # CER 1 on val
+
+    summary, trials, _, _ = _run(tmp_path, skips_it, model=ScriptedAnswerModel(), budget=3)  # budget spent
+    row = summary.rows[0]
+    assert row["optimal prompt"] == BASELINE and row["val_cer"] < 1.0
+    assert "the engine did" in row["status"]
+    assert [(t["split"], t["prompt"]) for t in trials] == [
+        ("val", "Опиши документ {question}"), ("val", BASELINE), ("test", BASELINE)]
+
+
+def test_a_plugin_that_scores_the_baseline_is_not_scored_twice(tmp_path):
+    def scores_it(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        evaluator.score(Prompt("Опиши документ {question}", origin="worse"), pair.val)
+
+    summary, trials, _, _ = _run(tmp_path, scores_it, model=ScriptedAnswerModel())
+    assert [t["prompt"] for t in trials if t["split"] == "val"] == [BASELINE, "Опиши документ {question}"]
+    assert summary.rows[0]["status"] == "ok" and summary.rows[0]["answer_model_evaluations"] == 3 + 3 + 3
+
+
+# -- hole 3: the advisor an optimizer gets is a read-only view ---------------------------------
+
+class CountingAdvisor(Advisor):
+    """Replies with a fixed prompt and counts every request that really reached it."""
+
+    def __init__(self, name="Counting", text="<prompt>{question} Ответь только значением.</prompt>"):
+        super().__init__()
+        self.name, self.text, self.real_calls = name, text, 0
+
+    def reply(self, messages, *, temperature=None, sample=0):
+        self.real_calls += 1
+        return AdvisorReply(text=self.text, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
+
+    def cache_identity(self):
+        return {"name": self.name}
+
+
+def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
+    attempts = {}
+
+    def budget_breaker(pair, evaluator, advisor):
+        messages = [{"role": "user", "content": "write a prompt"}]
+        for name, action in {
+            "raise max_calls": lambda: setattr(advisor, "max_calls", 100),
+            "reset logical_calls": lambda: setattr(advisor, "logical_calls", 0),
+            "charge a negative amount": lambda: advisor.charge_finished(-5, 0.0),
+            "reach the client": lambda: advisor.inner.reply(messages),
+            "replace usage": lambda: setattr(advisor, "usage", None),
+            "new attribute": lambda: setattr(advisor, "budget", None),
+        }.items():
+            try:
+                action()
+                attempts[name] = "done"
+            except AttributeError:
+                attempts[name] = "refused"
+        advisor.usage.calls = 0  # a copy: changes nothing
+        for sample in range(6):
+            try:
+                advisor.complete(messages, sample=sample)
+            except AdvisorBudgetExhausted:
+                attempts.setdefault("exhausted at", sample)
+        for member in advisor.members():
+            assert not hasattr(member, "inner") and not hasattr(member, "max_calls")
+        attempts["usage seen"] = advisor.usage.calls
+        evaluator.score(baseline_prompt(), pair.val)
+
+    inner = CountingAdvisor()
+    store = AnswerStore(tmp_path / "s.sqlite")
+    session = AdvisorSession(inner, store, max_calls=2)
+    summary, _, _, _ = _run(tmp_path, budget_breaker, advisor=session, store=store)
+    assert attempts == {"raise max_calls": "refused", "reset logical_calls": "refused",
+                        "charge a negative amount": "refused", "reach the client": "refused",
+                        "replace usage": "refused", "new attribute": "refused", "exhausted at": 2, "usage seen": 2}
+    assert inner.real_calls == 2 == summary.rows[0]["advisor_calls"] == session.usage.calls
+
+
+def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
+    from optimizers.advisor import AdvisorOptimizer
+
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
+    store = AnswerStore(tmp_path / "s.sqlite")
+    inner = CountingAdvisor(text="<prompt>{question} Ответь только значением.</prompt>")
+    session = AdvisorSession(inner, store, max_calls=5)
+    summary = run_pairs(pairs, [], ScriptedAnswerModel(), AdvisorOptimizer(n_candidates=1, max_reasks=0), session,
+                        "Counting", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
+                        progress=False)
+    row = summary.rows[0]
+    assert row["optimal prompt"] == "{question} Ответь только значением." and row["author"] == "Counting"
+    assert row["advisor_calls"] == inner.real_calls == session.usage.calls == 1
+
+
+# -- hole 4: invented authors cost nothing -----------------------------------------------------
+
+def test_invented_authors_under_a_panel_cost_no_test_call(tmp_path):
+    from models.advisor_panel import AdvisorPanel
+
+    def invents_authors(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        names = [m.name for m in advisor.members()]
+        assert names == ["A", "B"]
+        for i, author in enumerate(["A", "Mallory", "Eve", "Trent", "Oscar"]):
+            evaluator.score(Prompt(f"{{question}} вариант {i}", origin=f"critic:{author}/round1"), pair.val)
+
+    store = AnswerStore(tmp_path / "s.sqlite")
+    session = AdvisorSession(AdvisorPanel([CountingAdvisor("A"), CountingAdvisor("B")]), store)
+    model = ScriptedAnswerModel()
+    summary, trials, pair, _ = _run(tmp_path, invents_authors, model=model, advisor=session, store=store)
+    row = summary.rows[0]
+    by_author = row["by_author"]
+    tested = {a for a, e in by_author.items() if e["test_cer"] is not None}
+    assert tested == {"A", "dataset"}  # the winner (the baseline) and the one real member
+    assert all(by_author[name]["test_cer"] is None for name in ("Mallory", "Eve", "Trent", "Oscar"))
+    # every request the model answered is reported
+    assert model.calls == row["answer_model_evaluations"] == 6 * 3 + 3 + 3
+    assert sum(t["split"] == "test" for t in trials) == 2
+
+
+# -- hole 7: the results folder and the store are not reachable through anything public --------
+
+def _public_strings(root, depth=6):
+    """Every string reachable from ``root`` through public attributes, properties and
+    zero-argument public methods (what a plausible plugin reads), and the objects met."""
+    strings, objects, seen, frontier = [], [], set(), [root]
+    for _ in range(depth):
+        nxt = []
+        for obj in frontier:
+            if isinstance(obj, (str, Path)):
+                strings.append(str(obj))
+                continue
+            if obj is None or isinstance(obj, (int, float, bytes, type)) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            objects.append(obj)
+            if isinstance(obj, dict):
+                nxt += [*obj.keys(), *obj.values()]
+                continue
+            if isinstance(obj, (list, tuple, set, frozenset)):
+                nxt += list(obj)
+                continue
+            for name in dir(obj):
+                if name.startswith("_"):
+                    continue
+                try:
+                    value = getattr(obj, name)
+                except Exception:  # noqa: BLE001 - a property that refuses is not reachable
+                    continue
+                if callable(value) and name in ("members",):
+                    value = value()
+                if not callable(value):
+                    nxt.append(value)
+        frontier = nxt
+    return strings, objects
+
+
+def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_path):
+    received = {}
+
+    def records_what_it_got(pair, evaluator, advisor):
+        received.update(pair=pair, evaluator=evaluator, advisor=advisor)
+        evaluator.score(baseline_prompt(), pair.val)
+
+    store = AnswerStore(tmp_path / "store" / "s.sqlite")
+    session = AdvisorSession(CountingAdvisor(), store)
+    _run(tmp_path, records_what_it_got, advisor=session, store=store)
+    strings, objects = _public_strings(received)
+    assert strings  # it did read something
+    for secret in (tmp_path / "store", tmp_path / "results", tmp_path / "out", tmp_path / "data"):
+        assert not [s for s in strings if str(secret) in s], secret
+    assert not [o for o in objects if isinstance(o, (AnswerStore, AdvisorSession))]
+
+
+@pytest.mark.parametrize("attempt", ["inner", "_cache", "max_usd"])
+def test_the_advisor_view_has_no_engine_attribute(tmp_path, attempt):
+    from optimize.advisor_session import AdvisorView
+
+    view = AdvisorView(AdvisorSession(CountingAdvisor(), AnswerStore(tmp_path / "s.sqlite")))
+    with pytest.raises(AttributeError):
+        getattr(view, attempt)
