@@ -194,6 +194,7 @@ class OcrLlmAnswerModel(AnswerModel):
         self.demo_excerpt_chars = demo_excerpt_chars
         self.revision = weights.sha256
         self._llm: Any = None
+        self._vocab: Any = None  # tokenizer only, for messages() before the weights are loaded
         self._cache: DerivedDataCache | None = None
         self._fit_counts = {"demo_pages_shortened": 0, "demos_dropped": 0, "pages_shortened": 0}
         self._fit_warned = False
@@ -268,7 +269,21 @@ class OcrLlmAnswerModel(AnswerModel):
                 self._llm.set_cache(_slim_state_cache(self.kv_cache_bytes))
         return self._llm
 
-    def messages(self, prompt: Prompt, example: Example, token_count: Any = None) -> list[dict[str, str]]:
+    def messages(self, prompt: Prompt, example: Example) -> list[dict[str, str]]:
+        """The chat messages ``answer`` sends for one request: fitted to ``n_ctx`` with the model's
+        tokenizer (its vocabulary alone is loaded when the weights are not)."""
+        return self.build_messages(prompt, example, self._token_count(self._llm or self._vocabulary()))
+
+    def _vocabulary(self) -> Any:
+        """The GGUF's tokenizer without its weights (cheap): for requests built outside ``answer``."""
+        if self._vocab is None:
+            from llama_cpp import Llama  # lazy: heavy native library
+
+            path = ModelStore(self.store_dir).fetch(self.weights)
+            self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        return self._vocab
+
+    def build_messages(self, prompt: Prompt, example: Example, token_count: Any = None) -> list[dict[str, str]]:
         """Chat messages for one request: demos as earlier turns, then the question.
 
         Args:
@@ -379,7 +394,7 @@ class OcrLlmAnswerModel(AnswerModel):
         with self._lock:
             for prompt, example in batch:
                 result = llm.create_chat_completion(
-                    messages=self.messages(prompt, example, self._token_count(llm)), temperature=0.0, top_k=1,
+                    messages=self.build_messages(prompt, example, self._token_count(llm)), temperature=0.0, top_k=1,
                     max_tokens=self.max_tokens, seed=0,
                 )
                 self.llm_calls += 1
@@ -387,6 +402,7 @@ class OcrLlmAnswerModel(AnswerModel):
         return outputs
 
     def close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        for llm in (self._llm, self._vocab):
+            if llm is not None:
+                llm.close()
+        self._llm = self._vocab = None

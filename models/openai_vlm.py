@@ -78,13 +78,17 @@ class OpenAIVLMAnswerModel(AnswerModel):
     def messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
         return openai_turns(prompt, example)
 
-    openai_messages = messages  # its own requests are already the OpenAI-style ones
+    def openai_request(self, prompt: Prompt, example: Example) -> dict[str, Any]:
+        """The body this model sends (litellm takes ``openai/<served name>`` and sends the served name)."""
+        served = self.model.split("/", 1)[1] if self.model.startswith("openai/") else self.model
+        return {"model": served, "messages": self.messages(prompt, example), "temperature": 0.0,
+                "max_tokens": self.max_tokens}
 
     def _one(self, request: tuple[Prompt, Example]) -> str:
         litellm = import_litellm()
+        body = self.openai_request(*request)  # one builder: the prompt runtime sends the same body
         kwargs: dict[str, Any] = {
-            "model": self.model, "messages": self.messages(*request), "temperature": 0.0,
-            "max_tokens": self.max_tokens, "timeout": self.timeout_s, "max_retries": 0,
+            **body, "model": self.model, "timeout": self.timeout_s, "max_retries": 0,
             **connection_kwargs(self.api_base, self.api_key_env, f"answer model {self.name!r}", EndpointUnusable),
         }
         who = f"answer model {self.name!r}"

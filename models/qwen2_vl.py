@@ -175,9 +175,13 @@ class Qwen2VLAnswerModel(AnswerModel):
         """The processor's chat messages: image placeholders, pixels passed beside them."""
         return self._with_system(vlm_turns(prompt, example, lambda ex: {"type": "image"}))
 
-    def openai_messages(self, prompt: Prompt, example: Example) -> list[dict[str, Any]]:
-        """The same turns with images inline, as a vLLM server serving this checkpoint takes them."""
-        return self._with_system(openai_turns(prompt, example))
+    def openai_request(self, prompt: Prompt, example: Example) -> dict[str, Any]:
+        """The same request for a vLLM server serving this checkpoint: the turns with images inline,
+        greedy, the same answer cap and the processor's pixel bounds (vLLM's defaults differ)."""
+        pixels = {k: v for k, v in (("min_pixels", self.min_pixels), ("max_pixels", self.max_pixels)) if v}
+        return {"model": self.pretrained, "messages": self._with_system(openai_turns(prompt, example)),
+                "temperature": 0.0, "max_tokens": self.max_new_tokens,
+                **({"mm_processor_kwargs": pixels} if pixels else {})}
 
     def _with_system(self, turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if self.system_prompt:

@@ -54,21 +54,34 @@ def run_id_of(cfg: DictConfig, task_sha256: str) -> str:
 
 
 def task_id_of(cfg: DictConfig, task_sha256: str) -> str:
-    """Identity of a task: its data and what makes CERs comparable across runs (split, metric).
+    """Identity of a task (``optimize.task_identity``): its data, split and metric settings."""
+    from optimize.task_identity import task_id
 
-    Runs meet in the results folder only with runs of the same task: a different split
-    seed or metric setting scores other examples, or scores them differently.
-    """
-    from prompt_opt_api import cache_key
-
-    comparable = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("split", "metric")}
-    return "task-" + cache_key({"task_sha256": task_sha256, **comparable})[:16]
+    return task_id(task_sha256, *(OmegaConf.to_container(cfg[key], resolve=True) for key in ("split", "metric")))
 
 
 def _task_info(cfg: DictConfig, task, task_sha256: str) -> dict:
     return {"task_id": task_id_of(cfg, task_sha256), "task_sha256": task_sha256, "csv": str(task.csv_path),
             "examples": len(task.examples),
+            # how the task was loaded (less its CSV): `optimize.apply` loads a CSV the same way
+            "loader": {k: v for k, v in OmegaConf.to_container(cfg.task, resolve=True).items() if k != "csv"},
             **{key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("split", "metric")}}
+
+
+def portable_config(node: DictConfig) -> dict:
+    """``node`` resolved, less the settings that name this machine's folders (``${paths.*}``):
+    a prompt book travels, and the component's own default (or an override) takes their place."""
+    resolved = OmegaConf.to_container(node, resolve=True)
+    raw = OmegaConf.to_container(node, resolve=False)
+
+    def strip(resolved_part, raw_part):
+        raw_part = raw_part if isinstance(raw_part, dict) else {}
+        if isinstance(resolved_part, dict):
+            return {k: strip(v, raw_part.get(k)) for k, v in resolved_part.items()
+                    if not (isinstance(raw_part.get(k), str) and raw_part[k].startswith("${paths."))}
+        return resolved_part
+
+    return strip(resolved, raw)
 
 
 def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
@@ -88,7 +101,8 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     from optimize.answer_store import AnswerStore, RunLeaseHeld
     from optimize.config_check import check_config
     from optimize.run_loop import run_pairs
-    from prompt_opt_api import EndpointUnusable, TaskError, cache_key
+    from optimize.task_identity import task_sha256
+    from prompt_opt_api import EndpointUnusable, TaskError
 
     # Validate the configuration and the data before any model is loaded: bad input fails in seconds.
     try:
@@ -98,8 +112,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     except TaskError as err:
         log.error("%s", err)
         sys.exit(2)
-    task_sha = cache_key({"rows": [(e.source_row.split(", ", 1)[-1], e.image_sha256, e.question, e.answer,
-                                    e.doc_class, e.question_type) for e in task.examples]})
+    task_sha = task_sha256(task.examples)
     log.info("task %s: %d examples, %d pairs to run", task.csv_path, len(task.examples), len(pairs))
 
     optimizer = _instantiate_or_exit(cfg, "optimizer")
@@ -150,7 +163,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             task_id=task_id_of(cfg, task_sha),
             task_info=_task_info(cfg, task, task_sha),
             report=bool(cfg.get("report", True)),
-            model_config=OmegaConf.to_container(cfg.model, resolve=True),
+            model_config=portable_config(cfg.model),
         )
     except (EndpointUnusable, RunLeaseHeld) as err:
         log.error("%s", err)  # one line: the fix, not a traceback

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("optimize.apply")
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -39,10 +38,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--store", type=Path, default=None,
                         help="answer store to read and fill (default: a fresh one, deleted afterwards)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="predictions CSV (default: outputs/apply/<book>-<time>.csv); a .json with the "
+                        help="predictions CSV (default: outputs/apply/<book>-<time>.csv under the working folder); "
+                        "a .json with the "
                         "per-pair figures is written beside it")
     parser.add_argument("--demo-root", type=Path, default=None,
-                        help="folder the demos' image paths are relative to (default: the book's task CSV folder)")
+                        help="folder the demos' image paths are relative to: the folder of the task CSV the book "
+                        "was made from (default: where the book says it was)")
+    parser.add_argument("--trust", action="append", default=[], metavar="MODULE_PREFIX",
+                        help="also build components the book names from modules under this prefix (a book is data: "
+                        "by default only this project's models.* and tasks.* are built), e.g. --trust mycompany.models.")
     parser.add_argument("--model", action="append", default=[], metavar="KEY=VALUE",
                         help="override a setting of the book's answer model, e.g. api_base=http://gpu:8000/v1 "
                         "(answers may then differ from the reported ones)")
@@ -64,10 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ", ".join(missing), ", ".join(e.key for e in book.entries))
     try:
         results = _score(args, book, groups, prompts)
+    except TaskError as err:  # the book's model or metric cannot be built: before any answer
+        log.error("%s", err)
+        return 2
     except EndpointUnusable as err:
         log.error("%s", err)
         return 3
-    out = args.out or REPO_ROOT / "outputs" / "apply" / f"{args.book.stem}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    out = args.out or Path("outputs") / "apply" / f"{args.book.stem}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     _write(out, results, missing)
     _print_table(results, missing)
     print(f"predictions: {out}", flush=True)
@@ -76,21 +83,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _load_inputs(args: argparse.Namespace) -> tuple[Any, dict, dict, list[str]]:
     """Book, the CSV's examples per pair, each pair's prompt (demos checked), the CSV's pairs not in the book."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
+    from optimize.task_identity import task_id, task_sha256
     from prompt_opt_api import TaskError, pair_key
-    from prompt_opt_api.prompt_book import load_book
+    from prompt_opt_api.prompt_book import TASK_TARGETS, build_component, load_book
 
     book = load_book(args.book)
-    task_cfg = OmegaConf.load(REPO_ROOT / "conf" / "task" / "csv.yaml")  # the loader `task=csv` uses
-    task_cfg.csv = str(args.csv)
-    task = instantiate(task_cfg, _partial_=True)()  # called here so its errors are not wrapped
+    loader = dict(book.loader or {"_target_": "tasks.docqa_csv.load_task"}, csv=str(args.csv))
+    task = build_component(loader, TASK_TARGETS + tuple(args.trust), f"{args.book}, task loader")
     groups: dict[tuple[str, str], tuple] = {}
     if args.split == "test":
         if not book.split.get("_target_"):
             raise TaskError(f"{args.book}: the book has no split settings; --split test needs them")
-        pairs, _ = instantiate(book.split).split(task.examples, [])
+        found = task_id(task_sha256(task.examples), book.split, book.metric)
+        if book.task_id and found != book.task_id:
+            raise TaskError(f"{args.csv} is not the task {args.book} was made from (its data make {found}, the book "
+                            f"says {book.task_id}): --split test re-makes the book's test split from that task's "
+                            "own CSV only; score other documents without --split")
+        pairs, _ = build_component(book.split, TASK_TARGETS + tuple(args.trust),
+                                   f"{args.book}, split").split(task.examples, [])
         groups = {p.identity: p.test for p in pairs if p.test}
     else:
         for example in task.examples:
@@ -102,7 +112,18 @@ def _load_inputs(args: argparse.Namespace) -> tuple[Any, dict, dict, list[str]]:
     if not prompts:
         raise TaskError(f"{args.csv}: none of its pairs is in {args.book} (the CSV has {', '.join(missing) or 'none'}; "
                         f"the book has {', '.join(e.key for e in book.entries) or 'none'})")
+    _warn_on_demo_pages(prompts, groups)
     return book, groups, prompts, missing
+
+
+def _warn_on_demo_pages(prompts: dict, groups: dict) -> None:
+    """A demo's own page among the documents scored makes their CER look better than it is."""
+    for pair, prompt in prompts.items():
+        demo_pages = {d.image_sha256 for d in prompt.demos}
+        shared = sum(ex.image_sha256 in demo_pages for ex in groups[pair])
+        if shared:
+            log.warning("%s: %d of the %d documents scored are the demos' own pages (the task's train split?): "
+                        "their CER is optimistic", prompt.demos[0].pair_key, shared, len(groups[pair]))
 
 
 def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> list[dict[str, Any]]:
@@ -113,8 +134,9 @@ def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> 
     from optimize.evaluator import Budget, Evaluator
     from optimize.results_files import bootstrap_interval
     from prompt_opt_api import EndpointUnusable, Pair
+    from prompt_opt_api.prompt_book import TASK_TARGETS, build_component
 
-    metric = _instantiate(book.metric)
+    metric = build_component(book.metric, TASK_TARGETS + tuple(args.trust), f"{args.book}, metric")
     models: dict[str, Any] = {}
     scratch = None if args.store else tempfile.TemporaryDirectory(prefix="apply-store-")
     store = AnswerStore(args.store or Path(scratch.name) / "store.sqlite")
@@ -122,7 +144,8 @@ def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> 
     try:
         for (doc_class, question_type), prompt in prompts.items():
             entry = book.entry(doc_class, question_type)
-            model = _model_for(book.model_of(entry), args.model, models, store)
+            model = _model_for(book.model_of(entry), args.model, models, store, f"{args.book}, answer model",
+                               tuple(args.trust))
             examples = groups[(doc_class, question_type)]
             pair = Pair(doc_class, question_type, train=prompt.demos, val=(), test=examples)
             result = {"pair": entry.key, "n": len(examples), "book_test_cer": entry.test_cer, "error": None,
@@ -148,31 +171,29 @@ def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> 
     return results
 
 
-def _model_for(model_info: dict[str, Any], overrides: Sequence[str], models: dict[str, Any], store: Any) -> Any:
+def _model_for(model_info: dict[str, Any], overrides: Sequence[str], models: dict[str, Any], store: Any,
+               where: str, trusted: tuple[str, ...] = ()) -> Any:
     """The book's answer model, built once per configuration; warns when it is not the one scored."""
     import json
 
     from omegaconf import OmegaConf
 
-    config = OmegaConf.merge(OmegaConf.create(model_info["config"]), OmegaConf.from_dotlist(list(overrides)))
-    key = json.dumps(OmegaConf.to_container(config), sort_keys=True)
+    from prompt_opt_api.prompt_book import MODEL_TARGETS, build_component
+
+    config = OmegaConf.to_container(OmegaConf.merge(OmegaConf.create(model_info["config"]),
+                                                    OmegaConf.from_dotlist(list(overrides))))
+    key = json.dumps(config, sort_keys=True)
     if key not in models:
-        model = _instantiate(config)
+        model = build_component(config, MODEL_TARGETS + trusted, where)
         model.use_cache(store)
         identity = json.loads(json.dumps(model.cache_identity()))  # as JSON, like the book's
-        if identity != model_info.get("identity"):
-            differs = sorted(k for k in set(identity) | set(model_info.get("identity") or {})
-                             if identity.get(k) != (model_info.get("identity") or {}).get(k))
+        booked = model_info.get("identity") or {}
+        if identity != booked:
+            differs = sorted(k for k in set(identity) | set(booked) if identity.get(k) != booked.get(k))
             log.warning("answer model %r is not the one the book was scored with (differs in: %s): its answers, "
                         "and so the CER, may differ from the reported ones", model.name, ", ".join(differs))
         models[key] = model
     return models[key]
-
-
-def _instantiate(config: Any) -> Any:
-    from hydra.utils import instantiate
-
-    return instantiate(config)
 
 
 def _write(out: Path, results: list[dict[str, Any]], missing: list[str]) -> None:

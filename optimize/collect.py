@@ -184,9 +184,8 @@ def _write_merged(task_dir: Path, path: Path, best: Any, model: str) -> list[Pat
     write_frame(path, best)
     book = merged_book(best, lambda row: task_dir / RUNS / row["run_id"]
                        / book_file_name(results_file_name(model, row["advisor"])))
-    if book is None:
-        return [path]
-    return [path, write_book(path.parent / book_file_name(path.name), book)]
+    written = write_book(path.parent / book_file_name(path.name), book)
+    return [path] if written is None else [path, written]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

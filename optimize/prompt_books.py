@@ -71,10 +71,15 @@ def book_header(task_info: dict[str, Any] | None, model_name: str, model_identit
     info = task_info or {}
     return {"task_id": str(info.get("task_id", "")), "task_csv": str(info.get("csv", "")),
             "answer_model": {"name": model_name, "identity": model_identity, "config": model_config or {}},
-            "split": dict(info.get("split") or {}), "metric": dict(info.get("metric") or {})}
+            "split": dict(info.get("split") or {}), "metric": dict(info.get("metric") or {}),
+            "loader": dict(info.get("loader") or {})}
 
 
-def write_book(path: Path, book: PromptBook) -> Path:
+def write_book(path: Path, book: PromptBook | None) -> Path | None:
+    """Write ``book`` to ``path``; None removes an earlier book there (it no longer matches its CSV)."""
+    if book is None:
+        path.unlink(missing_ok=True)
+        return None
     atomic_write_text(path, book.dumps())
     return path
 

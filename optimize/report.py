@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from optimize.prompt_books import book_file_name
-from optimize.results_files import atomic_write_text, best_per_pair
+from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
 # scrolls inside its own box (.scroll) instead of widening the page.
@@ -446,8 +446,11 @@ def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report
                 f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s); pairs won by runs with advisor "
                 + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
     book = Path(record.get("out_dir", "")) / book_file_name(str(record.get("results_csv", "")))
-    if book.is_file():
-        lines.append(f"prompt book (deploy this: winners with their demos): {book}")
+    task_books = [p for p in (task or {}).get("files", []) if p.name.endswith(f"_{OPTIMAL_SUFFIX}.book.json")]
+    if task_books:  # the best across the task's runs: what to deploy
+        lines.append(f"prompt book (deploy this: each pair's winner with its demos): {task_books[0]}")
+    elif book.is_file():
+        lines.append(f"prompt book (deploy this: each pair's winner with its demos): {book}")
     if report is not None:
         lines.append(f"report: {report}")
     if task and task.get("report") is not None:

@@ -361,8 +361,14 @@ def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[
     """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one."""
     rows = _ordered(rows)
     write_results_csv(csv_path, rows)
-    if any(r.get(ROW_ENTRY) for r in rows):
-        write_book(csv_path.parent / book_file_name(csv_path.name), run_book(rows, header(), advisor, run_id))
+    if not any(r.get(ROW_ENTRY) for r in rows):
+        return
+    try:
+        book = run_book(rows, header(), advisor, run_id)
+    except Exception:  # noqa: BLE001 - e.g. a resumed run whose model cannot state its identity: the CSV stands
+        log.exception("the prompt book beside %s was not written", csv_path.name)
+        return
+    write_book(csv_path.parent / book_file_name(csv_path.name), book)
 
 
 def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path) -> None:
@@ -372,8 +378,7 @@ def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Pat
         return
     book = merged_book(read_results_frame(merged),
                        lambda row: out_dir / book_file_name(results_file_name(model_name, row["advisor"])))
-    if book is not None:
-        write_book(out_dir / book_file_name(merged.name), book)
+    write_book(out_dir / book_file_name(merged.name), book)
 
 
 def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore, out_dir: Path,

@@ -51,6 +51,12 @@ class AnswerModel(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not expose its requests")
 
+    def openai_request(self, prompt: Prompt, example: Example) -> dict[str, Any]:
+        """The OpenAI-style chat request body (``model``, ``messages`` with images inline,
+        ``temperature``, ``max_tokens``, ...) that asks what ``answer`` asks: what a vision
+        model served over HTTP (vLLM) takes. Text-only models have none."""
+        raise NotImplementedError(f"{type(self).__name__} is not a vision chat model: use messages()")
+
     def generation_params(self) -> dict[str, Any]:
         """Generation settings that change the output (part of ``cache_identity``)."""
         return {}

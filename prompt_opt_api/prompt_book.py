@@ -111,6 +111,7 @@ class PromptBook:
         split: The split settings (``--split test`` re-makes the test split with them).
         metric: The metric settings (a ``_target_`` mapping).
         entries: One per pair.
+        loader: How the task CSV was loaded (a ``_target_`` mapping, less the CSV).
         path: Where the book was read from (not written).
     """
 
@@ -120,6 +121,7 @@ class PromptBook:
     split: dict[str, Any]
     metric: dict[str, Any]
     entries: tuple[BookEntry, ...] = ()
+    loader: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     @property
@@ -180,11 +182,11 @@ class PromptBook:
         return {
             "schema": BOOK_SCHEMA, "schema_version": BOOK_SCHEMA_VERSION, "task_id": self.task_id,
             "task_csv": self.task_csv, "answer_model": self.answer_model, "split": self.split, "metric": self.metric,
-            "pairs": [entry_json(e) for e in self.entries],
+            "loader": self.loader, "pairs": [entry_json(e) for e in self.entries],
         }
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+        return json.dumps(_no_nan(self.to_json()), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def entry_json(entry: BookEntry) -> dict[str, Any]:
@@ -194,7 +196,18 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
     data["test_ci"] = list(entry.test_ci)
     if entry.answer_model is None:
         del data["answer_model"]
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in data.items()}
+    return _no_nan(data)
+
+
+def _no_nan(value: Any) -> Any:
+    """NaN (not JSON) as null, at any depth."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
 
 
 def file_sha256(path: Path) -> str:
@@ -231,20 +244,41 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
     if version != BOOK_SCHEMA_VERSION:
         raise PromptBookError(f"{where}: schema_version {version!r} is not supported (this version reads "
                               f"{BOOK_SCHEMA_VERSION}); rebuild the book with `python -m optimize.collect`")
-    model = data.get("answer_model")
-    if not isinstance(model, dict) or not isinstance(model.get("config"), dict):
-        raise PromptBookError(f"{where}: \"answer_model\" must hold the model's name, identity and config")
+    _check_model(data.get("answer_model"), where)
     pairs = data.get("pairs")
     if not isinstance(pairs, list):
         raise PromptBookError(f"{where}: \"pairs\" must be a list of entries")
+    for key in ("split", "metric", "loader"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise PromptBookError(f"{where}: \"{key}\" must be an object of settings")
     entries = tuple(entry_from_json(item, f"{where}, entry {i + 1}") for i, item in enumerate(pairs))
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if entry.key in seen:
+            raise PromptBookError(f"{where}, entry {i + 1}: pair {entry.key!r} appears twice")
+        seen.add(entry.key)
     return PromptBook(task_id=str(data.get("task_id", "")), task_csv=str(data.get("task_csv", "")),
-                      answer_model=model, split=dict(data.get("split") or {}), metric=dict(data.get("metric") or {}),
-                      entries=entries, path=path)
+                      answer_model=data["answer_model"], split=dict(data.get("split") or {}),
+                      metric=dict(data.get("metric") or {}), entries=entries, loader=dict(data.get("loader") or {}),
+                      path=path)
+
+
+def _check_model(model: Any, where: str) -> None:
+    if not isinstance(model, dict) or not isinstance(model.get("config"), dict):
+        raise PromptBookError(f"{where}: \"answer_model\" must hold the model's name, identity and config")
 
 
 def entry_from_json(item: Any, where: str) -> BookEntry:
     """An entry from its JSON form, validated; ``where`` names it in errors."""
+    try:
+        return _entry_from_json(item, where)
+    except (TypeError, ValueError, KeyError) as err:
+        if isinstance(err, PromptBookError):
+            raise
+        raise PromptBookError(f"{where}: malformed entry ({type(err).__name__}: {err})") from None
+
+
+def _entry_from_json(item: Any, where: str) -> BookEntry:
     if not isinstance(item, dict):
         raise PromptBookError(f"{where}: an entry must be an object")
     for key in ("doc_class", "question_type", "template"):
@@ -258,10 +292,15 @@ def entry_from_json(item: Any, where: str) -> BookEntry:
             raise PromptBookError(f"{where}, demo {i + 1}: needs string fields image, image_sha256, question, answer")
         demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
     ci = item.get("test_ci") or [None, None]
+    for key in ("val_cer", "test_cer"):
+        if item.get(key) is not None and not isinstance(item[key], (int, float)):
+            raise PromptBookError(f"{where}: {key!r} must be a number or null")
+    if item.get("answer_model") is not None:
+        _check_model(item["answer_model"], where)
     return BookEntry(
         doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
         demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
-        test_ci=(ci[0], ci[1]) if len(ci) == 2 else (None, None), n_val=int(item.get("n_val") or 0),
+        test_ci=(ci[0], ci[1]) if isinstance(ci, list) and len(ci) == 2 else (None, None), n_val=int(item.get("n_val") or 0),
         n_test=int(item.get("n_test") or 0), advisor=str(item.get("advisor", "")),
         optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
         origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
@@ -275,3 +314,46 @@ def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:
     if csv_dir is not None:
         image = Path(os.path.relpath(image.resolve(), Path(csv_dir).resolve()))
     return BookDemo(image.as_posix(), example.image_sha256, example.question, example.answer)
+
+
+# What a book may name to build (a book is data, not code to run): our answer models, and
+# the task loader, split and metric.
+MODEL_TARGETS = ("models.",)
+TASK_TARGETS = ("tasks.",)
+_HYDRA_KEYS = {"_target_", "_convert_"}
+
+
+def build_component(config: Any, allowed: tuple[str, ...], where: str) -> Any:
+    """Build a ``_target_`` mapping (nested ones too) as Hydra would, without Hydra, for targets
+    under ``allowed`` only.
+
+    Raises:
+        PromptBookError: a target outside ``allowed``, an unknown ``_...`` key, a target that
+            cannot be imported, or settings it refuses (each naming the target).
+    """
+    if isinstance(config, list):
+        return [build_component(v, allowed, where) for v in config]
+    if not isinstance(config, dict):
+        return config
+    unknown = sorted(k for k in config if k.startswith("_") and k not in _HYDRA_KEYS)
+    if unknown:
+        raise PromptBookError(f"{where}: {', '.join(unknown)} not supported in a book's settings")
+    kwargs = {k: build_component(v, allowed, where) for k, v in config.items() if not k.startswith("_")}
+    target = config.get("_target_")
+    if target is None:
+        return kwargs
+    if not isinstance(target, str) or not target.startswith(allowed):
+        raise PromptBookError(f"{where}: {target!r} is not one of ours ({', '.join(p + '*' for p in allowed)})")
+    import importlib
+
+    module, _, name = target.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise PromptBookError(f"{where}: cannot import {target!r} ({err})") from None
+    try:
+        return factory(**kwargs)
+    except TaskError:
+        raise  # bad data: its own message names the file and rows
+    except (TypeError, ValueError) as err:
+        raise PromptBookError(f"{where}: {target} refused its settings ({err})") from None

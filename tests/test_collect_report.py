@@ -15,6 +15,7 @@ from optimize.answer_store import AnswerStore
 from optimize.collect import rebuild_task
 from optimize.results_files import MERGED_COLUMNS, SEED_COLUMNS, bootstrap_interval
 from optimize.run_loop import run_pairs
+from prompt_opt_api.prompt_book import load_book
 from optimizers.manual import ManualOptimizer
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
@@ -74,6 +75,12 @@ def test_runs_are_kept_apart_and_merged_per_advisor_and_task(tmp_path):
     assert {r["optimal prompt"] for r in b.values()} == {"{question}"} and float(b["passport Фамилия"]["val_cer"]) > 0
     best = _rows(task_dir / "Scripted-VLM_sep_OptimalPrompts.csv")
     assert {(r["advisor"], r["run_id"], r["optimal prompt"]) for r in best.values()} == {("A", "r2", EXACT)}
+    # each merged CSV has a book beside it whose entries are its rows' winners, from their runs
+    for name in ("Scripted-VLM_sep_A.csv", "Scripted-VLM_sep_B.csv", "Scripted-VLM_sep_OptimalPrompts.csv"):
+        book = load_book(task_dir / name.replace(".csv", ".book.json"))
+        rows = _rows(task_dir / name)
+        assert {e.key: (e.run_id, e.template, e.advisor) for e in book.entries} == {
+            k: (r["run_id"], r["optimal prompt"], r["advisor"]) for k, r in rows.items()}
     low, high = float(b["passport Фамилия"]["cer_ci_low"]), float(b["passport Фамилия"]["cer_ci_high"])
     assert low <= float(b["passport Фамилия"]["cer"]) <= high and high > 0
 

@@ -61,7 +61,7 @@ def test_ocr_text_is_read_and_cached_per_image(tmp_path):
     fresh.use_cache(store)
     fresh.ocr.read = lambda image: (_ for _ in ()).throw(AssertionError("OCR must come from the store"))
     assert fresh.ocr_text(clean) == text
-    messages = model.messages(Prompt("{question}", demos=(examples[1],)), examples[0])
+    messages = model.build_messages(Prompt("{question}", demos=(examples[1],)), examples[0])
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[2]["content"] == examples[1].answer and examples[0].question in messages[3]["content"]
 
@@ -82,7 +82,7 @@ def test_requests_with_demos_are_fitted_to_the_context(monkeypatch):
     demos = tuple(pair.train + pair.val)
     target = examples[0]
 
-    few = model.messages(Prompt("{question}", demos=demos[:3]), target, count)
+    few = model.build_messages(Prompt("{question}", demos=demos[:3]), target, count)
     assert sum(count(m["content"]) + 6 for m in few) <= budget
     assert len(few) == 1 + 2 * 3 + 1  # every demo kept, their pages shortened
     for demo, turn in zip(demos[:3], few[1::2]):
@@ -90,14 +90,14 @@ def test_requests_with_demos_are_fitted_to_the_context(monkeypatch):
     assert _long_page(target) in few[-1]["content"]  # the page asked about is whole
     assert model.diagnostics() == {"demo_pages_shortened": 1, "demos_dropped": 0, "pages_shortened": 0}
 
-    many = model.messages(Prompt("{question}", demos=demos * 4), target, count)
+    many = model.build_messages(Prompt("{question}", demos=demos * 4), target, count)
     assert sum(count(m["content"]) + 6 for m in many) <= budget
     kept = (len(many) - 2) // 2
     assert 0 < kept < len(demos) * 4 and model.diagnostics()["demos_dropped"] == len(demos) * 4 - kept
     assert [m["content"] for m in many[2:-1:2]] == [d.answer for d in (demos * 4)[:kept]]  # the first ones stay
 
     # without a token count (or when it fits) nothing changes
-    assert model.messages(Prompt("{question}", demos=demos[:1]), target)[1]["content"].count("строка") > 100
+    assert model.build_messages(Prompt("{question}", demos=demos[:1]), target)[1]["content"].count("строка") > 100
 
 
 def test_page_first_layout_puts_the_page_first_and_demo_excerpts_after(monkeypatch):
@@ -107,8 +107,8 @@ def test_page_first_layout_puts_the_page_first_and_demo_excerpts_after(monkeypat
     model = instantiate(model_config(demo_layout="page_first", demo_excerpt_chars=300))
     monkeypatch.setattr(model, "ocr_text", lambda ex: _long_page(ex, 3000))
     target, demos = examples[0], tuple(pair.train[:2])
-    one = model.messages(Prompt("{question} A", demos=demos), target)
-    other = model.messages(Prompt("{question} B", demos=demos[::-1]), target)
+    one = model.build_messages(Prompt("{question} A", demos=demos), target)
+    other = model.build_messages(Prompt("{question} B", demos=demos[::-1]), target)
     assert [m["role"] for m in one] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert one[0] == other[0] and _long_page(target, 3000) in one[0]["content"]  # the shared prefix
     for demo, turn in zip(demos, one[1::2]):
@@ -117,7 +117,7 @@ def test_page_first_layout_puts_the_page_first_and_demo_excerpts_after(monkeypat
     # requests without demos are the same in both layouts
     plain = instantiate(model_config())
     monkeypatch.setattr(plain, "ocr_text", lambda ex: _long_page(ex, 3000))
-    assert model.messages(Prompt("{question}"), target) == plain.messages(Prompt("{question}"), target)
+    assert model.build_messages(Prompt("{question}"), target) == plain.build_messages(Prompt("{question}"), target)
 
 
 def test_inline_layout_shares_the_page_prefix_with_requests_without_demos(monkeypatch):
@@ -125,8 +125,8 @@ def test_inline_layout_shares_the_page_prefix_with_requests_without_demos(monkey
     model = instantiate(model_config(demo_layout="inline"))
     monkeypatch.setattr(model, "ocr_text", lambda ex: _long_page(ex, 3000))
     target, demos = examples[0], tuple(pair.train[:2])
-    with_demos = model.messages(Prompt("{question} A", demos=demos), target)
-    plain = model.messages(Prompt("{question} A"), target)
+    with_demos = model.build_messages(Prompt("{question} A", demos=demos), target)
+    plain = model.build_messages(Prompt("{question} A"), target)
     assert [m["role"] for m in with_demos] == ["system", "user"]
     page_end = plain[1]["content"].index(">>>") + 3
     assert with_demos[1]["content"][:page_end] == plain[1]["content"][:page_end]  # the shared prefix
@@ -163,7 +163,7 @@ def test_real_model_answers_with_demos_whose_pages_overflow_the_context(tmp_path
     try:
         llm = model._load()
         with pytest.raises(ValueError, match="exceed context window"):  # what an unfitted request does
-            llm.create_chat_completion(messages=model.messages(prompt, target), max_tokens=model.max_tokens)
+            llm.create_chat_completion(messages=model.build_messages(prompt, target), max_tokens=model.max_tokens)
         (answer,) = model.answer([(prompt, target)])
     finally:
         model.close()

@@ -19,8 +19,9 @@ from tests.task_factory import make_task
 
 
 def _apply(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args)], cwd=REPO, env=cli_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    """``python -m optimize.apply``; the scripted test model lives in tests/, so it is trusted by name."""
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--trust", "tests."], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
 def _rows(path):
@@ -31,7 +32,7 @@ def _rows(path):
 def _fewshot_run(tmp_path, data):
     """A scripted few-shot run through the CLI: every winner sends two train demos."""
     proc = run_cli(tmp_path, data, "optimizer=fewshot", "optimizer.seed_candidates=[]", "model.demos_exact=true",
-                   "optimizer.random_sets=1", "optimizer.swap_candidates=0")
+                   "optimizer.random_sets=3", "optimizer.swap_candidates=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp_path / "out"
 
@@ -69,6 +70,8 @@ def test_a_fewshot_run_writes_books_whose_winners_carry_their_demos(fewshot_book
                    task_dir / "Scripted-VLM_sep_OptimalPrompts.book.json"):
         assert load_book(merged).entries == book.entries, merged
     assert "Scripted-VLM_sep_OptimalPrompts.book.json" in (task_dir / "report.html").read_text(encoding="utf-8")
+    assert book.loader["_target_"] == "tasks.docqa_csv.load_task" and "csv" not in book.loader
+    assert "store_dir" not in json.dumps(book.answer_model["config"])  # no folder of this machine
 
 
 def test_apply_reproduces_the_reported_test_cer_from_an_empty_store(fewshot_book, tmp_path):
@@ -119,6 +122,13 @@ def test_bad_books_are_clear_errors_naming_the_file_and_entry(fewshot_book, tmp_
     assert proc.returncode == 2 and f"{wrong_version}: schema_version 99 is not supported" in proc.stderr
 
     fresh = make_task(tmp_path / "new", n_images=3)  # new documents: the demos still come from the task's folder
+    proc = _apply(book_path, fresh, "--split", "test")  # another task's CSV cannot stand for the book's test split
+    assert proc.returncode == 2 and f"{fresh} is not the task {book_path} was made from" in proc.stderr
+
+    foreign = _edited(book_path, tmp_path, lambda d: d["metric"].update(_target_="builtins.print"))
+    proc = _apply(foreign, data)  # a book is data: it names none but our components (and trusted ones)
+    assert proc.returncode == 2 and "'builtins.print' is not one of ours (tasks.*, tests.*)" in proc.stderr
+
     (data.parent / demo.image).rename(data.parent / "moved.png")
     proc = _apply(book_path, fresh)
     assert proc.returncode == 2
@@ -142,10 +152,22 @@ def test_bad_books_are_clear_errors_naming_the_file_and_entry(fewshot_book, tmp_
     assert proc.returncode == 2 and "none of its pairs is in" in proc.stderr and "снилс Фамилия" in proc.stderr
 
 
-def test_the_runtime_imports_without_heavy_libraries():
-    code = ("import sys, time; t = time.monotonic(); import models.prompt_runtime; "
-            "print(round(time.monotonic() - t, 3), sorted(m for m in ('hydra', 'omegaconf', 'torch', 'transformers', "
-            "'litellm', 'llama_cpp', 'pandas', 'dspy', 'textgrad') if m in sys.modules))")
+def test_the_runtime_imports_and_builds_requests_without_heavy_libraries(tmp_path):
+    data = make_task(tmp_path / "data", n_images=2, with_second_pair=False)
+    code = f"""import sys, time
+t = time.monotonic()
+import models.prompt_runtime, models.ocr_llm
+from models.openai_vlm import OpenAIVLMAnswerModel
+from models.qwen2_vl import Qwen2VLAnswerModel
+from prompt_opt_api import Prompt
+from tasks.docqa_csv import load_task
+seconds = time.monotonic() - t
+ex = load_task({str(data)!r}).examples
+for model in (OpenAIVLMAnswerModel(), Qwen2VLAnswerModel()):
+    assert model.openai_request(Prompt("{{question}}", demos=ex[:1]), ex[1])["messages"]
+heavy = ('hydra', 'omegaconf', 'torch', 'transformers', 'litellm', 'llama_cpp', 'pandas', 'dspy', 'textgrad')
+print(round(seconds, 3), sorted(m for m in heavy if m in sys.modules))
+"""
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=cli_env(), capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -171,13 +193,14 @@ def test_runtime_messages_for_openai_vlm_equal_the_wire_request(tmp_path):
         header = book_header({"csv": str(data), "task_id": "t"}, model.name, model.cache_identity(), config)
         book = PromptBook(entries=(winner_entry(pair, scored, data.parent),), **header)
         write_book(tmp_path / "b.book.json", book)
-        runtime = PromptRuntime(tmp_path / "b.book.json")
+        runtime = PromptRuntime(tmp_path / "b.book.json")  # the book alone, read back: its demos from disk
         built = runtime.messages("passport", "Фамилия", examples[3].image, examples[3].question)
-        model.answer([(runtime.prompt("passport", "Фамилия"), examples[3])])
+        body = runtime.openai_request("passport", "Фамилия", examples[3].image, examples[3].question)
+        model.answer([(scored, examples[3])])  # what the run scored, as the model sends it
     assert not server.errors
-    wire = server.requests[-1]["messages"]
-    assert json.dumps(built, ensure_ascii=False) == json.dumps(wire, ensure_ascii=False)
-    assert runtime.openai_messages("passport", "Фамилия", examples[3].image, examples[3].question) == built
+    wire = server.requests[-1]
+    assert json.dumps(built, ensure_ascii=False) == json.dumps(wire["messages"], ensure_ascii=False)
+    assert {key: wire[key] for key in body} == body  # model, messages, temperature, max_tokens
     assert [m["role"] for m in built] == ["user", "assistant", "user", "assistant", "user"]
 
 

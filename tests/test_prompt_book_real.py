@@ -42,15 +42,23 @@ def test_a_real_fewshot_book_reproduces_the_reported_test_cer_from_an_empty_stor
         got = {(r["pair"], r["row"].split(", ", 1)[-1]): r["prediction"] for r in csv.DictReader(fh)}
     assert got == reported
 
-    # outside the framework: the runtime's text request is the one the model sends (fitted with its tokenizer)
-    runtime = PromptRuntime(book.path)
+    # outside the framework: the runtime's text request is the one the model sends, fitted to the
+    # context with the model's tokenizer (a small n_ctx makes the fitting cut the demo pages)
+    data = json.loads(book.path.read_text(encoding="utf-8"))
+    data["answer_model"]["config"].update(n_ctx=1024, store_dir=str(models_dir()))
+    small = tmp_path / "small.book.json"
+    small.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    runtime = PromptRuntime(small)
     entry = next(e for e in book.entries if e.demos)
     example = next(ex for ex in load_task(DEMO).examples if ex.pair_identity == (entry.doc_class, entry.question_type))
+    built = runtime.messages(entry.doc_class, entry.question_type, example.image, example.question)
     model = runtime.model(entry.doc_class, entry.question_type)
+    assert model.diagnostics()["demo_pages_shortened"] >= 1  # the fitting did cut
+    llm = model._load()  # what answer() sends: the same builder, counted with the loaded model's tokenizer
     try:
-        sent = model.messages(runtime.prompt(entry.doc_class, entry.question_type), example,
-                              model._token_count(model._load()))
+        sent = model.build_messages(runtime.prompt(entry.doc_class, entry.question_type), example,
+                                    model._token_count(llm))
     finally:
         model.close()
-    assert runtime.messages(entry.doc_class, entry.question_type, example.image, example.question) == sent
+    assert built == sent
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user", "assistant", "user"]
