@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_opt_api import AnswerModel, Example, Prompt
+from prompt_opt_api.demo_retrieval import signature_memo
 from prompt_opt_api.prompt_book import MODEL_TARGETS, PromptBook, build_component, file_sha256, load_book
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class PromptRuntime:
         self.trust = tuple(trust)
         self._models: dict[str, AnswerModel] = {}
         self._prompts: dict[tuple[str, str], Prompt] = {}
+        self._signature_of = signature_memo()  # page signatures for per-document demos
 
     def pairs(self) -> list[tuple[str, str]]:
         """The ``(doc_class, question_type)`` pairs the book has a prompt for."""
@@ -58,6 +60,10 @@ class PromptRuntime:
         if key not in self._prompts:
             self._prompts[key] = self.book.prompt(doc_class, question_type, self.demo_root)
         return self._prompts[key]
+
+    def prompt_for(self, example: Example) -> Prompt:
+        """The prompt with the demos this example gets (per-document demos resolved as the engine does)."""
+        return self.prompt(example.doc_class, example.question_type).for_example(example, self._signature_of)
 
     def model(self, doc_class: str, question_type: str) -> AnswerModel:
         """The answer model the pair's prompt was scored with (built, not loaded)."""
@@ -81,14 +87,14 @@ class PromptRuntime:
 
     def messages(self, doc_class: str, question_type: str, image: str | Path, question: str) -> list[dict[str, Any]]:
         """The request the book's answer model builds for this page and question, in its own format."""
-        return self.model(doc_class, question_type).messages(
-            self.prompt(doc_class, question_type), self.example(doc_class, question_type, image, question))
+        example = self.example(doc_class, question_type, image, question)
+        return self.model(doc_class, question_type).messages(self.prompt_for(example), example)
 
     def openai_request(self, doc_class: str, question_type: str, image: str | Path, question: str) -> dict[str, Any]:
         """The OpenAI-style chat request body (model, messages with images inline, temperature,
         max_tokens, and a vLLM server's image settings where the model has them)."""
-        return self.model(doc_class, question_type).openai_request(
-            self.prompt(doc_class, question_type), self.example(doc_class, question_type, image, question))
+        example = self.example(doc_class, question_type, image, question)
+        return self.model(doc_class, question_type).openai_request(self.prompt_for(example), example)
 
 
 def _as_json(value: Any) -> Any:

@@ -147,7 +147,9 @@ def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> 
             model = _model_for(book.model_of(entry), args.model, models, store, f"{args.book}, answer model",
                                tuple(args.trust))
             examples = groups[(doc_class, question_type)]
-            pair = Pair(doc_class, question_type, train=prompt.demos, val=(), test=examples)
+            pool = prompt.retrieval.pool if prompt.retrieval is not None else ()
+            pair = Pair(doc_class, question_type, train=tuple(dict.fromkeys(prompt.demos + pool)), val=(),
+                        test=examples)
             result = {"pair": entry.key, "n": len(examples), "book_test_cer": entry.test_cer, "error": None,
                       "predictions": []}
             try:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optimize.answer_store import AnswerStore
+from prompt_opt_api.demo_retrieval import DemoRetrieval, signature_memo
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
@@ -146,7 +147,7 @@ class Evaluator:
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
                  "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
-                 "_split_name", "_shown_row", "_state", "_in_flight", "_closed")
+                 "_split_name", "_shown_row", "_state", "_in_flight", "_closed", "_signature_of")
 
     def __init__(
         self,
@@ -183,6 +184,7 @@ class Evaluator:
         self._state = threading.Condition()  # guards _in_flight and _closed
         self._in_flight = 0
         self._closed = False
+        self._signature_of = signature_memo()  # page signatures for demo retrieval, once per image
 
     @property
     def budget(self) -> _BudgetView:
@@ -218,9 +220,21 @@ class Evaluator:
         by this evaluator's stored train examples. Every attribute is read once, here."""
         if not isinstance(prompt, Prompt):
             raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
-        text, demos, origin = prompt.text, tuple(prompt.demos), prompt.origin
+        text, demos, origin, retrieval = prompt.text, tuple(prompt.demos), prompt.origin, prompt.retrieval
         return Prompt(text=plain_text(text, "text"), demos=self._own_copies(demos, "demo", allowed="train"),
-                      origin=plain_text(origin, "origin"))
+                      origin=plain_text(origin, "origin"), retrieval=self._plain_retrieval(retrieval))
+
+    def _plain_retrieval(self, retrieval: Any) -> DemoRetrieval | None:
+        """The engine's copy of a retrieval rule: an exact int ``k``, a pool of this pair's train examples."""
+        if retrieval is None:
+            return None
+        if not isinstance(retrieval, DemoRetrieval):
+            raise TypeError(f"Prompt.retrieval takes a DemoRetrieval, not {type(retrieval).__name__}")
+        k, pool, signature = retrieval.k, tuple(retrieval.pool), retrieval.signature
+        if type(k) is not int or k < 1:
+            raise ValueError(f"demo retrieval needs k >= 1, got {k!r}")
+        return DemoRetrieval(k=k, pool=self._own_copies(pool, "retrieval pool example", allowed="train"),
+                             signature=plain_text(signature, "signature"))
 
     def _own_copies(self, examples: Sequence[Example], what: str, allowed: str | None) -> tuple[Example, ...]:
         """The evaluator's stored copies of ``examples``; anything else is refused.
@@ -249,22 +263,22 @@ class Evaluator:
             return FULL_VAL if Counter(examples) == self._full_val else "val-subset"
         return names.pop() if len(names) == 1 else "mixed"
 
-    def _keys(self, prompt: Prompt, examples: Sequence[Example]) -> list[str]:
+    def _keys(self, requests: Sequence[tuple[Prompt, Example]]) -> list[str]:
         if self._identity is None:
             self._identity = self._model.cache_identity()
-        return [answer_cache_key(self._identity, prompt, ex) for ex in examples]
+        return [answer_cache_key(self._identity, prompt, ex) for prompt, ex in requests]
 
-    def _answers(self, prompt: Prompt, examples: Sequence[Example], keys: list[str]) -> list[str]:
+    def _answers(self, requests: Sequence[tuple[Prompt, Example]], keys: list[str]) -> list[str]:
         """Model answers (cached, batched). Uncharged: only ``score`` may call it."""
         cached = self._store.get_answers(keys)
-        todo = {k: ex for k, ex in zip(keys, examples) if k not in cached}
+        todo = {k: request for k, request in zip(keys, requests) if k not in cached}
         self._cache_hits += len(keys) - len(todo)
         pending = list(todo.items())
         for start in range(0, len(pending), self._batch_size):
             self._refuse_if_closed()  # a call in flight when the evaluator closed stops here
             chunk = pending[start : start + self._batch_size]
             started = time.monotonic()
-            outputs = self._model.answer([(prompt, ex) for _, ex in chunk])
+            outputs = self._model.answer([request for _, request in chunk])
             elapsed = time.monotonic() - started
             if len(outputs) != len(chunk):
                 raise RuntimeError(
@@ -316,11 +330,14 @@ class Evaluator:
             raise ValueError("cannot score a prompt on zero examples")
         examples = self._own_copies(examples, "example", allowed=None)
         split = self._label(examples)
-        keys = self._keys(prompt, examples)
+        # A retrieval rule becomes concrete demos per example: keys and answers are those of
+        # ordinary few-shot requests.
+        requests = [(prompt.for_example(ex, self._signature_of), ex) for ex in examples]
+        keys = self._keys(requests)
         unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
         self._budget._charge(len(unpaid))
         self._charged.update(unpaid)
-        predictions = self._answers(prompt, examples, keys)
+        predictions = self._answers(requests, keys)
         results = tuple(
             ExampleResult(
                 source_row=ex.source_row,

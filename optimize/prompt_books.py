@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from optimize.results_files import atomic_write_text
-from prompt_opt_api import Example, Pair, Prompt
+from prompt_opt_api import Pair, Prompt
 from prompt_opt_api.prompt_book import (
     BOOK_SUFFIX,
     BookEntry,
+    BookRetrieval,
     PromptBook,
     PromptBookError,
     book_demo,
@@ -40,13 +41,13 @@ def book_file_name(csv_name: str) -> str:
 
 def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry:
     """The book entry of a pair's winner (scores and provenance are added from its row)."""
+    retrieval = None
+    if prompt.retrieval is not None:
+        rule = prompt.retrieval
+        retrieval = BookRetrieval(rule.k, rule.signature, tuple(book_demo(d, data_dir) for d in rule.pool))
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
-                     demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin)
-
-
-def demos_text(demos: Sequence[Example], data_dir: Path | None) -> str:
-    """The CSV's ``demos`` cell: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
-    return BookEntry("", "", "", demos=tuple(book_demo(d, data_dir) for d in demos)).demos_text()
+                     demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
+                     retrieval=retrieval)
 
 
 def run_book(rows: Sequence[dict[str, Any]], header: dict[str, Any], advisor: str, run_id: str) -> PromptBook:
@@ -137,5 +138,5 @@ def _number(value: Any) -> float | None:
     return None if number != number else number
 
 
-__all__ = ["ROW_ENTRY", "book_file_name", "book_header", "demos_text", "entry_json", "merged_book", "run_book",
+__all__ = ["ROW_ENTRY", "book_file_name", "book_header", "entry_json", "merged_book", "run_book",
            "winner_entry", "write_book"]

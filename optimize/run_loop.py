@@ -38,7 +38,6 @@ from optimize.prompt_books import (
     ROW_ENTRY,
     book_file_name,
     book_header,
-    demos_text,
     entry_json,
     merged_book,
     run_book,
@@ -112,8 +111,8 @@ class _TrialLog:
             "exact_match": score.exact_match,
             "n": score.n,
             "prompt": prompt.text,
-            "n_demos": len(prompt.demos),
-            "demo_rows": [d.source_row for d in prompt.demos],
+            "n_demos": n_demos(prompt),
+            "demo_rows": demo_rows(prompt),
             "origin": prompt.origin,
             "advisor_cost_usd_so_far": advisor_cost,
             "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
@@ -132,6 +131,18 @@ class _TrialLog:
 
     def close(self) -> None:
         self._fh.close()
+
+
+def n_demos(prompt: Prompt) -> int:
+    """Demos per request: the fixed ones, or how many a retrieval rule picks."""
+    return prompt.retrieval.k if prompt.retrieval is not None else len(prompt.demos)
+
+
+def demo_rows(prompt: Prompt) -> list[str]:
+    """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart)."""
+    if prompt.retrieval is not None:
+        return [f"retrieved per document: k={prompt.retrieval.k} of {len(prompt.retrieval.pool)} train pages"]
+    return [d.source_row for d in prompt.demos]
 
 
 def candidate_key(record: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -534,6 +545,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
 
     test_score = engine.score(best_prompt, pair.test)
     ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
+    winner = winner_entry(pair, best_prompt, data_dir)
     members = {m.name for m in advisor.members()} if _is_panel(advisor) else set()
     by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
                                 engine if members else None, pair, members, leaks)
@@ -558,15 +570,15 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "optimizer": optimizer.name,
         "origin": best_prompt.origin,
         "author": author_of(best_prompt.origin),
-        "n_demos": len(best_prompt.demos),
-        "demos": demos_text(best_prompt.demos, data_dir),
+        "n_demos": n_demos(best_prompt),
+        "demos": winner.demos_text(),
         "answer_model_evaluations": budget.used + engine_budget.used,
         "advisor_calls": _advisor_calls(advisor) - calls_at_start,
         "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
         "status": status,
         "by_author": by_author,
         # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
-        ROW_ENTRY: entry_json(winner_entry(pair, best_prompt, data_dir)),
+        ROW_ENTRY: entry_json(winner),
         "disqualified": _disqualified(records, leaks),
     }
     stats = {

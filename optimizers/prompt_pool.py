@@ -152,6 +152,8 @@ class PromptPool:
     @staticmethod
     def _key(prompt: Prompt) -> str:
         demos = ",".join(d.source_row for d in prompt.demos)
+        if prompt.retrieval is not None:
+            demos += f"retrieved:k={prompt.retrieval.k}"
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int) -> list[tuple[Prompt, Score]]:

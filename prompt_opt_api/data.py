@@ -6,9 +6,13 @@ edited in place, and every value can be turned into JSON for cache keys and logs
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from prompt_opt_api.demo_retrieval import DemoRetrieval
 
 QUESTION_PLACEHOLDER = "{question}"
 
@@ -73,22 +77,34 @@ class Prompt:
         text: Prompt template.
         demos: Few-shot demonstrations (train examples with their answers).
         origin: Who wrote it, e.g. ``manual``, ``dataset-question``, ``advisor:gpt4o/step3``.
+        retrieval: Demos chosen per example from a train pool (``demo_retrieval``) instead
+            of fixed ``demos``; ``for_example`` resolves it.
     """
 
     text: str
     demos: tuple[Example, ...] = ()
     origin: str = ""
+    retrieval: DemoRetrieval | None = None
 
     def render(self, example: Example) -> str:
         """The instruction text the answer model sees for ``example``."""
         return self.text.replace(QUESTION_PLACEHOLDER, example.question)
 
+    def for_example(self, example: Example, signature_of: Callable[[Example], tuple[float, ...]]) -> Prompt:
+        """The prompt with concrete demos for ``example``: itself unless it retrieves demos."""
+        if self.retrieval is None:
+            return self
+        return replace(self, demos=self.retrieval.select(example, signature_of), retrieval=None)
+
     def identity(self) -> dict[str, Any]:
-        """What changes model output: text and demos (origin is bookkeeping only)."""
-        return {
+        """What changes model output: text and demos, or the retrieval rule (origin is bookkeeping only)."""
+        identity: dict[str, Any] = {
             "text": self.text,
             "demos": [dict(d.identity(), answer=d.answer) for d in self.demos],
         }
+        if self.retrieval is not None:  # named only then: fixed-demo prompts keep their keys
+            identity["retrieval"] = self.retrieval.identity()
+        return identity
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from prompt_opt_api.data import Example, Prompt, pair_key
+from prompt_opt_api.demo_retrieval import DemoRetrieval
 from prompt_opt_api.errors import TaskError
 
 BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
-BOOK_SCHEMA_VERSION = 1
+# 2 added per-document demos (``retrieval``); a reader of 1 would silently drop them, so
+# books are written as 2 and both are read.
+BOOK_SCHEMA_VERSION = 2
+_READS = (1, 2)
 BOOK_SUFFIX = ".book.json"
 
 
@@ -52,6 +56,21 @@ class BookDemo:
 
 
 @dataclass(frozen=True)
+class BookRetrieval:
+    """Demos chosen per document (``prompt_opt_api.demo_retrieval``): the rule and its pool.
+
+    Attributes:
+        k: Demos per request.
+        signature: How pages are compared.
+        pool: The train examples demos are chosen from.
+    """
+
+    k: int
+    signature: str
+    pool: tuple[BookDemo, ...]
+
+
+@dataclass(frozen=True)
 class BookEntry:
     """One pair's winner.
 
@@ -71,6 +90,7 @@ class BookEntry:
         origin: How it was made.
         run_id: The run.
         answer_model: The answer model, only where it differs from the book's.
+        retrieval: Demos chosen per document from a pool, instead of fixed ``demos``.
     """
 
     doc_class: str
@@ -88,6 +108,7 @@ class BookEntry:
     origin: str = ""
     run_id: str = ""
     answer_model: dict[str, Any] | None = None
+    retrieval: BookRetrieval | None = None
 
     @property
     def key(self) -> str:
@@ -95,6 +116,9 @@ class BookEntry:
 
     def demos_text(self) -> str:
         """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
+        if self.retrieval is not None:
+            return (f"per document: the {self.retrieval.k} most similar of {len(self.retrieval.pool)} train pages "
+                    f"({self.retrieval.signature})")
         return "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
 
 
@@ -161,11 +185,16 @@ class PromptBook:
         """
         entry = self.entry(doc_class, question_type)
         root = self.demo_root(demo_root)
-        demos = tuple(self._demo_example(entry, i, demo, root) for i, demo in enumerate(entry.demos))
-        return Prompt(text=entry.template, demos=demos, origin=entry.origin)
+        demos = tuple(self._demo_example(entry, f"demo {i + 1}", demo, root) for i, demo in enumerate(entry.demos))
+        retrieval = None
+        if entry.retrieval is not None:
+            pool = tuple(self._demo_example(entry, f"retrieval pool example {i + 1}", demo, root)
+                         for i, demo in enumerate(entry.retrieval.pool))
+            retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature)
+        return Prompt(text=entry.template, demos=demos, origin=entry.origin, retrieval=retrieval)
 
-    def _demo_example(self, entry: BookEntry, index: int, demo: BookDemo, root: Path) -> Example:
-        where = f"{self.where}, pair {entry.key!r}, demo {index + 1} ({demo.image})"
+    def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
+        where = f"{self.where}, pair {entry.key!r}, {what} ({demo.image})"
         image = (root / demo.image).resolve()
         if not image.is_file():
             raise PromptBookError(f"{where}: image not found at {image}; pass the task's data folder "
@@ -196,6 +225,10 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
     data["test_ci"] = list(entry.test_ci)
     if entry.answer_model is None:
         del data["answer_model"]
+    if entry.retrieval is None:
+        del data["retrieval"]
+    else:
+        data["retrieval"]["pool"] = [asdict(d) for d in entry.retrieval.pool]
     return _no_nan(data)
 
 
@@ -241,9 +274,9 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
     if not isinstance(data, dict) or data.get("schema") != BOOK_SCHEMA:
         raise PromptBookError(f"{where}: not a prompt book (expected \"schema\": {BOOK_SCHEMA!r})")
     version = data.get("schema_version")
-    if version != BOOK_SCHEMA_VERSION:
+    if version not in _READS:
         raise PromptBookError(f"{where}: schema_version {version!r} is not supported (this version reads "
-                              f"{BOOK_SCHEMA_VERSION}); rebuild the book with `python -m optimize.collect`")
+                              f"{', '.join(map(str, _READS))}); rebuild the book with `python -m optimize.collect`")
     _check_model(data.get("answer_model"), where)
     pairs = data.get("pairs")
     if not isinstance(pairs, list):
@@ -285,12 +318,14 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         if not isinstance(item.get(key), str):
             raise PromptBookError(f"{where}: {key!r} must be a string")
     where = f"{where} ({pair_key(item['doc_class'], item['question_type'])!r})"
-    demos = []
-    for i, demo in enumerate(item.get("demos") or []):
-        if not isinstance(demo, dict) or not all(isinstance(demo.get(k), str) for k in
-                                                 ("image", "image_sha256", "question", "answer")):
-            raise PromptBookError(f"{where}, demo {i + 1}: needs string fields image, image_sha256, question, answer")
-        demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
+    demos = _demos_from_json(item.get("demos") or [], f"{where}, demo")
+    retrieval = None
+    if item.get("retrieval") is not None:
+        rule = item["retrieval"]
+        if not isinstance(rule, dict) or type(rule.get("k")) is not int or not isinstance(rule.get("signature"), str):
+            raise PromptBookError(f"{where}: \"retrieval\" needs an integer k, a signature and a pool")
+        retrieval = BookRetrieval(rule["k"], rule["signature"],
+                                  _demos_from_json(rule.get("pool") or [], f"{where}, retrieval pool example"))
     ci = item.get("test_ci") or [None, None]
     for key in ("val_cer", "test_cer"):
         if item.get(key) is not None and not isinstance(item[key], (int, float)):
@@ -304,8 +339,18 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         n_test=int(item.get("n_test") or 0), advisor=str(item.get("advisor", "")),
         optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
         origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
-        answer_model=item.get("answer_model"),
+        answer_model=item.get("answer_model"), retrieval=retrieval,
     )
+
+
+def _demos_from_json(items: list[Any], where: str) -> tuple[BookDemo, ...]:
+    demos = []
+    for i, demo in enumerate(items):
+        if not isinstance(demo, dict) or not all(isinstance(demo.get(k), str) for k in
+                                                 ("image", "image_sha256", "question", "answer")):
+            raise PromptBookError(f"{where} {i + 1}: needs string fields image, image_sha256, question, answer")
+        demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
+    return tuple(demos)
 
 
 def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:

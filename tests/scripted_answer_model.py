@@ -30,6 +30,8 @@ class ScriptedAnswerModel(AnswerModel):
         demos_exact: A prompt with demos gets the true answer when its first demo's answer has
             an even number of characters, else one character short (few-shot winners for
             tests, whose answers show which demos came first).
+        echo_first_demo: A prompt with demos gets its first demo's answer (which demos were
+            chosen shows in the answer).
     """
 
     name = "Scripted-VLM"
@@ -37,7 +39,7 @@ class ScriptedAnswerModel(AnswerModel):
 
     def __init__(self, calls_log: str | None = None, delay_s: float = 0.0, batch_size: int = 4,
                  exact_marker: str = "только значением", fail_pair: str | None = None,
-                 fail_flag: str | None = None, demos_exact: bool = False) -> None:
+                 fail_flag: str | None = None, demos_exact: bool = False, echo_first_demo: bool = False) -> None:
         self.calls_log = calls_log
         self.delay_s = delay_s
         self._batch_size = batch_size
@@ -45,6 +47,8 @@ class ScriptedAnswerModel(AnswerModel):
         self.fail_pair = fail_pair
         self.fail_flag = fail_flag
         self.demos_exact = demos_exact
+        self.echo_first_demo = echo_first_demo
+        self.requests: list[tuple[Prompt, Example]] = []
         self.calls = 0
         self.batches: list[int] = []
 
@@ -53,10 +57,13 @@ class ScriptedAnswerModel(AnswerModel):
         return self._batch_size
 
     def generation_params(self) -> dict:
-        return {"exact_marker": self.exact_marker, **({"demos_exact": True} if self.demos_exact else {})}
+        return {"exact_marker": self.exact_marker, **({"demos_exact": True} if self.demos_exact else {}),
+                **({"echo_first_demo": True} if self.echo_first_demo else {})}
 
     def _one(self, prompt: Prompt, example: Example) -> str:
         text = prompt.render(example)
+        if self.echo_first_demo and prompt.demos:
+            return prompt.demos[0].answer
         if self.demos_exact and prompt.demos:
             return example.answer[: len(example.answer) - len(prompt.demos[0].answer) % 2]
         if self.exact_marker in text:
@@ -71,6 +78,7 @@ class ScriptedAnswerModel(AnswerModel):
         if self.fail_pair and any(e.pair_key == self.fail_pair for _, e in batch):
             if self.fail_flag is None or os.path.exists(self.fail_flag):
                 raise RuntimeError(f"scripted failure on {self.fail_pair}")
+        self.requests.extend(batch)
         outputs = [self._one(p, e) for p, e in batch]
         self.calls += len(batch)
         self.batches.append(len(batch))

@@ -1,0 +1,100 @@
+"""Per-document demos (optimizer=retrieval): the pool is train only, and a retrieval winner
+leaves the framework whole (the book holds the rule and its pool; apply and the runtime retrieve alike)."""
+
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from models.prompt_runtime import PromptRuntime
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import Budget, Evaluator
+from prompt_opt_api import HeldOutAccessError, Prompt
+from prompt_opt_api.demo_retrieval import DemoRetrieval, page_signature, signature_memo
+from prompt_opt_api.prompt_book import load_book
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import draw_image, make_task, write_csv
+
+
+def _pair(tmp_path, n_images=10):
+    pairs, _ = split_pairs(load_task(make_task(tmp_path / "data", n_images=n_images)).examples, SplitConfig())
+    return pairs[0]
+
+
+def test_the_nearest_pages_are_chosen_and_a_page_is_never_its_own_demo(tmp_path):
+    pair = _pair(tmp_path)
+    train = pair.train
+    signature_of = signature_memo()
+    rule = DemoRetrieval(k=2, pool=train)
+    query = pair.val[0]
+    chosen = rule.select(query, signature_of)
+    target = page_signature(query.image)
+    similarity = {ex: sum(a * b for a, b in zip(target, page_signature(ex.image))) for ex in train}
+    assert len(chosen) == 2 and list(chosen) == sorted(train, key=lambda ex: -similarity[ex])[:2]
+    assert train[0] not in rule.select(train[0], signature_of)  # its own page is left out
+
+
+def test_a_retrieval_pool_holds_train_examples_only(tmp_path):
+    pair = _pair(tmp_path)
+    visible = dataclasses.replace(pair, test=())
+    model = ScriptedAnswerModel(echo_first_demo=True)
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
+    for intruder in (pair.val[0], pair.test[0]):
+        leaky = Prompt("{question}", retrieval=DemoRetrieval(k=1, pool=(*pair.train, intruder)))
+        with pytest.raises(HeldOutAccessError, match="retrieval pool example"):
+            evaluator.score(leaky, pair.val)
+    assert model.calls == 0
+    evaluator.score(Prompt("{question}", retrieval=DemoRetrieval(k=2, pool=pair.train)), pair.val)
+    assert {d for p, _ in model.requests for d in p.demos} <= set(pair.train)
+    assert all(len(p.demos) == 2 and p.retrieval is None for p, _ in model.requests)  # resolved before the model
+
+
+def _apply(*args):
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args)], cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_path):
+    # Two issuers with their own layout and value: the nearest train page is one of the same issuer.
+    rows = []
+    for i in range(12):
+        wide = i % 2 == 1
+        draw_image(tmp_path / "data" / f"images/{i}.png", f"doc {i}", size=(160, 60) if wide else (120, 160))
+        rows.append([f"images/{i}.png", "Кто выдал?", "МВД" if wide else "ФМС России", "passport", "Кем выдан", ""])
+    data = write_csv(tmp_path / "data" / "task.csv", rows)
+    # the scripted model answers with the first demo's answer: which page was retrieved shows in the CER
+    proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.seed_candidates=[]", "model.echo_first_demo=true",
+                   "optimizer.ks=[1,2]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    book_path = tmp_path / "out" / "Scripted-VLM_sep_none.book.json"
+    book = load_book(book_path)
+    assert book.entries and all(e.retrieval is not None and not e.demos for e in book.entries)
+    with (tmp_path / "out" / "Scripted-VLM_sep_none.csv").open(encoding="utf-8") as fh:
+        rows = {r["doc type question type"]: r for r in csv.DictReader(fh)}
+    for entry in book.entries:
+        assert len(entry.retrieval.pool) == int(rows[entry.key]["n_train"])
+        assert rows[entry.key]["demos"].startswith(f"per document: the {entry.retrieval.k} most similar of")
+
+    out = tmp_path / "applied.csv"
+    applied = _apply(book_path, data, "--split", "test", "--out", out)
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    figures = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert {p["pair"]: p["cer"] for p in figures["pairs"]} == {e.key: e.test_cer for e in book.entries}
+
+    # the runtime retrieves the same demos: its first demo's answer is what the model answered
+    runtime = PromptRuntime(book_path)
+    test_rows = {(e.doc_class, e.question_type, e.source_row.split(", ", 1)[-1]): e for e in load_task(data).examples}
+    with out.open(encoding="utf-8") as fh:
+        predictions = list(csv.DictReader(fh))
+    assert predictions
+    for row in predictions:
+        doc_class, question_type = next((e.doc_class, e.question_type) for e in book.entries if e.key == row["pair"])
+        example = test_rows[(doc_class, question_type, row["row"].split(", ", 1)[-1])]
+        assert runtime.prompt_for(example).demos[0].answer == row["prediction"]
