@@ -168,6 +168,13 @@ def _winners(best: Any, by_run: dict[str, dict[str, Any]], data_dir: Path | None
     for _, row in best.iterrows():
         pair = row["doc type question type"]
         winner = by_run.get(row["run_id"], {}).get("pairs", {}).get(pair, {}).get("winner") or {}
+        rule = winner.get("retrieval")
+        if rule:  # demos chosen per document: the rule, not pages
+            out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3>"
+                       f"<span class='prompt'>{_esc(winner.get('template', row['optimal prompt']))}</span>"
+                       f"<p>Demos chosen per document: the {_esc(rule['k'])} train page(s) most like the page asked "
+                       f"about, of {len(rule.get('pool') or [])} ({_esc(rule.get('signature', ''))}).</p></div>")
+            continue
         if not winner.get("demos"):
             continue
         cards = []

@@ -57,8 +57,8 @@ def test_a_retrieval_pool_holds_train_examples_only(tmp_path):
 
 
 def _apply(*args):
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args)], cwd=REPO, env=cli_env(),
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--trust", "tests."], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
 
 
 def test_a_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_path):
