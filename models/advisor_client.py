@@ -131,8 +131,8 @@ class LiteLLMAdvisor(Advisor):
                     raise EndpointUnreachable(f"advisor {self.name!r}: its server did not start: {err}") from err
             return self._started_base
 
-    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
-              sample: int = 0) -> AdvisorReply:
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
+              stop: Sequence[str] | None = None, max_tokens: int | None = None) -> AdvisorReply:
         """One request (with retries); the reply text and what it cost."""
         litellm = import_litellm()
         base = self._base_url()
@@ -140,7 +140,8 @@ class LiteLLMAdvisor(Advisor):
             "model": self.model,
             "messages": list(messages),
             "temperature": self.temperature if temperature is None else temperature,
-            "max_tokens": self.max_tokens,
+            "max_tokens": self.max_tokens if max_tokens is None else min(self.max_tokens, max_tokens),
+            **({"stop": list(stop)} if stop else {}),
             "timeout": self.timeout_s,
             "seed": sample,  # reproducible samples where the provider supports it
             "drop_params": True,  # providers without `seed` get the request without it

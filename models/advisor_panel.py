@@ -38,9 +38,10 @@ class AdvisorPanel(Advisor):
     def members(self) -> Sequence[Advisor]:
         return self._members
 
-    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
-              sample: int = 0) -> AdvisorReply:
-        return self._members[0].reply(messages, temperature=temperature, sample=sample)
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
+              stop: Sequence[str] | None = None, max_tokens: int | None = None) -> AdvisorReply:
+        return self._members[0].reply(messages, temperature=temperature, sample=sample, stop=stop,
+                                      max_tokens=max_tokens)
 
     def cache_identity(self) -> dict[str, object]:
         return {"panel": [m.cache_identity() for m in self._members]}

@@ -112,10 +112,13 @@ class AdvisorSession(Advisor):
             self.logical_usd += float(usd)
 
     # -- calls -----------------------------------------------------------------
-    def _key(self, messages: Sequence[Message], temperature: float | None, sample: int) -> str:
+    def _key(self, messages: Sequence[Message], temperature: float | None, sample: int,
+             limits: dict[str, Any] | None = None) -> str:
+        # stop strings and a smaller reply cap change the reply: keyed when given (only then,
+        # so replies cached without them keep their keys)
         return cache_key({"advisor": self.inner.cache_identity(), "messages": list(messages),
                           "temperature": self.default_temperature if temperature is None else temperature,
-                          "sample": sample})
+                          "sample": sample, **({"limits": limits} if limits else {})})
 
     def members(self) -> tuple[Advisor, ...]:
         """One session per panel member (sharing this session's budget), or just this one."""
@@ -149,18 +152,19 @@ class AdvisorSession(Advisor):
                     session.usage.completion_tokens += reply.completion_tokens
                     session.usage.cost_usd += reply.cost_usd
 
-    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
-              sample: int = 0) -> AdvisorReply:
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
+              stop: Sequence[str] | None = None, max_tokens: int | None = None) -> AdvisorReply:
         first = self._first_member()
         if first is not None:
-            return first.reply(messages, temperature=temperature, sample=sample)
+            return first.reply(messages, temperature=temperature, sample=sample, stop=stop, max_tokens=max_tokens)
         self._charge()
-        return self._paid_reply(messages, temperature, sample)
+        return self._paid_reply(messages, temperature, sample, _limits(stop, max_tokens))
 
-    def _paid_reply(self, messages: Sequence[Message], temperature: float | None, sample: int) -> AdvisorReply:
+    def _paid_reply(self, messages: Sequence[Message], temperature: float | None, sample: int,
+                    limits: dict[str, Any] | None = None) -> AdvisorReply:
         # resolved once: the key and the request name the same temperature
         temperature = self.default_temperature if temperature is None else temperature
-        key = self._key(messages, temperature, sample)
+        key = self._key(messages, temperature, sample, limits)
         started = time.monotonic()
         cached = self._cache.get_blob(f"advisor-reply:{key}")
         if cached is not None:
@@ -169,7 +173,7 @@ class AdvisorSession(Advisor):
             self._log(key, sample, temperature, started, reply, cached=True)
             return reply
         try:
-            reply = self.inner.reply(messages, temperature=temperature, sample=sample)
+            reply = self.inner.reply(messages, temperature=temperature, sample=sample, **(limits or {}))
         except AdvisorError:
             self._account(None, cached=False)
             self._log(key, sample, temperature, started, None, cached=False)
@@ -184,7 +188,8 @@ class AdvisorSession(Advisor):
         return reply
 
     def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
+                      samples: Sequence[int] | None = None, stop: Sequence[str] | None = None,
+                      max_tokens: int | None = None) -> list[str | BaseException]:
         """Several conversations, ``concurrency`` at a time for advisors that allow it.
 
         Results come back in order; the budget is charged in order too, so which calls
@@ -192,9 +197,11 @@ class AdvisorSession(Advisor):
         """
         first = self._first_member()
         if first is not None:
-            return first.complete_many(conversations, temperature=temperature, samples=samples)
+            return first.complete_many(conversations, temperature=temperature, samples=samples, stop=stop,
+                                       max_tokens=max_tokens)
         if self.concurrency == 1 or len(conversations) <= 1:
-            return super().complete_many(conversations, temperature=temperature, samples=samples)
+            return super().complete_many(conversations, temperature=temperature, samples=samples, stop=stop,
+                                         max_tokens=max_tokens)
         charged: list[BaseException | None] = []
         for _ in conversations:  # in order, here: which calls fit never depends on thread timing
             try:
@@ -207,7 +214,8 @@ class AdvisorSession(Advisor):
             if charged[i] is not None:
                 return charged[i]
             try:
-                return self._paid_reply(conversations[i], temperature, samples[i] if samples else 0).text
+                return self._paid_reply(conversations[i], temperature, samples[i] if samples else 0,
+                                        _limits(stop, max_tokens)).text
             except AdvisorError as err:
                 return err
 
@@ -288,3 +296,9 @@ class AdvisorView:
 
     def __repr__(self) -> str:
         return f"AdvisorView({self.name!r})"
+
+
+def _limits(stop: Sequence[str] | None, max_tokens: int | None) -> dict[str, Any] | None:
+    """A request's stop strings and reply cap, as keyed and sent (None when neither is given)."""
+    limits = {**({"stop": list(stop)} if stop else {}), **({"max_tokens": max_tokens} if max_tokens else {})}
+    return limits or None

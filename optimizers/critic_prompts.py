@@ -17,7 +17,8 @@ SYSTEM = (
 PLACEHOLDER_RULE = (
     "A prompt may contain the placeholder {{question}} exactly once; it is replaced by the "
     "data set's question for each document (e.g. \"{example_question}\"). Keep prompts under "
-    "60 words. Put every prompt between <prompt> and </prompt>."
+    "60 words. Put prompt 1 between <prompt1> and </prompt1>, prompt 2 between <prompt2> and </prompt2>, "
+    "and so on; write nothing after the last prompt."
 )
 
 TASK = (
@@ -50,9 +51,15 @@ CRITIC = (
 )
 
 CORRECTION = (
-    "Your reply had no prompt between <prompt> and </prompt>. Reply again with {n} prompts, each "
-    "between <prompt> and </prompt>, and nothing else."
+    "Your reply had no prompt between tags. Reply again with {n} prompts, prompt 1 between <prompt1> "
+    "and </prompt1>, prompt 2 between <prompt2> and </prompt2>, and so on, and nothing else."
 )
+
+# The reply ends at the last requested prompt's closing tag (a stop string), and its length is
+# capped at what that many prompts need: the analysis, then ~150 tokens per prompt (60 words).
+CLOSING_TAG = "</prompt{n}>"
+REPLY_TOKENS_FIXED = 120
+REPLY_TOKENS_PER_PROMPT = 150
 
 NO_MISTAKES = "(none: every training answer was exact)"
 

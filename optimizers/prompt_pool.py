@@ -14,6 +14,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from optimizers import critic_prompts as text
 from prompt_opt_api import (
@@ -33,7 +34,8 @@ from prompt_opt_api import (
 
 log = logging.getLogger(__name__)
 
-_TAGGED = re.compile(r"<prompt>(.*?)(?:</prompt>|$)", re.DOTALL | re.IGNORECASE)
+# <prompt1>...</prompt1> as asked, or plain <prompt> tags; the last one may be open (cut by the stop string)
+_TAGGED = re.compile(r"<prompt\d*>(.*?)(?=</prompt\d*>|<prompt\d*>|$)", re.DOTALL | re.IGNORECASE)
 _MAX_PROMPT_CHARS = 600
 
 
@@ -43,7 +45,7 @@ def normalized(prompt_text: str) -> str:
 
 
 def parse_prompts(reply: str) -> list[str]:
-    """Prompts between ``<prompt>`` tags (an unclosed last tag counts), cleaned.
+    """Prompts between ``<promptN>`` (or ``<prompt>``) tags (an unclosed last tag counts), cleaned.
 
     Empty ones, ones over 600 characters and ones that still carry tags are dropped;
     surrounding quotes and code fences are stripped.
@@ -64,6 +66,12 @@ class AskResult:
     failed_calls: int = 0  # no reply after retries (AdvisorError)
     unusable_replies: int = 0  # a reply with no prompt even after the correction
     budget_spent: bool = False
+
+
+def reply_limits(n: int) -> dict[str, Any]:
+    """Stop after the n-th prompt's closing tag, and cap the reply at what n prompts need."""
+    return {"stop": [text.CLOSING_TAG.format(n=n)],
+            "max_tokens": text.REPLY_TOKENS_FIXED + n * text.REPLY_TOKENS_PER_PROMPT}
 
 
 def ask_for_prompts(advisor: Advisor, messages: Sequence[Message], n: int, sample_base: int,
@@ -87,13 +95,14 @@ def ask_for_prompts(advisor: Advisor, messages: Sequence[Message], n: int, sampl
         if len(result.prompts) >= n:
             break
         sample = sample_base + attempt
+        limits = reply_limits(n)
         try:
-            reply = advisor.complete(messages, temperature=temp, sample=sample)
+            reply = advisor.complete(messages, temperature=temp, sample=sample, **limits)
             prompts = parse_prompts(reply)
             if not prompts:  # one correction turn, then a failed proposal
                 fix = [*messages, {"role": "assistant", "content": reply},
                        {"role": "user", "content": text.CORRECTION.format(n=n)}]
-                prompts = parse_prompts(advisor.complete(fix, temperature=temp, sample=sample))
+                prompts = parse_prompts(advisor.complete(fix, temperature=temp, sample=sample, **limits))
                 if not prompts:
                     result.unusable_replies += 1
                     advisor.count_unusable_reply()

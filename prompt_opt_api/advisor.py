@@ -86,12 +86,18 @@ class Advisor:
     def __init__(self) -> None:
         self.usage = AdvisorUsage()
 
-    def complete(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0) -> str:
-        """Reply to one conversation (``temperature`` None: the advisor's default)."""
-        return self.reply(messages, temperature=temperature, sample=sample).text
+    def complete(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
+                 stop: Sequence[str] | None = None, max_tokens: int | None = None) -> str:
+        """Reply to one conversation (``temperature`` None: the advisor's default).
 
-    def reply(self, messages: Sequence[Message], *, temperature: float | None = None,
-              sample: int = 0) -> AdvisorReply:
+        ``stop``: the reply ends before the first of these strings (the caller asked for a
+        known number of tagged prompts: nothing after the last tag is worth paying for);
+        ``max_tokens``: a smaller reply cap than the advisor's own.
+        """
+        return self.reply(messages, temperature=temperature, sample=sample, stop=stop, max_tokens=max_tokens).text
+
+    def reply(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
+              stop: Sequence[str] | None = None, max_tokens: int | None = None) -> AdvisorReply:
         """Like ``complete``, with the tokens and dollars the reply cost."""
         raise NotImplementedError
 
@@ -116,7 +122,8 @@ class Advisor:
         self.usage.unusable_replies += 1
 
     def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
+                      samples: Sequence[int] | None = None, stop: Sequence[str] | None = None,
+                      max_tokens: int | None = None) -> list[str | BaseException]:
         """Reply to several conversations, in order.
 
         A conversation whose request failed with ``AdvisorError`` gets that exception in
@@ -126,7 +133,7 @@ class Advisor:
         for i, conversation in enumerate(conversations):
             try:
                 out.append(self.complete(conversation, temperature=temperature,
-                                         sample=samples[i] if samples else 0))
+                                         sample=samples[i] if samples else 0, stop=stop, max_tokens=max_tokens))
             except AdvisorError as err:  # incl. AdvisorBudgetExhausted: the caller decides
                 out.append(err)
         return out

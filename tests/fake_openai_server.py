@@ -57,10 +57,13 @@ class FakeOpenAIServer:
                     for key, value in step.headers.items():
                         self.send_header(key, value)
                 else:
+                    reply = step.reply
+                    for stop in body.get("stop") or []:  # as a real server: the reply ends before a stop string
+                        reply = reply.split(stop, 1)[0] if reply is not None else None
                     payload = json.dumps({
                         "id": f"fake-{index}", "object": "chat.completion", "created": 0, "model": body.get("model"),
                         "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": step.reply}}],
+                                     "message": {"role": "assistant", "content": reply}}],
                         "usage": {"prompt_tokens": 50, "completion_tokens": 20, "total_tokens": 70},
                     }).encode()
                     self.send_response(200)

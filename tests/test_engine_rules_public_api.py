@@ -282,7 +282,7 @@ class CountingAdvisor(Advisor):
         super().__init__()
         self.name, self.text, self.real_calls = name, text, 0
 
-    def reply(self, messages, *, temperature=None, sample=0):
+    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
         self.real_calls += 1
         return AdvisorReply(text=self.text, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
 

@@ -31,7 +31,7 @@ class ScriptedAdvisor(Advisor):
         self.replies = list(replies)
         self.asked = []
 
-    def reply(self, messages, *, temperature=None, sample=0):
+    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
         self.asked.append((messages, temperature, sample))
         text = self.replies[min(len(self.asked) - 1, len(self.replies) - 1)]
         if isinstance(text, Exception):

@@ -40,7 +40,7 @@ class _Writer(Advisor):
         super().__init__()
         self.calls = 0
 
-    def reply(self, messages, *, temperature=None, sample=0):
+    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
         self.calls += 1
         return AdvisorReply(text=f"<prompt>Поле {self.calls} {{question}}</prompt>", prompt_tokens=100,
                             completion_tokens=20, cost_usd=0.002)

@@ -32,7 +32,7 @@ class ScriptedAdvisor(Advisor):
         self.rewrites = list(rewrites)
         self.asked = []
 
-    def reply(self, messages, *, temperature=None, sample=0):
+    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
         self.asked.append(messages)
         user = messages[-1]["content"]
         if "IMPROVED_VARIABLE" in messages[0]["content"] + user:
@@ -122,7 +122,7 @@ class DspyScriptedAdvisor(Advisor):
         self.instruction = instruction
         self.asked = []
 
-    def reply(self, messages, *, temperature=None, sample=0):
+    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
         self.asked.append(messages)
         instruction = self.instruction.format(n=len(self.asked))  # "{n}": a new one each call
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
