@@ -72,7 +72,7 @@ def test_reply_without_a_usable_prompt_is_corrected_once_then_counted(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     assert len(server.requests) == 2  # the request and one correction
     correction = server.requests[1]["body"]["messages"]
-    assert correction[-2]["role"] == "assistant" and "<prompt>" in correction[-1]["content"]
+    assert correction[-2]["role"] == "assistant" and "<prompt1>" in correction[-1]["content"]
     summary, rows = _outputs(tmp_path)
     assert summary["advisor_usage"]["unusable_replies"] == 1 and rows[0]["cer"] != ""
 
