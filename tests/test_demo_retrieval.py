@@ -52,8 +52,8 @@ def test_a_retrieval_pool_holds_train_examples_only(tmp_path):
             evaluator.score(leaky, pair.val)
     assert model.calls == 0
     evaluator.score(Prompt("{question}", retrieval=DemoRetrieval(k=2, pool=pair.train)), pair.val)
-    assert {d for p, _ in model.requests for d in p.demos} <= set(pair.train)
-    assert all(len(p.demos) == 2 and p.retrieval is None for p, _ in model.requests)  # resolved before the model
+    assert {d for p, _ in model.answered for d in p.demos} <= set(pair.train)
+    assert all(len(p.demos) == 2 and p.retrieval is None for p, _ in model.answered)  # resolved before the model
 
 
 def _apply(*args):
