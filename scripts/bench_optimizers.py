@@ -42,6 +42,7 @@ OPTIMIZERS = {
     "critic": ["optimizer=critic", *CRITIC],
     "critic_racing": ["optimizer=critic", *CRITIC, "optimizer.racing=true", "optimizer.minibatch=3"],
     "fewshot": ["optimizer=fewshot", *FEWSHOT],
+    "retrieval": ["optimizer=retrieval"],
     "chain": ["optimizer=chain", *(o.replace("optimizer.", "optimizer.steps.s1_critic.") for o in CRITIC),
               *(o.replace("optimizer.", "optimizer.steps.s2_fewshot.") for o in FEWSHOT)],
     # the frameworks our users know, on the same engine, budget, split and advisor
@@ -72,6 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "outputs/bench_data")
     parser.add_argument("--per-class", type=int, default=20, help="documents per class to generate")
+    parser.add_argument("--csv", type=Path, default=None,
+                        help="a task CSV to use instead of generated data (e.g. ../shared/data/sroie_dev/annotation.csv)")
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
     parser.add_argument("--budget", type=int, default=60, help="answer-model evaluations per pair")
     parser.add_argument("--advisor-calls", type=int, default=None, help="advisor calls per run (null: none)")
@@ -97,7 +100,8 @@ def main() -> None:
         demo_cost(args.data, args.demo_cost, **({"configs": configs} if configs else {}))
         return
 
-    if not (args.data / "task.csv").is_file():
+    task_csv = args.csv.resolve() if args.csv else args.data / "task.csv"
+    if not task_csv.is_file():
         subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
                         "--per-class", str(args.per_class)], cwd=REPO, check=True)
     pairs_arg = "pairs=[" + ",".join(f'"{p}"' for p in args.pairs) + "]"
@@ -105,7 +109,7 @@ def main() -> None:
     for seed in args.seeds:
         for name in args.optimizers:
             run_dir = args.out.parent / "bench_runs" / f"seed{seed}" / name
-            cmd = [sys.executable, "-m", "optimize", "task=csv", f"task.csv={args.data / 'task.csv'}", pairs_arg,
+            cmd = [sys.executable, "-m", "optimize", "task=csv", f"task.csv={task_csv}", pairs_arg,
                    f"split.seed={seed}", f"budget.evaluations_per_pair={args.budget}",
                    f"budget.advisor_calls={'null' if args.advisor_calls is None else args.advisor_calls}",
                    f"paths.store={args.store}", f"paths.results_dir={run_dir / 'results'}",
