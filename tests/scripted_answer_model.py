@@ -48,7 +48,6 @@ class ScriptedAnswerModel(AnswerModel):
         self.fail_flag = fail_flag
         self.demos_exact = demos_exact
         self.echo_first_demo = echo_first_demo
-        self.answered: list[tuple[Prompt, Example]] = []  # every request, as the model got it
         self.calls = 0
         self.batches: list[int] = []
 
@@ -78,7 +77,6 @@ class ScriptedAnswerModel(AnswerModel):
         if self.fail_pair and any(e.pair_key == self.fail_pair for _, e in batch):
             if self.fail_flag is None or os.path.exists(self.fail_flag):
                 raise RuntimeError(f"scripted failure on {self.fail_pair}")
-        self.answered.extend(batch)
         outputs = [self._one(p, e) for p, e in batch]
         self.calls += len(batch)
         self.batches.append(len(batch))

@@ -23,6 +23,14 @@ from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import draw_image, make_task, write_csv
 
 
+class _Recording(ScriptedAnswerModel):
+    """Keeps every request as the model got it."""
+
+    def answer(self, batch):
+        self.answered = [*getattr(self, "answered", []), *batch]
+        return super().answer(batch)
+
+
 def _pair(tmp_path, n_images=10):
     pairs, _ = split_pairs(load_task(make_task(tmp_path / "data", n_images=n_images)).examples, SplitConfig())
     return pairs[0]
@@ -44,7 +52,7 @@ def test_the_nearest_pages_are_chosen_and_a_page_is_never_its_own_demo(tmp_path)
 def test_a_retrieval_pool_holds_train_examples_only(tmp_path):
     pair = _pair(tmp_path)
     visible = dataclasses.replace(pair, test=())
-    model = ScriptedAnswerModel(echo_first_demo=True)
+    model = _Recording(echo_first_demo=True)
     evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
     for intruder in (pair.val[0], pair.test[0]):
         leaky = Prompt("{question}", retrieval=DemoRetrieval(k=1, pool=(*pair.train, intruder)))
