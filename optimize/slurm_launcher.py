@@ -18,10 +18,13 @@ that need them: 1. and 2. in the launching process when the sweep starts, 3. in 
    SLURM state, the error its log ends with) and recorded like a job with failed pairs
    (``optimize/sweep_status.py``), so the sweep exits 1 after every job ran, and the same
    command resumes it.
-3. **The time-limit signal does not fail a pair.** SLURM sends ``USR2`` ``signal_delay_s``
-   before a job's time limit; submitit's handler would then raise inside the running pair
-   (recorded as a failed pair) unless the job can be requeued (``max_num_timeout`` > 0). With
-   no requeue, the job logs one line and works on until SLURM stops it: every answer is
+3. **A job SLURM stops does not fail a pair.** SLURM sends ``USR2`` ``signal_delay_s`` before a
+   job's time limit; submitit's handler would then raise inside the running pair (recorded as
+   a failed pair) unless the job can be requeued (``max_num_timeout`` > 0). With no requeue,
+   the job logs one line and works on. At the limit, on ``scancel`` or when its node fails,
+   SLURM sends ``SIGTERM`` to every process of the job (submitit ignores it in Python, but the
+   OCR subprocess dies, failing the pair it served); the job now stops there in one line
+   (``SystemExit``, which no pair catches), before ``SIGKILL`` follows. Every answer is
    committed as its batch finishes, so nothing done is lost.
 """
 
@@ -117,8 +120,9 @@ def apply_in_launching_process() -> None:
 
 
 def apply_in_job() -> None:
-    """Fix 3., in a SLURM job that will not be requeued: the time-limit signal is logged, not raised."""
+    """Fix 3., in a SLURM job submitit will not requeue: USR2 is logged, SIGTERM stops the job."""
     signal.signal(signal.SIGUSR2, _time_limit_near)
+    signal.signal(signal.SIGTERM, _stopped_by_slurm)
 
 
 def use_squeue_fallback() -> None:
@@ -190,3 +194,10 @@ def _last_error(stderr: Path) -> str:
 def _time_limit_near(signum: int, frame: Any) -> None:
     log.warning("SLURM says this job's time limit is near (signal %s): it works on until SLURM stops it; "
                 "run the same sweep command again to finish the pairs it did not", signal.Signals(signum).name)
+
+
+def _stopped_by_slurm(signum: int, frame: Any) -> None:
+    log.warning("SLURM is stopping this job (%s: its time limit, scancel or a node failure): it stops now; its "
+                "finished pairs and stored answers are kept, and the same sweep command finishes it",
+                signal.Signals(signum).name)
+    raise SystemExit(128 + signum)  # not an Exception: no pair takes it for its own failure

@@ -6,7 +6,8 @@ launcher run in the entry point's process and are seen directly; jobs of the job
 submitit (SLURM) launchers run in worker processes or on other machines, so every job
 with failed pairs also appends its folder to ``failed_jobs.txt`` in the sweep folder,
 and ``SweepExitStatus`` (a Hydra callback, run in the launching process) reads it back
-when the sweep ends.
+when the sweep ends. ``SlurmSweep`` (a Hydra callback too) fixes the SLURM launcher so that a
+job SLURM killed is waited for and counted the same way (``optimize/slurm_launcher.py``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,6 @@ class SlurmSweep(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         # in a SLURM job that submitit will not requeue at its time limit
         if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and not config.hydra.launcher.get("max_num_timeout"):
-            from optimize.slurm_launcher import apply_in_job
+            from optimize.slurm_launcher import apply_in_job  # USR2 logged, SIGTERM stops the run
 
             apply_in_job()

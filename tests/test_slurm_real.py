@@ -244,8 +244,10 @@ def test_jobs_killed_by_slurm_resume_when_the_sweep_is_run_again(cluster, tmp_pa
     assert "Run the same command again" in states["0"]
     timed_out = _slurm_ids(tmp_path / "sweep")[0]
     log = (tmp_path / "sweep" / ".submitit" / timed_out / f"{timed_out}_0_log.err").read_text(errors="replace")
-    # SLURM's early signal (USR2, 120 s before the limit) was logged, and failed no pair
-    assert "time limit is near (signal SIGUSR2)" in log and "failed:" not in log, log[-3000:]
+    # SLURM's early signal (USR2, 120 s before the limit) was logged; at the limit its SIGTERM
+    # stopped the job (the OCR subprocess got it too) and failed no pair
+    assert "time limit is near (signal SIGUSR2)" in log and "SLURM is stopping this job (SIGTERM" in log, log[-3000:]
+    assert "failed:" not in log, log[-3000:]
 
     attempts, kills = [err], 2
     for _ in range(6):  # the same command; each attempt gets another minute per job
@@ -308,8 +310,9 @@ def test_a_failed_node_requeues_the_job_and_it_resumes(cluster, tmp_path, cancel
     assert sweep.returncode == 0, err[-4000:]
     assert "JobState=PENDING" in during and "Restarts=1" in during, during  # requeued, waiting for a node
     assert "JobState=COMPLETED" in after and "Restarts=1" in after, after
-    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "sweep" / ".submitit").glob("*/*_log.err"))
+    logs = "".join(p.read_text(errors="replace") for p in (tmp_path / "sweep" / ".submitit").glob("*/*_log.*"))
     assert logs.count("Starting with JobEnvironment") == 2  # the same job ran twice
+    assert "DUE TO NODE FAILURE" in logs and "failed:" not in logs
     db = _store(tmp_path, 0)
     assert db.execute("SELECT COUNT(*) FROM finished_pairs").fetchone()[0] == 1
     _check_no_answer_computed_twice(tmp_path, 0, kills=1)
