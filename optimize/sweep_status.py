@@ -57,7 +57,7 @@ class SweepExitStatus(Callback):
 class SlurmSweep(Callback):
     """Fixes to hydra-submitit-launcher's SLURM launcher (``optimize/slurm_launcher.py``): job
     states from squeue on a cluster without accounting, every job waited for and one killed by
-    SLURM reported as failed, the time-limit signal not raised inside a pair."""
+    SLURM reported as failed, SLURM's signals to a job (time limit near, SIGTERM) failing no pair."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.launcher.get("_target_") == SLURM_LAUNCHER:
