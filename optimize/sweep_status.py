@@ -6,7 +6,8 @@ launcher run in the entry point's process and are seen directly; jobs of the job
 submitit (SLURM) launchers run in worker processes or on other machines, so every job
 with failed pairs also appends its folder to ``failed_jobs.txt`` in the sweep folder,
 and ``SweepExitStatus`` (a Hydra callback, run in the launching process) reads it back
-when the sweep ends.
+when the sweep ends. ``SlurmSweep`` (a Hydra callback too) fixes the SLURM launcher so that a
+job SLURM killed is waited for and counted the same way (``optimize/slurm_launcher.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 FAILED_JOBS_FILE = "failed_jobs.txt"
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
 
 # Output folders of jobs whose pairs failed, as far as this process knows.
 failed_jobs: list[str] = []
@@ -50,3 +52,22 @@ class SweepExitStatus(Callback):
             for line in listed.read_text(encoding="utf-8").splitlines():
                 if line and line not in failed_jobs:
                     failed_jobs.append(line)
+
+
+class SlurmSweep(Callback):
+    """Fixes to hydra-submitit-launcher's SLURM launcher (``optimize/slurm_launcher.py``): job
+    states from squeue on a cluster without accounting, every job waited for and one killed by
+    SLURM reported as failed, SLURM's signals to a job (time limit near, SIGTERM) failing no pair."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.launcher.get("_target_") == SLURM_LAUNCHER:
+            from optimize.slurm_launcher import apply_in_launching_process
+
+            apply_in_launching_process()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # in a SLURM job that submitit will not requeue at its time limit
+        if os.environ.get("SUBMITIT_EXECUTOR") == "slurm" and not config.hydra.launcher.get("max_num_timeout"):
+            from optimize.slurm_launcher import apply_in_job  # USR2 logged, SIGTERM stops the run
+
+            apply_in_job()
