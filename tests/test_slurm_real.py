@@ -9,7 +9,7 @@ job and one results folder.
 * a node that fails (set down, then resumed) mid-pair: SLURM requeues the job, which resumes
   from its store; the sweep ends 0 without being run again.
 
-Slow (11-13 minutes on 2 cores) and needs root (the script installs slurm-wlm and munge
+Slow (9-13 minutes on 2 cores) and needs root (the script installs slurm-wlm and munge
 with apt-get if missing and starts the daemons):
 `.venv/bin/python -m pytest -m slow tests/test_slurm_real.py`. A cluster the tests started is
 stopped at the end; one already running is left running.
