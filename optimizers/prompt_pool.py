@@ -91,11 +91,11 @@ def ask_for_prompts(advisor: Advisor, messages: Sequence[Message], n: int, sampl
     """
     result = AskResult()
     temp = temperature
+    limits = reply_limits(n)
     for attempt in range(max_reasks + 1):
         if len(result.prompts) >= n:
             break
         sample = sample_base + attempt
-        limits = reply_limits(n)
         try:
             reply = advisor.complete(messages, temperature=temp, sample=sample, **limits)
             prompts = parse_prompts(reply)
