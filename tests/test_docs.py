@@ -1,0 +1,221 @@
+"""The documentation stays true: links resolve, README stays a front door with the two
+commands CI runs, the tests the docs cite exist, and docs/extending.md's worked examples
+run as printed (each marked block is executed, its YAML instantiated, and the result run
+through the engine's public pieces)."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import json
+import re
+import socket
+import sys
+import threading
+import types
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from optimize.advisor_session import AdvisorSession
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import Evaluator
+from optimize.run_loop import run_pairs
+from optimizers.advisor import AdvisorOptimizer
+from prompt_opt_api import EndpointUnreachable, Prompt, baseline_prompt
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.task_factory import make_task
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
+EXTENDING = ROOT / "docs" / "extending.md"
+SETUP_COMMAND = "bash scripts/setup.sh && .venv/bin/python -m optimize"
+TEST_COMMAND = ".venv/bin/python -m pytest -q"
+EXACT = "{question} Ответь только значением."  # the scripted model answers this one exactly
+
+FENCE = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+EXAMPLE = re.compile(r"<!-- example: ([\w-]+) -->\s*```(\w+)\n(.*?)^```", re.S | re.M)
+
+
+def _prose(path: Path) -> str:
+    """The file without its fenced code blocks (a link or name in code is not prose)."""
+    return FENCE.sub("", path.read_text(encoding="utf-8"))
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered."""
+    anchors: set[str] = set()
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", _prose(path), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchor, n = slug, 0
+        while anchor in anchors:
+            n += 1
+            anchor = f"{slug}-{n}"
+        anchors.add(anchor)
+    return anchors
+
+
+def test_every_link_in_the_docs_resolves():
+    checked, broken = 0, []
+    for doc in DOC_FILES:
+        for target in LINK.findall(_prose(doc)):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+                continue
+            path_part, _, anchor = target.partition("#")
+            path = (doc.parent / path_part).resolve() if path_part else doc
+            checked += 1
+            if not path.is_file():
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and anchor not in _anchors(path):
+                broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert checked > 20 and not broken, broken
+
+
+def test_readme_is_a_front_door_with_the_two_commands():
+    lines = README.read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 150
+    first_block = FENCE.search("\n".join(lines)).group(0).splitlines()
+    assert SETUP_COMMAND in first_block and TEST_COMMAND in first_block  # exactly, each a line of its own
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert TEST_COMMAND in ci  # CI runs the command README gives
+
+
+def test_the_tests_the_docs_cite_exist():
+    defined = {name for path in (ROOT / "tests").glob("test_*.py")
+               for name in re.findall(r"^def (test_\w+)", path.read_text(encoding="utf-8"), re.M)}
+    cited = {name for doc in DOC_FILES for name in re.findall(r"`(test_\w+)`", _prose(doc))}
+    files = {name for doc in DOC_FILES for name in re.findall(r"`(tests/[\w/]+\.py)`", _prose(doc))}
+    assert len(cited) > 30 and not cited - defined, sorted(cited - defined)
+    assert not {f for f in files if not (ROOT / f).is_file()}
+
+
+# -- docs/extending.md's examples ------------------------------------------------------------
+
+def _examples() -> dict[str, tuple[str, str]]:
+    """Marked blocks of docs/extending.md: name -> (language, code)."""
+    return {name: (lang, code) for name, lang, code in EXAMPLE.findall(EXTENDING.read_text(encoding="utf-8"))}
+
+
+def test_every_example_in_extending_is_marked_and_run_here():
+    examples = _examples()
+    assert set(examples) == {"new-optimizer", "new-optimizer-yaml", "new-answer-model",
+                             "new-answer-model-yaml", "new-advisor", "new-advisor-yaml"}
+    python_blocks = re.findall(r"^```python$", EXTENDING.read_text(encoding="utf-8"), re.M)
+    assert len(python_blocks) == sum(lang == "python" for lang, _ in examples.values())  # none runs untested
+
+
+def _plugin(name: str, monkeypatch) -> types.ModuleType:
+    """Execute example ``name`` as the module its first line names (``# optimizers/x.py``)."""
+    lang, code = _examples()[name]
+    assert lang == "python"
+    module_name = re.match(r"# ([\w/]+)\.py\n", code).group(1).replace("/", ".")
+    module = types.ModuleType(module_name)
+    module.__file__ = str(EXTENDING)
+    monkeypatch.setitem(sys.modules, module_name, module)
+    exec(compile(code, f"{EXTENDING}:{name}", "exec"), module.__dict__)
+    return module
+
+
+def _from_yaml(name: str, monkeypatch, manual=("Опиши документ.",), **overrides):
+    """Instantiate example ``name``'s YAML as Hydra would, its module executed first."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    _plugin(name, monkeypatch)
+    lang, text = _examples()[f"{name}-yaml"]
+    assert lang == "yaml"
+    cfg = OmegaConf.create({"prompts": {"manual": list(manual)}, "node": OmegaConf.create(text)})
+    return instantiate(OmegaConf.merge(cfg, {"node": overrides}).node)
+
+
+def _pair(tmp_path):
+    (pair,), _ = split_pairs(load_task(make_task(tmp_path / "data", n_images=10, with_second_pair=False)).examples,
+                             SplitConfig())
+    return pair
+
+
+def _run_engine(tmp_path, optimizer, advisor=None, advisor_name="none", store=None) -> dict:
+    """One pair through the run loop with the scripted model; the results CSV's row."""
+    pair = _pair(tmp_path)
+    store = store or AnswerStore(tmp_path / "s.sqlite")
+    run_pairs([pair], [], ScriptedAnswerModel(), optimizer, advisor, advisor_name, store, CerMetric(),
+              tmp_path / "out", run_id="docs", max_evaluations_per_pair=None, progress=False)
+    with (tmp_path / "out" / f"Scripted-VLM_sep_{advisor_name}.csv").open(encoding="utf-8") as fh:
+        (row,) = csv.DictReader(fh)
+    return row
+
+
+def test_the_example_optimizer_wins_with_the_suffix_that_helps(tmp_path, monkeypatch):
+    optimizer = _from_yaml("new-optimizer", monkeypatch)
+    assert type(optimizer).__name__ == "SuffixSearchOptimizer" and optimizer.manual_candidates == ("Опиши документ.",)
+    pair = _pair(tmp_path / "plan")
+    assert [p.text for p in optimizer.known_prompts(pair)] == ["{question}", "Опиши документ."]
+
+    row = _run_engine(tmp_path, optimizer)
+    # baseline one character short, the manual prompt and " Кратко." wrong: only the second suffix helps
+    assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000" and row["status"] == "ok"
+    assert int(row["answer_model_evaluations"]) == optimizer.planned_evaluations(pair, None) + len(pair.test)
+
+
+def test_the_example_answer_model_is_scored_through_the_evaluator(tmp_path, monkeypatch):
+    pair = _pair(tmp_path)
+    answers = {hashlib.sha256(e.image.read_bytes()).hexdigest(): e.answer for e in pair.train + pair.val}
+    asked = []
+
+    class ReadingService(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            asked.append(body["instruction"])
+            sha = hashlib.sha256(base64.b64decode(body["image"])).hexdigest()
+            reply = json.dumps({"answer": answers[sha] if "только значением" in body["instruction"] else "не знаю"})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(reply.encode("utf-8"))
+
+        def log_message(self, *args):
+            pass
+
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ReadingService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        model = _from_yaml("new-answer-model", monkeypatch, url=f"http://127.0.0.1:{server.server_port}/read")
+        store = AnswerStore(tmp_path / "s.sqlite")
+        evaluator = Evaluator(model, store, CerMetric(), pair)
+        assert evaluator.score(Prompt(EXACT), pair.val).cer == 0.0
+        assert evaluator.score(baseline_prompt(), pair.val).cer > 0.5
+        assert len(asked) == 2 * len(pair.val) and asked[0].endswith("Ответь только значением.")
+        again = Evaluator(model, store, CerMetric(), pair)  # the answers are cached under the model's identity
+        assert again.score(Prompt(EXACT), pair.val).cer == 0.0 and again.model_calls == 0
+        assert len(asked) == 2 * len(pair.val)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    unreachable = type(model)(url=f"http://127.0.0.1:{closed}/read")
+    with pytest.raises(EndpointUnreachable, match=str(closed)):
+        unreachable.answer([(Prompt(EXACT), pair.val[0])])
+
+
+def test_the_example_advisor_writes_the_prompt_that_wins(tmp_path, monkeypatch):
+    advisor = _from_yaml("new-advisor", monkeypatch)
+    assert advisor.name == "Templates"
+    store = AnswerStore(tmp_path / "s.sqlite")
+    session = AdvisorSession(advisor, store)
+    row = _run_engine(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), session, "Templates", store)
+    # its second template is the one the scripted model answers exactly; it was scored and won
+    assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000"
+    assert row["author"] == "Templates" and row["advisor_calls"] == "1"
+    assert advisor.usage.calls == 1
