@@ -60,7 +60,7 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
         "Reasoning.\n<IMPROVED_VARIABLE>{question} Ответь только значением.</IMPROVED_VARIABLE>",  # no better
         "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>",  # perfect: kept
     ])
-    optimizer = TextGradOptimizer(steps=3, minibatch=3, seed_candidates=())
+    optimizer = TextGradOptimizer(steps=3, minibatch=3, manual_candidates=())
     summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
     row = summary.rows[0]
     assert row["optimal prompt"] == "{question} Только значение. EXACT" and row["author"] == "Scripted"
@@ -94,7 +94,7 @@ def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tm
 def test_textgrad_never_exceeds_the_answer_model_budget(tmp_path):
     advisor = ScriptedAdvisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
                                for i in range(10)])
-    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, seed_candidates=()), advisor,
+    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, manual_candidates=()), advisor,
                                budget=20)
     row = summary.rows[0]
     assert row["answer_model_evaluations"] - row["n_test"] <= 20 and row["status"].startswith("ok")
@@ -146,7 +146,7 @@ def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_p
 
     pytest.importorskip("dspy")
     advisor = DspyScriptedAdvisor("Ответь только значением поля. EXACT")
-    optimizer = DspyOptimizer(method=method, seed_candidates=(), **settings)
+    optimizer = DspyOptimizer(method=method, manual_candidates=(), **settings)
     summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
     row = summary.rows[0]
     assert advisor.asked, "DSPy never asked the advisor"
@@ -176,7 +176,7 @@ def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path):
     # minibatch >= train: every step answers the same examples; after a failed step the
     # request is byte-identical, and a cached reply would repeat the failure forever
     advisor = ScriptedAdvisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
-    optimizer = TextGradOptimizer(steps=2, minibatch=50, seed_candidates=())
+    optimizer = TextGradOptimizer(steps=2, minibatch=50, manual_candidates=())
     summary, *_ = _run(tmp_path, optimizer, advisor)
     assert optimizer.failed_steps and optimizer.failed_steps[0].startswith("step 1")
     assert summary.rows[0]["optimal prompt"] == "{question} Только значение. EXACT"
