@@ -1,4 +1,4 @@
-"""``optimizer=advisor``: the seed's first recipe. Ask the advisor for several candidate
+"""``optimizer=advisor``: the brief's first recipe. Ask the advisor for several candidate
 prompts for the pair, score them all on val, keep the best. A panel's members
 (``advisor=panel``) each get the same request."""
 
@@ -50,12 +50,11 @@ class AdvisorOptimizer(PoolOptimizer):
         return len(pairs) * members * (1 + self.max_reasks)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = self.require_advisor(advisor)
-        pool = self.starting_pool(pair, evaluator)
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needed=len(pair.train) + len(pair.val))
+        if not worth_it:
+            return pool.trials
         baseline = baseline_prompt()
         baseline_cer = next((s.cer for p, s in pool.scored if p == baseline), float("nan"))
-        if not self.worth_improving(pool, evaluator, needed=len(pair.train) + len(pair.val)):
-            return pool.trials
         mistakes = []
         if pair.train:
             try:

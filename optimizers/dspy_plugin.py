@@ -27,17 +27,8 @@ from typing import Any
 from optimizers import dspy_prompts as text
 from optimizers.mistakes import classify_mistake
 from optimizers.pool_optimizer import PoolOptimizer
-from prompt_opt_api import (
-    Advisor,
-    AdvisorError,
-    BudgetExhausted,
-    Example,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Provenance,
-    Trial,
-)
+from prompt_opt_api import Advisor, Example, Pair, Prompt, PromptEvaluator, Provenance, Trial
+from prompt_opt_api.errors import AdvisorError, BudgetExhausted
 
 log = logging.getLogger(__name__)
 QUESTION = "{question}"
@@ -205,9 +196,8 @@ class DspyOptimizer(PoolOptimizer):
         self.seed = seed
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = self.require_advisor(advisor)
-        pool = self.starting_pool(pair, evaluator)
-        if not pair.train or not self.worth_improving(pool, evaluator, needed=0):
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needs_train=True)
+        if not worth_it:
             return pool.trials
         writer = advisor.members()[0]
         reserve = self.reserve if self.reserve is not None else 2 * len(pair.val)

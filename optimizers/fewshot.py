@@ -34,10 +34,7 @@ class FewShotOptimizer(PoolOptimizer):
     def __init__(self, k: int = 2, random_sets: int = 4, swap_candidates: int = 2, seed: int = 0,
                  manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4) -> None:
         super().__init__(manual_candidates, racing, minibatch)
-        self.k = k
-        self.random_sets = random_sets
-        self.swap_candidates = swap_candidates
-        self.seed = seed
+        self.k, self.random_sets, self.swap_candidates, self.seed = k, random_sets, swap_candidates, seed
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         k = min(self.k, len(pair.train))

@@ -46,6 +46,16 @@ class PoolOptimizer(Optimizer):
         advisor.check_ready()
         return advisor
 
+    def start(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None, needed: int = 0,
+              needs_train: bool = False) -> tuple[Advisor, PromptPool, bool]:
+        """What an advisor-driven search starts from: the advisor (checked ready), the starting
+        pool, and whether searching beyond it can pay off (``worth_improving`` with ``needed``
+        evaluations, and a train split when the search learns from one)."""
+        advisor = self.require_advisor(advisor)
+        pool = self.starting_pool(pair, evaluator)
+        worth_it = (bool(pair.train) or not needs_train) and self.worth_improving(pool, evaluator, needed)
+        return advisor, pool, worth_it
+
     def candidate_cost(self, pair: Pair) -> int:
         """Evaluations scoring one more candidate costs at least (a racing minibatch, or full val)."""
         return min(len(pair.val), self.minibatch) if self.racing else len(pair.val)

@@ -30,17 +30,8 @@ from optimizers.advisor_writes import mistakes_block
 from optimizers.mistakes import worst_mistakes
 from optimizers.pool_optimizer import PoolOptimizer
 from optimizers.prompt_pool import PromptPool
-from prompt_opt_api import (
-    Advisor,
-    AdvisorBudgetExhausted,
-    AdvisorError,
-    BudgetExhausted,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Provenance,
-    Trial,
-)
+from prompt_opt_api import Advisor, Pair, Prompt, PromptEvaluator, Provenance, Trial
+from prompt_opt_api.errors import AdvisorBudgetExhausted, AdvisorError, BudgetExhausted
 
 log = logging.getLogger(__name__)
 QUESTION = "{question}"
@@ -161,9 +152,8 @@ class TextGradOptimizer(PoolOptimizer):
         self.gradient_memory = gradient_memory
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = self.require_advisor(advisor)
-        pool = self.starting_pool(pair, evaluator)
-        if not pair.train or not self.worth_improving(pool, evaluator, needed=0):
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needs_train=True)
+        if not worth_it:
             return pool.trials
         textgrad = import_textgrad()
         members = tuple(advisor.members())

@@ -43,8 +43,10 @@ from prompt_opt_api.metric import Metric, mean
 from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator
 
 __all__ = [
-    "ADVISOR_KINDS", "DATASET_QUESTION", "MANUAL", "PROVENANCE_KINDS", "AdvisorCharges", "Provenance", "FULL_VAL", "QUESTION_PLACEHOLDER", "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorReply", "AdvisorError", "AdvisorUsage", "AnswerModel",
-    "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable", "EndpointUnusable", "Example", "ExampleResult",
-    "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair", "Prompt", "PromptEvaluator", "Score", "TaskError",
-    "Trial", "baseline_prompt", "cache_key", "derived_provenance", "mean", "pair_key",
+    "ADVISOR_KINDS", "DATASET_QUESTION", "FULL_VAL", "MANUAL", "PROVENANCE_KINDS", "QUESTION_PLACEHOLDER",
+    "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorCharges", "AdvisorError", "AdvisorReply",
+    "AdvisorUsage", "AnswerModel", "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable",
+    "EndpointUnusable", "Example", "ExampleResult", "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair",
+    "Prompt", "PromptEvaluator", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt", "cache_key",
+    "derived_provenance", "mean", "pair_key",
 ]

@@ -112,7 +112,7 @@ class Example:
 
 
 def pair_key(doc_class: str, question_type: str) -> str:
-    """The seed's display name for a pair: ``"<doc type> <question type>"``.
+    """The brief's display name for a pair: ``"<doc type> <question type>"``.
 
     For display and file rows only: a pair's identity is the ``(doc_class,
     question_type)`` tuple, and the task loader refuses two pairs that display alike.
