@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -62,7 +61,6 @@ class LiteLLMAdvisor(Advisor):
         timeout_s: Per-request timeout.
         num_retries: Retries of a request that can heal.
         retry_initial_wait_s: First backoff (doubles each retry, with jitter).
-        concurrency: Conversations in flight at once in ``complete_many`` (1 for a local server).
         accepts_images: Whether the model reads images (GPT-4o, Claude, Gemini, Qwen2-VL-72B).
     """
 
@@ -78,7 +76,6 @@ class LiteLLMAdvisor(Advisor):
         timeout_s: float = 120.0,
         num_retries: int = 3,
         retry_initial_wait_s: float = 1.0,
-        concurrency: int = 4,
         accepts_images: bool = False,
     ) -> None:
         super().__init__()
@@ -92,7 +89,6 @@ class LiteLLMAdvisor(Advisor):
         self.timeout_s = timeout_s
         self.num_retries = num_retries
         self.retry_initial_wait_s = retry_initial_wait_s
-        self.concurrency = max(1, concurrency)
         self.accepts_images = accepts_images
         self._started_base: str | None = None
         self._start_lock = threading.Lock()
@@ -182,21 +178,6 @@ class LiteLLMAdvisor(Advisor):
             self.usage.completion_tokens += result.completion_tokens
             self.usage.cost_usd += result.cost_usd
         return result
-
-    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None) -> list[str | BaseException]:
-        if self.concurrency == 1 or len(conversations) <= 1:
-            return super().complete_many(conversations, temperature=temperature, samples=samples)
-        self._base_url()  # start a local server here, once, not from a pool thread
-
-        def one(i: int) -> str | BaseException:
-            try:
-                return self.complete(conversations[i], temperature=temperature, sample=samples[i] if samples else 0)
-            except AdvisorError as err:
-                return err
-
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
-            return list(pool.map(one, range(len(conversations))))
 
     def close(self) -> None:
         if self.server is not None:

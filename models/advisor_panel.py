@@ -1,6 +1,6 @@
 """``advisor=panel``: several advisors taking turns in one run.
 
-One run with a panel answers the seed's research question directly: every prompt is
+One run with a panel answers the brief's research question directly: every prompt is
 credited to the member that wrote it, so the run's rows and summary say which advisor
 wrote the winner of each pair and how well each member's best prompt did.
 """
@@ -8,12 +8,16 @@ wrote the winner of each pair and how well each member's best prompt did.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 
-from prompt_opt_api import Advisor, AdvisorReply, Message
+from prompt_opt_api import Advisor, AdvisorReply, AdvisorUsage, Message
 
 
 class AdvisorPanel(Advisor):
     """Advisors that take turns (``members()``); asked directly, the first one answers.
+
+    Its ``usage`` is the members' added up (calls, unusable replies, dollars): each member
+    counts its own, so the panel's total and each member's share always agree.
 
     Args:
         members: The member advisors, by slot name (Hydra instantiates each from its own
@@ -23,7 +27,7 @@ class AdvisorPanel(Advisor):
     """
 
     def __init__(self, members: Mapping[str, Advisor] | Sequence[Advisor], name: str | None = None) -> None:
-        super().__init__()
+        # no Advisor.__init__: ``usage`` is computed from the members, never kept here
         listed = list(members.values()) if isinstance(members, Mapping) else list(members)
         if not listed:
             raise ValueError("advisor=panel needs at least one member (advisor.members)")
@@ -37,6 +41,19 @@ class AdvisorPanel(Advisor):
 
     def members(self) -> Sequence[Advisor]:
         return self._members
+
+    @property
+    def usage(self) -> AdvisorUsage:  # type: ignore[override]
+        """The members' usage added up (a fresh value: count through a member)."""
+        total = AdvisorUsage()
+        for member in self._members:
+            for f in fields(AdvisorUsage):
+                setattr(total, f.name, getattr(total, f.name) + getattr(member.usage, f.name))
+        return total
+
+    def count_unusable_reply(self) -> None:
+        """Asked directly, the first member answered: its count (and so the panel's) goes up."""
+        self._members[0].count_unusable_reply()
 
     def reply(self, messages: Sequence[Message], *, temperature: float | None = None, sample: int = 0,
               stop: Sequence[str] | None = None, max_tokens: int | None = None) -> AdvisorReply:

@@ -19,13 +19,13 @@ import json
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from prompt_opt_api import (
     Advisor,
     AdvisorBudgetExhausted,
+    AdvisorCharges,
     AdvisorError,
     AdvisorReply,
     AdvisorUsage,
@@ -70,7 +70,6 @@ class AdvisorSession(Advisor):
         self._lock = threading.Lock()
         self.logical_calls = 0  # charged to the budget: cached, fresh and failed calls alike
         self.logical_usd = 0.0
-        self.concurrency = max(1, int(getattr(inner, "concurrency", 1)))
         self._call_log = call_log
         self._owner = budget_owner
         self._members: tuple[Advisor, ...] | None = None
@@ -104,6 +103,11 @@ class AdvisorSession(Advisor):
             if self.max_usd is not None and self.logical_usd >= self.max_usd:
                 raise AdvisorBudgetExhausted(f"advisor budget spent: ${self.logical_usd:.4f} of ${self.max_usd:.4f}")
             self.logical_calls += 1
+
+    def charges(self) -> AdvisorCharges:
+        """Logical calls and dollars charged to the run's budget (cached replies included)."""
+        with self._lock:
+            return AdvisorCharges(calls=self.logical_calls, usd=self.logical_usd)
 
     def charge_finished(self, calls: int, usd: float) -> None:
         """Count what a pair finished in an earlier attempt of this run spent (resume)."""
@@ -187,42 +191,11 @@ class AdvisorSession(Advisor):
         self._log(key, sample, temperature, started, reply, cached=False)
         return reply
 
-    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None, stop: Sequence[str] | None = None,
-                      max_tokens: int | None = None) -> list[str | BaseException]:
-        """Several conversations, ``concurrency`` at a time for advisors that allow it.
-
-        Results come back in order; the budget is charged in order too, so which calls
-        fit is the same however the threads interleave.
-        """
-        first = self._first_member()
-        if first is not None:
-            return first.complete_many(conversations, temperature=temperature, samples=samples, stop=stop,
-                                       max_tokens=max_tokens)
-        if self.concurrency == 1 or len(conversations) <= 1:
-            return super().complete_many(conversations, temperature=temperature, samples=samples, stop=stop,
-                                         max_tokens=max_tokens)
-        charged: list[BaseException | None] = []
-        for _ in conversations:  # in order, here: which calls fit never depends on thread timing
-            try:
-                self._charge()
-                charged.append(None)
-            except AdvisorBudgetExhausted as err:
-                charged.append(err)
-
-        def one(i: int) -> str | BaseException:
-            if charged[i] is not None:
-                return charged[i]
-            try:
-                return self._paid_reply(conversations[i], temperature, samples[i] if samples else 0,
-                                        _limits(stop, max_tokens)).text
-            except AdvisorError as err:
-                return err
-
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(conversations))) as pool:
-            return list(pool.map(one, range(len(conversations))))
-
     def count_unusable_reply(self) -> None:
+        first = self._first_member()
+        if first is not None:  # a panel asked directly: its first member answered
+            first.count_unusable_reply()
+            return
         for session in (self, self._owner) if self._owner is not None else (self,):
             with session._lock:
                 session.usage.unusable_replies += 1
@@ -240,10 +213,10 @@ class AdvisorSession(Advisor):
 class AdvisorView:
     """What an optimizer gets of the run's advisor: it can ask, and read, nothing more.
 
-    Asking (``complete``, ``reply``, ``complete_many``) goes through the wrapped advisor
-    (for the run loop: the ``AdvisorSession``), so every call is cached, charged and
-    counted there. ``members()`` are views too; ``usage`` is a copy; ``logical_calls`` (the
-    run's calls charged so far) is read-only. There is no way from here to the budget's
+    Asking (``complete``, ``reply``) goes through the wrapped advisor (for the run loop:
+    the ``AdvisorSession``), so every call is cached, charged and counted there.
+    ``members()`` are views too; ``usage`` is a copy; ``charges()`` (the run's calls and
+    dollars charged so far) is a value. There is no way from here to the budget's
     fields, to a charging method or to the client the session wraps.
     """
 
@@ -261,25 +234,17 @@ class AdvisorView:
         """A copy of the advisor's usage so far (changing it changes nothing)."""
         return AdvisorUsage(**vars(self._advisor.usage))
 
-    @property
-    def logical_calls(self) -> int:
-        """Calls charged to the run's advisor budget so far, cached ones included."""
-        calls = getattr(self._advisor, "logical_calls", None)
-        if calls is None:
-            usage = self._advisor.usage
-            calls = usage.calls + usage.cached_calls
-        return int(calls)
+    def charges(self) -> AdvisorCharges:
+        """Calls and dollars charged to the run's advisor budget so far, cached ones included."""
+        return self._advisor.charges()
 
-    # Options pass through as given (``temperature``, ``sample``/``samples``): the view adds
+    # Options pass through as given (``temperature``, ``sample``): the view adds
     # no defaults of its own, so it asks exactly as the optimizer asked.
     def complete(self, messages: Sequence[Message], **options: Any) -> str:
         return self._advisor.complete(messages, **options)
 
     def reply(self, messages: Sequence[Message], **options: Any) -> AdvisorReply:
         return self._advisor.reply(messages, **options)
-
-    def complete_many(self, conversations: Sequence[Sequence[Message]], **options: Any) -> list[str | BaseException]:
-        return self._advisor.complete_many(conversations, **options)
 
     def members(self) -> tuple[AdvisorView, ...]:
         """Views of the advisors that take turns (this view itself for a single advisor)."""

@@ -7,7 +7,7 @@ only public ways to an answer are charged, its budget is read-only, and nothing 
 holds leads to a test example.
 
 What a plugin hands it is never used as is: ``score`` first makes the engine's own plain
-copy of the prompt (exact ``str`` text and origin, demos replaced by the evaluator's
+copy of the prompt (exact ``str`` text and provenance, demos replaced by the evaluator's
 stored train examples), and keys, answers, records and returns that copy's results. A
 ``Prompt`` subclass with its own ``render`` or a ``str`` subclass with its own ``replace``
 never reaches the model. Once the run loop closes it (when ``optimize()`` returns), every
@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from optimize.answer_store import AnswerStore
+from optimize.attribution import Attribution
 from prompt_opt_api.demo_retrieval import DemoRetrieval, signature_memo
 from prompt_opt_api import (
     FULL_VAL,
@@ -34,6 +35,7 @@ from prompt_opt_api import (
     Metric,
     Pair,
     Prompt,
+    Provenance,
     Score,
     cache_key,
     mean,
@@ -101,6 +103,17 @@ class EvaluatorClosed(RuntimeError):
     charged; a call in flight at that moment stops before its next model batch."""
 
 
+def plain_provenance(provenance: object) -> Provenance | None:
+    """An exact copy of a prompt's provenance: plain ``str`` fields, parents copied too."""
+    if provenance is None:
+        return None
+    if not isinstance(provenance, Provenance):
+        raise TypeError(f"Prompt.provenance takes a Provenance, not {type(provenance).__name__}")
+    kind, author, detail, parent = provenance.kind, provenance.author, provenance.detail, provenance.parent
+    return Provenance(kind=plain_text(kind, "provenance kind"), author=plain_text(author, "author"),
+                      detail=plain_text(detail, "provenance detail"), parent=plain_provenance(parent))
+
+
 def plain_text(value: object, what: str) -> str:
     """An exact ``str`` copy of ``value`` (a ``str`` subclass loses its own methods here).
 
@@ -147,7 +160,7 @@ class Evaluator:
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
                  "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
-                 "_split_name", "_shown_row", "_state", "_in_flight", "_closed", "_signature_of")
+                 "_split_name", "_shown_row", "_attribution", "_state", "_in_flight", "_closed", "_signature_of")
 
     def __init__(
         self,
@@ -160,8 +173,10 @@ class Evaluator:
         listener: ScoreListener | None = None,
         allow_test: bool = False,
         shown: Mapping[Example, Example] | None = None,
+        attribution: Attribution | None = None,
     ) -> None:
         self._model = model
+        self._attribution = attribution  # None: provenance is copied, not checked (the engine's own scoring)
         self._store = store
         self._metric = metric
         self._budget = budget or Budget()
@@ -216,13 +231,17 @@ class Evaluator:
             raise EvaluatorClosed("this evaluator was closed when optimize() returned: no further answer is given")
 
     def _plain_prompt(self, prompt: Prompt) -> Prompt:
-        """The engine's own copy of ``prompt``: exact ``str`` text and origin, demos replaced
-        by this evaluator's stored train examples. Every attribute is read once, here."""
+        """The engine's own copy of ``prompt``: exact ``str`` text and provenance (checked, see
+        ``optimize.attribution``), demos replaced by this evaluator's stored train examples.
+        Every attribute is read once, here."""
         if not isinstance(prompt, Prompt):
             raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
-        text, demos, origin, retrieval = prompt.text, tuple(prompt.demos), prompt.origin, prompt.retrieval
+        text, demos, provenance, retrieval = prompt.text, tuple(prompt.demos), prompt.provenance, prompt.retrieval
+        provenance = plain_provenance(provenance)
+        if self._attribution is not None:
+            provenance = self._attribution.checked(provenance)
         return Prompt(text=plain_text(text, "text"), demos=self._own_copies(demos, "demo", allowed="train"),
-                      origin=plain_text(origin, "origin"), retrieval=self._plain_retrieval(retrieval))
+                      provenance=provenance, retrieval=self._plain_retrieval(retrieval))
 
     def _plain_retrieval(self, retrieval: Any) -> DemoRetrieval | None:
         """The engine's copy of a retrieval rule: an exact int ``k``, a pool of this pair's train examples."""
@@ -309,7 +328,9 @@ class Evaluator:
                 optimizer: anything but the pair's train and val examples), or a demo
                 is not a train example.
             ValueError: if ``examples`` is empty.
-            TypeError: if ``prompt`` is not a ``Prompt`` or its text or origin not a string.
+            TypeError: if ``prompt`` is not a ``Prompt`` or its text or provenance fields not strings.
+            ValueError: if its provenance names a kind or an author the run does not allow
+                (see ``optimize.attribution``).
             EvaluatorClosed: after the run loop closed the evaluator (nothing is charged).
         """
         with self._state:

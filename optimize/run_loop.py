@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optimize.advisor_session import AdvisorView
+from optimize.advisor_session import AdvisorSession, AdvisorView
+from optimize.attribution import Attribution
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
 from optimize.progress import RunProgress, progress_text
@@ -55,6 +56,7 @@ from optimize.results_files import (
 from optimize.shown_pair import row_label, shown_pair
 from prompt_opt_api import (
     FULL_VAL,
+    Advisor,
     AnswerModel,
     BudgetExhausted,
     EndpointUnusable,
@@ -114,6 +116,7 @@ class _TrialLog:
             "n_demos": n_demos(prompt),
             "demo_rows": demo_rows(prompt),
             "origin": prompt.origin,
+            "author": prompt.provenance.author if prompt.provenance is not None else "",
             "advisor_cost_usd_so_far": advisor_cost,
             "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
             "predictions": [
@@ -306,7 +309,7 @@ def run_pairs(
             done = store.finished_result(run_id, pair.key)
             if done is not None:
                 trial_log.replay(store.trials(run_id, pair.key))
-                if hasattr(advisor, "charge_finished"):  # the run's advisor budget counts it as before
+                if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts it as before
                     advisor.charge_finished(done.get("advisor_calls") or 0, done.get("advisor_cost_usd") or 0.0)
                 rows.append(done)
                 resumed.append(pair.key)
@@ -499,7 +502,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         "n_val": len(pair.val),
         "n_test": len(pair.test),
         "curve": curve,
-        "top": [{"prompt": r["prompt"], "val_cer": r["cer"], "origin": r["origin"], "author": author_of(r["origin"]),
+        "top": [{"prompt": r["prompt"], "val_cer": r["cer"], "origin": r["origin"], "author": r.get("author", ""),
                  "n_demos": r.get("n_demos", 0)} for r in top],
         "test_cers": [p["cer"] for p in predictions],
         "worst": worst,
@@ -525,7 +528,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     # names a test example, and it is closed when optimize() returns.
     with shown_pair(pair) as (visible, shown_of):
         evaluator = Evaluator(model, store, metric, dataclasses.replace(pair, test=()), budget, batch_size,
-                              listener, shown=shown_of)
+                              listener, shown=shown_of, attribution=_attribution(optimizer, advisor))
         try:
             optimizer.optimize(visible, evaluator, AdvisorView(advisor) if advisor is not None else None)
         except BudgetExhausted as err:
@@ -569,7 +572,7 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
         "n_test": len(pair.test),
         "optimizer": optimizer.name,
         "origin": best_prompt.origin,
-        "author": author_of(best_prompt.origin),
+        "author": best_prompt.provenance.author,
         "n_demos": n_demos(best_prompt),
         "demos": winner.demos_text(),
         "answer_model_evaluations": budget.used + engine_budget.used,
@@ -609,8 +612,13 @@ def _disqualified(records: Sequence[dict[str, Any]], leaks: Mapping[tuple[str, t
     return out
 
 
-def _is_panel(advisor: Any) -> bool:
+def _is_panel(advisor: Advisor | None) -> bool:
     return advisor is not None and len(advisor.members()) > 1
+
+
+def _attribution(optimizer: Optimizer, advisor: Advisor | None) -> Attribution:
+    """Who the optimizer's prompts may be credited to: the advisors (a panel's members), or itself."""
+    return Attribution.of(optimizer.name, (m.name for m in advisor.members()) if advisor is not None else ())
 
 
 def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[str, Any] | None,
@@ -629,7 +637,7 @@ def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[
             and candidate_key(r) not in (disqualified or {})]
     best: dict[str, dict[str, Any]] = {}
     for record in full:
-        author = author_of(record["origin"])
+        author = record["author"]
         if author not in best or record["cer"] < best[author]["cer"]:
             best[author] = record
     out = {}
@@ -659,34 +667,22 @@ def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], bud
     return listener
 
 
-def author_of(origin: str) -> str:
-    """Who wrote a prompt, from its origin: the advisor's name (``critic:GPT4o/round2`` ->
-    ``GPT4o``), or ``dataset`` / ``manual`` / ``rule`` for prompts no advisor wrote. What
-    was added later (``+rule:all`` clauses, ``+fewshot`` demos) keeps the base's author."""
-    head = origin.split("+", 1)[0]
-    kind, _, rest = head.partition(":")
-    if kind in ("advisor", "critic", "textgrad", "dspy") and rest:
-        return rest.split("/", 1)[0]
-    return {"dataset-question": "dataset"}.get(kind, kind or "unknown")
-
-
-def _advisor_cost(advisor: Any) -> float:
+def _advisor_cost(advisor: Advisor | None) -> float:
     """Dollars charged to the run's advisor budget so far (cached replies at their original cost)."""
-    if hasattr(advisor, "logical_usd"):
-        return float(advisor.logical_usd)
-    return float(getattr(getattr(advisor, "usage", None), "cost_usd", 0.0) or 0.0)
+    return advisor.charges().usd if advisor is not None else 0.0
 
 
-def _advisor_so_far(advisor: Any) -> tuple[int, float] | None:
+def _advisor_so_far(advisor: Advisor | None) -> tuple[int, float] | None:
     """The run's advisor calls and dollars so far (the progress line); None without an advisor."""
-    return None if advisor is None else (_advisor_calls(advisor), _advisor_cost(advisor))
+    if advisor is None:
+        return None
+    charges = advisor.charges()
+    return charges.calls, charges.usd
 
 
-def _advisor_calls(advisor: Any) -> int:
+def _advisor_calls(advisor: Advisor | None) -> int:
     """Advisor calls charged to the run's budget so far (cached ones included)."""
-    if hasattr(advisor, "logical_calls"):
-        return int(advisor.logical_calls)
-    return int(getattr(getattr(advisor, "usage", None), "calls", 0) or 0)
+    return advisor.charges().calls if advisor is not None else 0
 
 
 def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""``optimizer=advisor``: the seed's first recipe. Ask the advisor for several candidate
+"""``optimizer=advisor``: the brief's first recipe. Ask the advisor for several candidate
 prompts for the pair, score them all on val, keep the best. A panel's members
 (``advisor=panel``) each get the same request."""
 
@@ -6,23 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from optimizers import critic_prompts as text
+from optimizers import meta_prompts as text
 from optimizers.advisor_writes import conversation, mistakes_block, placeholder_rule, task_block
-from optimizers.prompt_edits import worst_mistakes
-from optimizers.prompt_pool import ask_for_prompts, require_advisor, starting_pool, starting_prompts
-from prompt_opt_api import (
-    Advisor,
-    BudgetExhausted,
-    Optimizer,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Trial,
-    baseline_prompt,
-)
+from optimizers.mistakes import worst_mistakes
+from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.prompt_pool import ask_for_prompts
+from prompt_opt_api import Advisor, BudgetExhausted, Pair, Prompt, PromptEvaluator, Provenance, Trial, baseline_prompt
 
 
-class AdvisorOptimizer(Optimizer):
+class AdvisorOptimizer(PoolOptimizer):
     """One round of advisor proposals.
 
     The meta-prompt tells the advisor the task, the document class and field, the data
@@ -33,28 +25,21 @@ class AdvisorOptimizer(Optimizer):
         n_candidates: How many new prompts to ask for.
         temperature: Sampling temperature of the first request (re-asks go higher).
         max_reasks: Extra requests when the advisor repeats itself.
-        seed_candidates: Hand-written prompts scored beside the baseline.
-        racing: Score proposals with racing (minibatch first).
-        minibatch: Racing minibatch size.
         show_mistakes: Train mistakes shown in the meta-prompt.
+        manual_candidates, racing, minibatch: See ``PoolOptimizer``.
     """
 
     name = "advisor"
     uses_advisor = True
 
     def __init__(self, n_candidates: int = 5, temperature: float = 0.7, max_reasks: int = 2,
-                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
+                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
                  show_mistakes: int = 5) -> None:
+        super().__init__(manual_candidates, racing, minibatch)
         self.n_candidates = n_candidates
         self.temperature = temperature
         self.max_reasks = max_reasks
-        self.seed_candidates = tuple(seed_candidates)
-        self.racing = racing
-        self.minibatch = minibatch
         self.show_mistakes = show_mistakes
-
-    def known_prompts(self, pair: Pair) -> list[Prompt]:
-        return starting_prompts(self, self.seed_candidates)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         # the starting prompts on val, the baseline on train, the advisor's prompts on val
@@ -65,16 +50,13 @@ class AdvisorOptimizer(Optimizer):
         return len(pairs) * members * (1 + self.max_reasks)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = require_advisor(self, advisor)
-        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needed=len(pair.train) + len(pair.val))
+        if not worth_it:
+            return pool.trials
         baseline = baseline_prompt()
         baseline_cer = next((s.cer for p, s in pool.scored if p == baseline), float("nan"))
-        remaining = evaluator.budget.remaining
-        if pool.budget_spent or (pool.best and pool.best[1].cer == 0.0) or (
-                remaining is not None and remaining < len(pair.train) + len(pair.val)):
-            return pool.trials  # nothing the advisor writes could be scored, or nothing to improve
         mistakes = []
-        if pair.train and not pool.budget_spent:
+        if pair.train:
             try:
                 on_train = evaluator.score(baseline, pair.train)
                 mistakes = worst_mistakes(pair.train, on_train.results, self.show_mistakes)
@@ -89,7 +71,8 @@ class AdvisorOptimizer(Optimizer):
             asked = ask_for_prompts(writer, conversation(request), self.n_candidates, sample_base=0,
                                     known=pool.known_texts(), temperature=self.temperature,
                                     max_reasks=self.max_reasks)
-            pool.add([Prompt(t, origin=f"advisor:{writer.name}") for t in asked.prompts], step=step)
+            written = Provenance(kind="advisor", author=writer.name)
+            pool.add([Prompt(t, provenance=written) for t in asked.prompts], step=step)
             if asked.budget_spent or pool.budget_spent:
                 break
         return pool.trials

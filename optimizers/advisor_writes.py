@@ -6,8 +6,8 @@ import base64
 import io
 from collections.abc import Sequence
 
-from optimizers import critic_prompts as text
-from optimizers.prompt_edits import Mistake
+from optimizers import meta_prompts as text
+from optimizers.mistakes import Mistake
 from prompt_opt_api import Message, Pair, Prompt, Score
 
 

@@ -19,7 +19,7 @@ from prompt_opt_api import (
 )
 
 
-class StepBudget:
+class StepEvaluatorView:
     """The pair's evaluator as one chain step sees it: at most ``cap`` more evaluations.
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
@@ -36,7 +36,7 @@ class StepBudget:
         return self._evaluator.model_name
 
     @property
-    def budget(self) -> StepBudget:
+    def budget(self) -> StepEvaluatorView:
         return self
 
     @property
@@ -63,9 +63,9 @@ class StepBudget:
         return self._evaluator.score(prompt, examples)
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
-             minibatch: int = 4) -> list[Score | None]:
+             minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
         self._check(len(prompts) * len(examples))
-        return self._evaluator.race(prompts, examples, incumbent, minibatch)
+        return self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
 
 
 class ChainOptimizer(Optimizer):
@@ -92,10 +92,10 @@ class ChainOptimizer(Optimizer):
         self.name = "chain(" + ",".join(step.name for step in self.steps) + ")"
 
     def known_prompts(self, pair: Pair) -> list[Prompt]:
-        # every step scores its own starting prompts; the later steps' seeds are not known yet
+        # every step scores its own starting prompts; what the later steps start from is not known yet
         unique: dict[str, Prompt] = {}
         for i, step in enumerate(self.steps):
-            for prompt in (step.seeded(self.seed_prompts) if i == 0 else step).known_prompts(pair):
+            for prompt in (step.starting_from(self.starting_prompts) if i == 0 else step).known_prompts(pair):
                 unique.setdefault(prompt.text, prompt)
         return list(unique.values())
 
@@ -109,18 +109,18 @@ class ChainOptimizer(Optimizer):
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         trials: list[Trial] = []
-        seeds = list(self.seed_prompts)
+        starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
         for i, step in enumerate(self.steps):
             view: PromptEvaluator = evaluator
             if total is not None and self.budget_shares is not None and i < len(self.budget_shares):
-                view = StepBudget(evaluator, int(self.budget_shares[i] * total))
+                view = StepEvaluatorView(evaluator, int(self.budget_shares[i] * total))
             try:
-                made = step.seeded(seeds).optimize(pair, view, advisor)
+                made = step.starting_from(starting).optimize(pair, view, advisor)
             except BudgetExhausted:
                 break
             trials += made
             full_val = [t for t in made if t.split == "val" and t.score.n == len(pair.val)]
             if full_val:
-                seeds = [min(full_val, key=lambda t: t.score.cer).prompt]
+                starting = [min(full_val, key=lambda t: t.score.cer).prompt]
         return trials

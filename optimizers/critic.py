@@ -1,4 +1,4 @@
-"""``optimizer=critic``: the seed's arena loop, OPRO-style.
+"""``optimizer=critic``: the brief's arena loop, OPRO-style.
 
 Each round the advisor sees the best prompts so far with their val CER and the current
 best prompt's worst mistakes on train (expected vs answered, with an error class); it
@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 
-from optimizers import critic_prompts as text
+from optimizers import meta_prompts as text
 from optimizers.advisor_writes import (
     conversation,
     mistakes_block,
@@ -26,22 +26,16 @@ from optimizers.advisor_writes import (
     task_block,
     with_page_images,
 )
-from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits, worst_mistakes
-from optimizers.prompt_pool import PromptPool, ask_for_prompts, require_advisor, starting_pool, starting_prompts
-from prompt_opt_api import (
-    Advisor,
-    BudgetExhausted,
-    Optimizer,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Trial,
-)
+from optimizers.mistakes import worst_mistakes
+from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits
+from optimizers.prompt_pool import PromptPool, ask_for_prompts
+from prompt_opt_api import Advisor, BudgetExhausted, Pair, Prompt, PromptEvaluator, Provenance, Trial
 
 log = logging.getLogger(__name__)
 
 
-class CriticOptimizer(Optimizer):
+class CriticOptimizer(PoolOptimizer):
     """Iterative critic loop with rule edits.
 
     Args:
@@ -56,12 +50,10 @@ class CriticOptimizer(Optimizer):
         rule_edit_kinds: Which edits (``prompt_edits.RULE_EDIT_KINDS``).
         max_run_advisor_calls: Ask the advisor no more once the run has made this many
             calls (cached ones included, so a resumed run decides the same); None: no cap.
-            Pairs after that get the seeds and rule edits only.
-        seed_candidates: Hand-written prompts in the initial pool.
-        racing: Score new candidates with racing (minibatch first).
-        minibatch: Racing minibatch size.
+            Pairs after that get the starting prompts and rule edits only.
         show_images: Attach the pages of the worst errors for advisors that read images.
         max_images: Pages attached per request.
+        manual_candidates, racing, minibatch: See ``PoolOptimizer``.
     """
 
     name = "critic"
@@ -69,9 +61,10 @@ class CriticOptimizer(Optimizer):
 
     def __init__(self, rounds: int = 4, patience: int = 2, per_round: int = 3, top_k: int = 4,
                  worst_errors: int = 5, temperature: float = 0.8, max_reasks: int = 1, rule_edits: bool = True,
-                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
+                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
                  show_images: bool = False, max_images: int = 2,
                  rule_edit_kinds: Sequence[str] = RULE_EDIT_KINDS, max_run_advisor_calls: int | None = None) -> None:
+        super().__init__(manual_candidates, racing, minibatch)
         self.rounds = rounds
         self.patience = patience
         self.per_round = per_round
@@ -82,14 +75,8 @@ class CriticOptimizer(Optimizer):
         self.rule_edits = rule_edits
         self.rule_edit_kinds = tuple(rule_edit_kinds)
         self.max_run_advisor_calls = max_run_advisor_calls
-        self.seed_candidates = tuple(seed_candidates)
-        self.racing = racing
-        self.minibatch = minibatch
         self.show_images = show_images
         self.max_images = max_images
-
-    def known_prompts(self, pair: Pair) -> list[Prompt]:
-        return starting_prompts(self, self.seed_candidates)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         # the starting prompts; rule edits of the baseline and of each round's best; each
@@ -106,52 +93,27 @@ class CriticOptimizer(Optimizer):
         return calls
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = require_advisor(self, advisor)
+        advisor = self.require_advisor(advisor)
         members = tuple(advisor.members())
-        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
+        pool = self.starting_pool(pair, evaluator)
         # rule edits are cheap ideas, not the whole search: leave one advisor round's worth
         # (released after the rounds: whatever the advisor did not use goes to the edits)
         reserve = self.per_round * len(pair.val) + len(pair.train) if self.rounds else 0
         self._rule_edits(pool, pair, step=0, reserve=reserve)
         stale = 0
         for round_no in range(1, self.rounds + 1):
-            if pool.budget_spent or pool.best is None:
+            if not self._may_ask(advisor, pool, pair, evaluator):
                 break
-            if pool.best[1].cer == 0.0:  # nothing left to improve on val: spend no advisor call
-                break
-            run_calls = getattr(advisor, "logical_calls", advisor.usage.calls + advisor.usage.cached_calls)
-            if self.max_run_advisor_calls is not None and run_calls >= self.max_run_advisor_calls:
-                break
-            remaining = evaluator.budget.remaining
-            if remaining is not None and remaining < len(pair.train) + min(len(pair.val), self.minibatch if self.racing else len(pair.val)):
-                break  # no prompt the advisor writes could be scored: do not spend its budget
             before = pool.best[1].cer
-            best_prompt = pool.best[0]
-            try:
-                mistakes, pages = self._mistakes(pair, evaluator, best_prompt)
-            except BudgetExhausted:
-                break
-            request = text.CRITIC.format(
-                task=task_block(pair, evaluator.model_name),
-                scored=scored_block(pool.ranked()[: self.top_k]),
-                mistakes=mistakes_block(mistakes),
-                n=self.per_round,
-                top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
-                placeholder_rule=placeholder_rule(pair),
-            )
             # a panel's members take turns, one round each; a prompt is credited to its writer
             writer = members[(round_no - 1) % len(members)]
-            user = (with_page_images(request, pages, self.max_images)
-                    if self.show_images and writer.accepts_images and pages else request)
-            asked = ask_for_prompts(writer, conversation(user), self.per_round, sample_base=round_no * 100,
-                                    known=pool.known_texts(), temperature=self.temperature,
-                                    max_reasks=self.max_reasks)
-            pool.add([Prompt(t, demos=best_prompt.demos, origin=f"critic:{writer.name}/round{round_no}")
-                      for t in asked.prompts], step=round_no)
+            try:
+                asked = self._round(pool, pair, evaluator, writer, round_no)
+            except BudgetExhausted:
+                break
             self._rule_edits(pool, pair, step=round_no, reserve=reserve if round_no < self.rounds else 0)
             log.info("pair %r round %d (%s): %d new prompts, best val CER %.3f", pair.key, round_no, writer.name,
-                     len(asked.prompts),
-                     pool.best[1].cer if pool.best else float("nan"))
+                     len(asked.prompts), pool.best[1].cer if pool.best else float("nan"))
             if asked.budget_spent:
                 break
             stale = 0 if pool.best[1].cer < before else stale + 1
@@ -159,6 +121,33 @@ class CriticOptimizer(Optimizer):
                 break
         self._rule_edits(pool, pair, step=self.rounds + 1, reserve=0)  # the reserve is free now
         return pool.trials
+
+    def _may_ask(self, advisor: Advisor, pool: PromptPool, pair: Pair, evaluator: PromptEvaluator) -> bool:
+        """Whether another round is worth an advisor call: something to improve, a budget that
+        can score what it writes, and the run's advisor calls under the cap."""
+        if not self.worth_improving(pool, evaluator, needed=len(pair.train) + self.candidate_cost(pair)):
+            return False
+        return self.max_run_advisor_calls is None or advisor.charges().calls < self.max_run_advisor_calls
+
+    def _round(self, pool: PromptPool, pair: Pair, evaluator: PromptEvaluator, writer: Advisor, round_no: int):
+        """One critic round: show ``writer`` the best prompts and the best one's mistakes, score what it writes."""
+        best_prompt = pool.best[0]
+        mistakes, pages = self._mistakes(pair, evaluator, best_prompt)
+        request = text.CRITIC.format(
+            task=task_block(pair, evaluator.model_name),
+            scored=scored_block(pool.ranked()[: self.top_k]),
+            mistakes=mistakes_block(mistakes),
+            n=self.per_round,
+            top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
+            placeholder_rule=placeholder_rule(pair),
+        )
+        user = (with_page_images(request, pages, self.max_images)
+                if self.show_images and writer.accepts_images and pages else request)
+        asked = ask_for_prompts(writer, conversation(user), self.per_round, sample_base=round_no * 100,
+                                known=pool.known_texts(), temperature=self.temperature, max_reasks=self.max_reasks)
+        written = Provenance(kind="critic", author=writer.name, detail=f"round{round_no}")
+        pool.add([Prompt(t, demos=best_prompt.demos, provenance=written) for t in asked.prompts], step=round_no)
+        return asked
 
     def _rule_edits(self, pool: PromptPool, pair: Pair, step: int, reserve: int = 0) -> None:
         """Score rule edits of the current best, keeping ``reserve`` evaluations for the advisor

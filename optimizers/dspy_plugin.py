@@ -25,19 +25,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from optimizers import dspy_prompts as text
-from optimizers.prompt_edits import classify_mistake
-from optimizers.prompt_pool import require_advisor, starting_pool
-from prompt_opt_api import (
-    Advisor,
-    AdvisorError,
-    BudgetExhausted,
-    Example,
-    Optimizer,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Trial,
-)
+from optimizers.mistakes import classify_mistake
+from optimizers.pool_optimizer import PoolOptimizer
+from prompt_opt_api import Advisor, Example, Pair, Prompt, PromptEvaluator, Provenance, Trial
+from prompt_opt_api.errors import AdvisorError, BudgetExhausted
 
 log = logging.getLogger(__name__)
 QUESTION = "{question}"
@@ -53,9 +44,9 @@ def instructions_of(prompt_text: str) -> str:
     return " ".join(prompt_text.replace(QUESTION, " ").split()) or text.SIGNATURE_DOC
 
 
-def prompt_of(instructions: str, demos: Sequence[Example] = (), origin: str = "dspy") -> Prompt:
+def prompt_of(instructions: str, demos: Sequence[Example] = (), provenance: Provenance | None = None) -> Prompt:
     """The plain prompt the answer model is asked with for DSPy ``instructions``."""
-    return Prompt(f"{QUESTION} {' '.join(instructions.split())}", demos=tuple(demos), origin=origin)
+    return Prompt(f"{QUESTION} {' '.join(instructions.split())}", demos=tuple(demos), provenance=provenance)
 
 
 def _field(content: str, name: str) -> str | None:
@@ -75,11 +66,11 @@ class EvaluatorBackedLM:
     """Builds the DSPy LM that answers through our evaluator (DSPy imported lazily)."""
 
     def __init__(self, evaluator: PromptEvaluator, examples: dict[str, Example], stop_at_remaining: int,
-                 origin: str) -> None:
+                 provenance: Provenance) -> None:
         self.evaluator = evaluator
         self.examples = examples  # document_id -> example (train and val only: the evaluator's own)
         self.stop_at_remaining = stop_at_remaining
-        self.origin = origin
+        self.provenance = provenance
         self.seen: dict[str, Prompt] = {}  # every prompt DSPy asked with, by text + demos
         self.cers: dict[tuple[str, str], tuple[float, str]] = {}  # (document, answer) -> (CER, raw answer)
         self.stopped = False  # DSPy's share of the budget ran out
@@ -104,7 +95,7 @@ class EvaluatorBackedLM:
             # DSPy may catch this per example and go on: every later call fails as fast
             self.stopped = True
             raise DspyBudgetSpent(f"dspy's share of the budget is spent ({remaining} evaluations kept)")
-        prompt = prompt_of(instructions, demos, self.origin)
+        prompt = prompt_of(instructions, demos, self.provenance)
         self.seen.setdefault(prompt.text + "|" + ",".join(d.source_row for d in demos), prompt)
         try:
             result = self.evaluator.score(prompt, [self.examples[doc]]).results[0]
@@ -162,7 +153,7 @@ def advisor_lm(advisor: Advisor, temperature: float | None) -> Any:
     return scripted_lm(respond, f"advisor/{advisor.name}")
 
 
-class DspyOptimizer(Optimizer):
+class DspyOptimizer(PoolOptimizer):
     """DSPy MIPROv2 (instructions, optionally demos) or GEPA (reflective evolution) on our engine.
 
     Args:
@@ -175,8 +166,11 @@ class DspyOptimizer(Optimizer):
         reflection_minibatch_size: GEPA: train examples shown per reflection.
         reserve: Evaluations kept from DSPy to score its result on full val (None: 2 x val).
         temperature: Advisor temperature.
-        seed: DSPy's seed.
-        seed_candidates: Hand-written prompts scored beside the baseline; the best is DSPy's start.
+        seed: DSPy's random seed.
+        manual_candidates: Hand-written prompts scored beside the baseline; the best is DSPy's start.
+
+    Why DSPy stopped early on a pair (a spent budget, a failed advisor call) is logged
+    (``dspy-<method> stopped early``); nothing of one pair is kept for the next.
     """
 
     name = "dspy"
@@ -185,9 +179,10 @@ class DspyOptimizer(Optimizer):
     def __init__(self, method: str = "mipro", num_candidates: int = 3, num_trials: int = 4,
                  minibatch_size: int | None = None, max_labeled_demos: int = 0, max_metric_calls: int = 40,
                  reflection_minibatch_size: int = 3, reserve: int | None = None, temperature: float = 0.7,
-                 seed: int = 0, seed_candidates: Sequence[str] = ()) -> None:
+                 seed: int = 0, manual_candidates: Sequence[str] = ()) -> None:
         if method not in ("mipro", "gepa"):
             raise ValueError(f"optimizer=dspy: method must be 'mipro' or 'gepa', got {method!r}")
+        super().__init__(manual_candidates)
         self.method = method
         self.name = f"dspy-{method}"
         self.num_candidates = num_candidates
@@ -199,66 +194,25 @@ class DspyOptimizer(Optimizer):
         self.reserve = reserve
         self.temperature = temperature
         self.seed = seed
-        self.seed_candidates = tuple(seed_candidates)
-        self.last_error: str | None = None  # why DSPy stopped early on the last pair, if it did
-
-    def known_prompts(self, pair: Pair) -> list[Prompt]:
-        return [*super().known_prompts(pair), *(Prompt(t, origin="manual") for t in self.seed_candidates)]
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = require_advisor(self, advisor)
-        pool = starting_pool(self, pair, evaluator, self.seed_candidates)
-        self.last_error = None
-        if pool.best is None or pool.budget_spent or not pair.train or pool.best[1].cer == 0.0:
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needs_train=True)
+        if not worth_it:
             return pool.trials
-        import dspy  # lazy: heavy, and only this plugin needs it
-
         writer = advisor.members()[0]
         reserve = self.reserve if self.reserve is not None else 2 * len(pair.val)
         docs = {f"doc{i}": ex for i, ex in enumerate((*pair.train, *pair.val))}
-        ids = {ex.source_row: doc for doc, ex in docs.items()}
-        origin = f"dspy:{writer.name}/{self.method}"
-        task_lm = EvaluatorBackedLM(evaluator, docs, reserve, origin)
-        start = instructions_of(pool.best[0].text)
-
-        class ReadField(dspy.Signature):
-            document_id: str = dspy.InputField(desc=text.DOCUMENT_FIELD)
-            question: str = dspy.InputField(desc=text.QUESTION_FIELD)
-            answer: str = dspy.OutputField(desc=text.ANSWER_FIELD)
-
-        student = dspy.Predict(ReadField.with_instructions(start))
-        trainset = [dspy.Example(document_id=ids[ex.source_row], question=ex.question, answer=ex.answer)
-                    .with_inputs("document_id", "question") for ex in pair.train]
-        valset = [dspy.Example(document_id=ids[ex.source_row], question=ex.question, answer=ex.answer)
-                  .with_inputs("document_id", "question") for ex in pair.val]
-        lm = scripted_lm(lambda messages: task_lm.answer(messages), "answer-model/evaluator")
-        result = None
-        try:
-            with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_native_function_calling=False)):
-                result = self._compile(dspy, student, trainset, valset, lm, advisor_lm(writer, self.temperature),
-                                       task_lm)
-        except (DspyBudgetSpent, BudgetExhausted, AdvisorError) as err:  # AdvisorError: budget too
-            self.last_error = f"{type(err).__name__}: {err}"
-            log.info("pair %r dspy-%s stopped: %s; scoring the best it tried", pair.key, self.method, err)
-        except Exception as err:  # noqa: BLE001 - DSPy wraps our errors in its own; keep what was found
-            if task_lm.error is not None and not isinstance(task_lm.error, BudgetExhausted):
-                raise task_lm.error from err
-            if not (task_lm.stopped or task_lm.error is not None
-                    or isinstance(err.__cause__, (DspyBudgetSpent, BudgetExhausted, AdvisorError))):
-                raise
-            self.last_error = f"{type(err).__name__}: {err}"
-        if task_lm.error is not None and not isinstance(task_lm.error, BudgetExhausted):
-            raise task_lm.error  # not DSPy's to swallow: the run loop fails the pair or stops the run
-        if isinstance(task_lm.error, BudgetExhausted) and self.last_error is None:
-            self.last_error = f"BudgetExhausted: {task_lm.error}"
-        if task_lm.stopped and self.last_error is None:
-            self.last_error = "DspyBudgetSpent: its share of the answer-model budget ran out"
-            log.info("pair %r dspy-%s: its share of the budget ran out; scoring what it found", pair.key, self.method)
+        written = Provenance(kind="dspy", author=writer.name, detail=self.method)
+        task_lm = EvaluatorBackedLM(evaluator, docs, reserve, written)
+        result, stopped_because = self._search(pair, pool.best[0], docs, task_lm, writer)
+        if stopped_because is not None:
+            log.info("pair %r dspy-%s stopped early (%s); scoring the best it tried", pair.key, self.method,
+                     stopped_because)
         finals = []
         if result is not None:
             predictor = result.predictors()[0]
             demo_examples = [docs[d["document_id"]] for d in predictor.demos if d.get("document_id") in docs]
-            finals.append(prompt_of(predictor.signature.instructions, demo_examples, origin))
+            finals.append(prompt_of(predictor.signature.instructions, demo_examples, written))
         # what DSPy tried, newest first (DSPy's choice first): its val scores were partial
         finals.extend(reversed(list(task_lm.seen.values())))
         for prompt in finals:
@@ -266,6 +220,50 @@ class DspyOptimizer(Optimizer):
                 break
             pool.add([prompt], step=1)
         return pool.trials
+
+    def _search(self, pair: Pair, start: Prompt, docs: dict[str, Example], task_lm: EvaluatorBackedLM,
+                writer: Advisor) -> tuple[Any, str | None]:
+        """Run DSPy from ``start``: its result (None when it stopped early) and why it stopped early.
+
+        Raises what the answer model raised inside DSPy (a dead endpoint, a model error): not
+        DSPy's to swallow, the run loop fails the pair or stops the run.
+        """
+        import dspy  # lazy: heavy, and only this plugin needs it
+
+        class ReadField(dspy.Signature):
+            document_id: str = dspy.InputField(desc=text.DOCUMENT_FIELD)
+            question: str = dspy.InputField(desc=text.QUESTION_FIELD)
+            answer: str = dspy.OutputField(desc=text.ANSWER_FIELD)
+
+        ids = {ex.source_row: doc for doc, ex in docs.items()}
+
+        def dspy_examples(examples: Sequence[Example]) -> list:
+            return [dspy.Example(document_id=ids[ex.source_row], question=ex.question, answer=ex.answer)
+                    .with_inputs("document_id", "question") for ex in examples]
+
+        student = dspy.Predict(ReadField.with_instructions(instructions_of(start.text)))
+        lm = scripted_lm(lambda messages: task_lm.answer(messages), "answer-model/evaluator")
+        result, stopped_because = None, None
+        try:
+            with dspy.context(lm=lm, adapter=dspy.ChatAdapter(use_native_function_calling=False)):
+                result = self._compile(dspy, student, dspy_examples(pair.train), dspy_examples(pair.val), lm,
+                                       advisor_lm(writer, self.temperature), task_lm)
+        except (DspyBudgetSpent, BudgetExhausted, AdvisorError) as err:  # AdvisorError: budget too
+            stopped_because = f"{type(err).__name__}: {err}"
+        except Exception as err:  # noqa: BLE001 - DSPy wraps our errors in its own; keep what was found
+            if task_lm.error is not None and not isinstance(task_lm.error, BudgetExhausted):
+                raise task_lm.error from err
+            if not (task_lm.stopped or task_lm.error is not None
+                    or isinstance(err.__cause__, (DspyBudgetSpent, BudgetExhausted, AdvisorError))):
+                raise
+            stopped_because = f"{type(err).__name__}: {err}"
+        if task_lm.error is not None and not isinstance(task_lm.error, BudgetExhausted):
+            raise task_lm.error
+        if isinstance(task_lm.error, BudgetExhausted):
+            stopped_because = stopped_because or f"BudgetExhausted: {task_lm.error}"
+        if task_lm.stopped:
+            stopped_because = stopped_because or "DspyBudgetSpent: its share of the answer-model budget ran out"
+        return result, stopped_because
 
     def _compile(self, dspy: Any, student: Any, trainset: list, valset: list, lm: Any, reflection: Any,
                  task_lm: EvaluatorBackedLM) -> Any:

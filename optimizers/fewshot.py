@@ -3,7 +3,8 @@
 Random search over demo sets (seeded), then greedy single swaps on the best set, every
 candidate scored on full val. Demos reach the answer model as earlier chat turns (with
 their own images for Qwen2-VL). The instruction is the best full-val prompt among the
-baseline and the seed prompts (``chain`` passes the previous step's winner).
+baseline, the starting prompts (``chain`` passes the previous step's winner) and the
+manual candidates.
 """
 
 from __future__ import annotations
@@ -12,37 +13,28 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from optimizers.prompt_pool import starting_pool, starting_prompts
-from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, Trial
+from optimizers.pool_optimizer import PoolOptimizer
+from prompt_opt_api import Advisor, Example, Pair, Prompt, PromptEvaluator, Trial, derived_provenance
 
 
-class FewShotOptimizer(Optimizer):
+class FewShotOptimizer(PoolOptimizer):
     """Demonstration selection by val CER.
 
     Args:
         k: Demos per prompt.
         random_sets: Random demo sets tried first.
         swap_candidates: Train examples tried per slot in the greedy pass (0: no greedy pass).
-        seed: Search seed (combined with the pair's name).
-        seed_candidates: Instructions to choose from besides the baseline.
-        racing: Score candidates with racing (minibatch first).
-        minibatch: Racing minibatch size.
+        seed: Random seed of the search (combined with the pair's name).
+        manual_candidates: Instructions to choose from besides the baseline.
+        racing, minibatch: See ``PoolOptimizer``.
     """
 
     name = "fewshot"
 
     def __init__(self, k: int = 2, random_sets: int = 4, swap_candidates: int = 2, seed: int = 0,
-                 seed_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4) -> None:
-        self.k = k
-        self.random_sets = random_sets
-        self.swap_candidates = swap_candidates
-        self.seed = seed
-        self.seed_candidates = tuple(seed_candidates)
-        self.racing = racing
-        self.minibatch = minibatch
-
-    def known_prompts(self, pair: Pair) -> list[Prompt]:
-        return starting_prompts(self, self.seed_candidates)
+                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4) -> None:
+        super().__init__(manual_candidates, racing, minibatch)
+        self.k, self.random_sets, self.swap_candidates, self.seed = k, random_sets, swap_candidates, seed
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         k = min(self.k, len(pair.train))
@@ -50,8 +42,8 @@ class FewShotOptimizer(Optimizer):
         return (len(self.known_prompts(pair)) + demo_sets) * len(pair.val)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        # the instruction: the best of the baseline, the seed prompts and the candidates
-        pool = starting_pool(self, pair, evaluator, self.seed_candidates, self.racing, self.minibatch)
+        # the instruction: the best of the baseline, the starting prompts and the candidates
+        pool = self.starting_pool(pair, evaluator)
         if pool.best is None or not pair.train or self.k < 1:
             return pool.trials
         instruction = pool.best[0]
@@ -60,8 +52,8 @@ class FewShotOptimizer(Optimizer):
         train = list(pair.train)
         k = min(self.k, len(train))
 
-        def with_demos(demos: Sequence) -> Prompt:
-            return Prompt(instruction.text, demos=tuple(demos), origin=f"{instruction.origin}+fewshot")
+        def with_demos(demos: Sequence[Example]) -> Prompt:
+            return Prompt(instruction.text, demos=tuple(demos), provenance=derived_provenance(instruction.provenance, "fewshot"))
 
         for _ in range(self.random_sets):
             if pool.budget_spent:

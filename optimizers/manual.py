@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from prompt_opt_api import Advisor, BudgetExhausted, Optimizer, Pair, Prompt, PromptEvaluator, Trial, baseline_prompt
+from prompt_opt_api import (
+    MANUAL,
+    Advisor,
+    BudgetExhausted,
+    Optimizer,
+    Pair,
+    Prompt,
+    PromptEvaluator,
+    Provenance,
+    Trial,
+    baseline_prompt,
+)
+
+PER_PAIR = Provenance(kind="manual", author="manual", detail="per-pair")
 
 
 class ManualOptimizer(Optimizer):
@@ -24,8 +37,8 @@ class ManualOptimizer(Optimizer):
 
     def proposals(self, pair: Pair) -> list[Prompt]:
         prompts = [baseline_prompt()]
-        prompts += [Prompt(text=t, origin="manual") for t in self.candidates]
-        prompts += [Prompt(text=t, origin="manual:per-pair") for t in self.per_pair.get(pair.key, ())]
+        prompts += [Prompt(text=t, provenance=MANUAL) for t in self.candidates]
+        prompts += [Prompt(text=t, provenance=PER_PAIR) for t in self.per_pair.get(pair.key, ())]
         unique: dict[str, Prompt] = {}
         for p in prompts:
             unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice

@@ -1,10 +1,10 @@
-"""Prompt edits that need no LLM, and a classification of the answer model's mistakes.
+"""Prompt edits that need no LLM.
 
 A weak advisor (the local 1.5B) rarely writes a better prompt from scratch, so the
 critic also tries edits derived from the data: an output-format hint built from the
 train answers (character classes, length, date or number pattern, letter case,
 script), a "copy exactly as printed" clause, a "value only" clause and a field-location
-hint from the answer boxes. Clause texts live in ``critic_prompts.py``.
+hint from the answer boxes. Clause texts live in ``meta_prompts.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from optimizers import critic_prompts as text
-from prompt_opt_api import Example, ExampleResult, Prompt
+from optimizers import meta_prompts as text
+from prompt_opt_api import Example, Prompt, Provenance, derived_provenance
 
 _DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$")
-# Latin letters that look like Cyrillic ones (plates, series, categories)
-_LATIN_TO_CYRILLIC = str.maketrans("ABCEHKMOPTXY", "АВСЕНКМОРТХУ")  # compared in upper case
 
 
 def _script(ch: str) -> str:
@@ -138,58 +136,14 @@ def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RU
         edited = f"{base.text.rstrip()} {clause}"
         if name in kinds and edited not in seen:
             seen.add(edited)
-            out.append(Prompt(edited, demos=base.demos, origin=_edit_origin(base, name)))
+            out.append(Prompt(edited, demos=base.demos, provenance=_edit_provenance(base, name)))
     if "all" in kinds and len(clauses) > 1:  # every clause at once: the edits often help together
         combined = " ".join([base.text.rstrip(), *(c for _, c in clauses)])
         if combined not in seen:
-            out.append(Prompt(combined, demos=base.demos, origin=_edit_origin(base, "all")))
+            out.append(Prompt(combined, demos=base.demos, provenance=_edit_provenance(base, "all")))
     return out
 
 
-def _edit_origin(base: Prompt, kind: str) -> str:
-    """``<base origin>+rule:<kind>``: the author stays whoever wrote the base prompt."""
-    return f"{base.origin}+rule:{kind}" if base.origin else f"rule:{kind}"
-
-
-# -- mistakes ----------------------------------------------------------------
-ERROR_CLASSES = ("empty", "extra words", "truncated", "Latin/Cyrillic look-alikes", "date or number format",
-                 "wrong field", "other")
-
-
-def classify_mistake(expected: str, answered: str) -> str:
-    """One error class for an answer that was not exact (see ``ERROR_CLASSES``)."""
-    exp = " ".join(expected.casefold().split())
-    got = " ".join(answered.casefold().split()).strip(" .,:;\"'«»")
-    if not got:
-        return "empty"
-    if exp in got and len(got) > len(exp):
-        return "extra words"
-    if got in exp and len(got) < len(exp):
-        return "truncated"
-    if got.upper().translate(_LATIN_TO_CYRILLIC) == exp.upper().translate(_LATIN_TO_CYRILLIC):
-        return "Latin/Cyrillic look-alikes"
-    digits = lambda s: re.sub(r"\D", "", s)  # noqa: E731
-    if digits(exp) and digits(exp) == digits(got):
-        return "date or number format"
-    overlap = len(set(exp) & set(got)) / max(1, len(set(exp)))
-    return "wrong field" if overlap < 0.5 else "other"
-
-
-@dataclass(frozen=True)
-class Mistake:
-    """One wrong answer, for the critic's meta-prompt."""
-
-    question: str
-    expected: str
-    answered: str
-    cer: float
-    error_class: str
-    row: str
-
-
-def worst_mistakes(examples: Sequence[Example], results: Sequence[ExampleResult], limit: int) -> list[Mistake]:
-    """The ``limit`` highest-CER wrong answers, each with its error class."""
-    wrong = [(ex, r) for ex, r in zip(examples, results) if not r.exact]
-    wrong.sort(key=lambda item: -item[1].cer)
-    return [Mistake(ex.question, r.answer, r.prediction, r.cer, classify_mistake(r.answer, r.prediction),
-                    r.source_row) for ex, r in wrong[:limit]]
+def _edit_provenance(base: Prompt, kind: str) -> Provenance:
+    """A rule edit of ``base``: the author stays whoever wrote the base prompt (``rule`` when unknown)."""
+    return derived_provenance(base.provenance, "rule", kind)

@@ -1,5 +1,5 @@
-"""What the prompt-writing optimizers share: asking an advisor for prompts, parsing its
-reply, and a pool of scored candidates.
+"""Asking an advisor for prompts, parsing its reply, and the pool of scored candidates
+that ``PoolOptimizer`` starts from.
 
 A weak advisor repeats itself, returns the input, or forgets the tags; so every reply is
 parsed leniently, a reply with no prompt gets one correction turn, repeats are dropped,
@@ -16,20 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from optimizers import critic_prompts as text
+from optimizers import meta_prompts as text
 from prompt_opt_api import (
     Advisor,
     AdvisorBudgetExhausted,
     AdvisorError,
     BudgetExhausted,
     Message,
-    Optimizer,
     Pair,
     Prompt,
     PromptEvaluator,
     Score,
     Trial,
-    baseline_prompt,
 )
 
 log = logging.getLogger(__name__)
@@ -152,14 +150,15 @@ class PromptPool:
         return sorted(self.scored, key=lambda item: item[1].cer)
 
     def is_known(self, prompt: Prompt) -> bool:
-        return self._key(prompt) in self.known
+        return self.key(prompt) in self.known
 
     def known_texts(self) -> set[str]:
         """Normalized texts of every candidate so far (what ``ask_for_prompts`` must not repeat)."""
         return set(self._known_texts)
 
     @staticmethod
-    def _key(prompt: Prompt) -> str:
+    def key(prompt: Prompt) -> str:
+        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval size."""
         demos = ",".join(d.source_row for d in prompt.demos)
         if prompt.retrieval is not None:
             demos += f"retrieved:k={prompt.retrieval.k}"
@@ -172,7 +171,7 @@ class PromptPool:
         """
         fresh = []
         for prompt in prompts:
-            key = self._key(prompt)
+            key = self.key(prompt)
             if key not in self.known:
                 self.known.add(key)
                 self._known_texts.add(normalized(prompt.text))
@@ -200,28 +199,3 @@ class PromptPool:
         self.scored.append((prompt, score))
         self.trials.append(Trial(prompt=prompt, split="val", score=score, step=step, optimizer=self.optimizer))
         return prompt, score
-
-
-def starting_pool(optimizer: Optimizer, pair: Pair, evaluator: PromptEvaluator, seed_candidates: Sequence[str],
-                  racing: bool = False, minibatch: int = 4) -> PromptPool:
-    """A pool with the baseline, the optimizer's seed prompts and hand-written candidates scored on val."""
-    pool = PromptPool(pair, evaluator, optimizer.name, racing, minibatch)
-    pool.add(starting_prompts(optimizer, seed_candidates), step=0)
-    return pool
-
-
-def starting_prompts(optimizer: Optimizer, seed_candidates: Sequence[str]) -> list[Prompt]:
-    """The baseline, the optimizer's seed prompts and hand-written candidates, repeats dropped
-    as the pool drops them (what ``starting_pool`` scores; the run plan counts them)."""
-    unique: dict[str, Prompt] = {}
-    for prompt in [baseline_prompt(), *optimizer.seed_prompts, *(Prompt(t, origin="manual") for t in seed_candidates)]:
-        unique.setdefault(PromptPool._key(prompt), prompt)
-    return list(unique.values())
-
-
-def require_advisor(optimizer: Optimizer, advisor: Advisor | None) -> Advisor:
-    """The advisor, checked ready (a missing key fails before any work); ValueError if there is none."""
-    if advisor is None:
-        raise ValueError(f"optimizer={optimizer.name} needs an advisor (advisor=local|gpt4o|...)")
-    advisor.check_ready()
-    return advisor

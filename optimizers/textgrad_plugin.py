@@ -27,19 +27,11 @@ from typing import Any
 
 from optimizers import textgrad_prompts as text
 from optimizers.advisor_writes import mistakes_block
-from optimizers.prompt_edits import worst_mistakes
-from optimizers.prompt_pool import require_advisor, starting_pool
-from prompt_opt_api import (
-    Advisor,
-    AdvisorBudgetExhausted,
-    AdvisorError,
-    BudgetExhausted,
-    Optimizer,
-    Pair,
-    Prompt,
-    PromptEvaluator,
-    Trial,
-)
+from optimizers.mistakes import worst_mistakes
+from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.prompt_pool import PromptPool
+from prompt_opt_api import Advisor, Pair, Prompt, PromptEvaluator, Provenance, Trial
+from prompt_opt_api.errors import AdvisorBudgetExhausted, AdvisorError, BudgetExhausted
 
 log = logging.getLogger(__name__)
 QUESTION = "{question}"
@@ -129,112 +121,126 @@ def constraint_problem(candidate: str, had_format_clause: bool) -> str | None:
     return None
 
 
-class TextGradOptimizer(Optimizer):
+class TextGradOptimizer(PoolOptimizer):
     """TextGrad (textual gradient descent) over the instruction.
 
     Args:
         steps: TGD steps at most (each: a train minibatch, one backward and one update call).
-        minibatch: Train examples answered per forward pass (cycling through train).
+        minibatch: Train examples answered per forward pass, cycling through train (textgrad
+            does not race: new prompts are scored on full val).
         worst_errors: Wrong answers shown in the loss text.
         temperature: Advisor temperature for backward and update calls.
-        seed_candidates: Hand-written prompts scored beside the baseline; the best is the start.
+        manual_candidates: Hand-written prompts scored beside the baseline; the best is the start.
         constraints: Told to TGD (``constraints=``) and checked before a rewrite is scored.
         gradient_memory: Past feedback TGD shows with each update (TextGrad's option).
+
+    A failed step (no tags, a broken constraint, a failed advisor call) is logged with its
+    reason (``textgrad step N failed``); nothing of one pair is kept for the next.
     """
 
     name = "textgrad"
     uses_advisor = True
 
     def __init__(self, steps: int = 3, minibatch: int = 4, worst_errors: int = 4, temperature: float = 0.7,
-                 seed_candidates: Sequence[str] = (), constraints: Sequence[str] = text.CONSTRAINTS,
+                 manual_candidates: Sequence[str] = (), constraints: Sequence[str] = text.CONSTRAINTS,
                  gradient_memory: int = 0) -> None:
+        super().__init__(manual_candidates, racing=False, minibatch=minibatch)
         self.steps = steps
-        self.minibatch = minibatch
         self.worst_errors = worst_errors
         self.temperature = temperature
-        self.seed_candidates = tuple(seed_candidates)
         self.constraints = tuple(constraints)
         self.gradient_memory = gradient_memory
-        self.failed_steps: list[str] = []  # why each failed step failed (this optimizer's last pair)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        advisor = require_advisor(self, advisor)
-        pool = starting_pool(self, pair, evaluator, self.seed_candidates)
-        self.failed_steps = []
-        if pool.best is None or pool.budget_spent or not pair.train or pool.best[1].cer == 0.0:
+        advisor, pool, worth_it = self.start(pair, evaluator, advisor, needs_train=True)
+        if not worth_it:
             return pool.trials
         textgrad = import_textgrad()
         members = tuple(advisor.members())
         with no_global_engine(textgrad):
-            self._descend(textgrad, pair, evaluator, pool, members)
+            _Descent(self, textgrad, pair, evaluator, pool).run(members)
         return pool.trials
-
-    def _descend(self, textgrad: Any, pair: Pair, evaluator: PromptEvaluator, pool: Any,
-                 members: Sequence[Advisor]) -> None:
-        best_prompt, best_score = pool.best
-        role = text.PROMPT_ROLE.format(doc_class=pair.doc_class, question_type=pair.question_type)
-        variable = textgrad.Variable(best_prompt.text, requires_grad=True, role_description=role)
-        had_format_clause = any(m in best_prompt.text.lower() for m in text.FORMAT_CLAUSE_MARKERS)
-        size = max(1, min(self.minibatch, len(pair.train)))
-        tgd = None
-        for step in range(1, self.steps + 1):
-            if best_score.cer == 0.0:
-                break  # nothing left to improve on val
-            remaining = evaluator.budget.remaining
-            if remaining is not None and remaining < size + len(pair.val):
-                break  # a rewrite could not be scored: spend no advisor call
-            writer = members[(step - 1) % len(members)]
-            engine = advisor_engine(writer, self.temperature, sample_base=step * 100)
-            start = ((step - 1) * size) % len(pair.train)
-            batch = [pair.train[(start + i) % len(pair.train)] for i in range(size)]
-
-            def forward(instruction: Any, batch: Sequence = tuple(batch)) -> str:
-                score = evaluator.score(Prompt(instruction.value, origin="textgrad-forward"), list(batch))
-                mistakes = worst_mistakes(batch, score.results, self.worst_errors)
-                lines = mistakes_block(mistakes) if mistakes else text.NO_MISTAKES
-                return text.EVALUATION.format(cer=score.cer, n=score.n, exact=sum(r.exact for r in score.results),
-                                              mistakes=lines)
-
-            if tgd is None:  # one optimizer for the whole descent: its gradient memory carries over
-                tgd = textgrad.TGD([variable], engine=engine, constraints=list(self.constraints),
-                                   gradient_memory=self.gradient_memory)
-            tgd.engine = engine  # this step's writer (a panel's members take turns)
-            tgd.zero_grad()
-            try:
-                loss = textgrad.autograd.StringBasedFunction(forward, text.FUNCTION_PURPOSE)(
-                    inputs={"instruction": variable}, response_role_description=text.EVALUATION_ROLE)
-                loss.backward(engine)
-                tgd.step()
-            except BudgetExhausted:
-                return
-            except AdvisorBudgetExhausted:
-                return
-            except (AdvisorError, IndexError) as err:  # IndexError: TGD found no <IMPROVED_VARIABLE> tags
-                self._failed(pair, step, f"{type(err).__name__}: {str(err)[:200]}", variable, best_prompt)
-                continue
-            candidate = variable.value.strip()
-            problem = constraint_problem(candidate, had_format_clause)
-            if problem:
-                self._failed(pair, step, problem, variable, best_prompt)
-                continue
-            added = pool.add([Prompt(candidate, origin=f"textgrad:{writer.name}/step{step}")], step=step)
-            if added and added[0][1].cer < best_score.cer:
-                best_prompt, best_score = added[0]  # kept: the next step descends from it
-                log.info("pair %r textgrad step %d: val CER %.3f (kept)", pair.key, step, best_score.cer)
-            else:
-                variable.set_value(best_prompt.text)  # not better on val: back to the best
-                log.info("pair %r textgrad step %d: no better on val", pair.key, step)
-            if pool.budget_spent:
-                return
 
     def planned_advisor_calls(self, pairs: Sequence[Pair], members: int = 1) -> int | None:
         """Each step: one backward (feedback) and one update call."""
         return 2 * self.steps * len(pairs)
 
-    def known_prompts(self, pair: Pair) -> list[Prompt]:
-        return [*super().known_prompts(pair), *(Prompt(t, origin="manual") for t in self.seed_candidates)]
 
-    def _failed(self, pair: Pair, step: int, reason: str, variable: Any, best_prompt: Prompt) -> None:
+class _Descent:
+    """One pair's descent: the TextGrad variable, its optimizer and the best prompt so far.
+    Built per ``optimize`` call, so nothing of one pair reaches the next."""
+
+    def __init__(self, options: TextGradOptimizer, textgrad: Any, pair: Pair, evaluator: PromptEvaluator,
+                 pool: PromptPool) -> None:
+        self.options, self.textgrad, self.pair, self.evaluator, self.pool = options, textgrad, pair, evaluator, pool
+        self.best_prompt, self.best_score = pool.best
+        role = text.PROMPT_ROLE.format(doc_class=pair.doc_class, question_type=pair.question_type)
+        self.variable = textgrad.Variable(self.best_prompt.text, requires_grad=True, role_description=role)
+        self.had_format_clause = any(m in self.best_prompt.text.lower() for m in text.FORMAT_CLAUSE_MARKERS)
+        self.size = max(1, min(options.minibatch, len(pair.train)))
+        self.tgd: Any = None  # one TGD for the whole descent: its gradient memory carries over
+        self.failed_steps: list[str] = []  # why each failed step failed (this pair only)
+
+    def run(self, members: Sequence[Advisor]) -> None:
+        for step in range(1, self.options.steps + 1):
+            if self.best_score.cer == 0.0:
+                break  # nothing left to improve on val
+            remaining = self.evaluator.budget.remaining
+            if remaining is not None and remaining < self.size + len(self.pair.val):
+                break  # a rewrite could not be scored: spend no advisor call
+            writer = members[(step - 1) % len(members)]
+            try:
+                candidate = self._rewrite(step, writer)
+            except (BudgetExhausted, AdvisorBudgetExhausted):
+                return
+            except (AdvisorError, IndexError) as err:  # IndexError: TGD found no <IMPROVED_VARIABLE> tags
+                self._failed(step, f"{type(err).__name__}: {str(err)[:200]}")
+                continue
+            problem = constraint_problem(candidate, self.had_format_clause)
+            if problem:
+                self._failed(step, problem)
+                continue
+            self._score(candidate, step, writer)
+            if self.pool.budget_spent:
+                return
+
+    def _rewrite(self, step: int, writer: Advisor) -> str:
+        """One forward pass on a train minibatch, one backward and one update: the rewritten text."""
+        engine = advisor_engine(writer, self.options.temperature, sample_base=step * 100)
+        start = ((step - 1) * self.size) % len(self.pair.train)
+        batch = [self.pair.train[(start + i) % len(self.pair.train)] for i in range(self.size)]
+        probe = Provenance(kind="textgrad", author=writer.name, detail="forward")
+
+        def forward(instruction: Any) -> str:
+            score = self.evaluator.score(Prompt(instruction.value, provenance=probe), batch)
+            mistakes = worst_mistakes(batch, score.results, self.options.worst_errors)
+            lines = mistakes_block(mistakes) if mistakes else text.NO_MISTAKES
+            return text.EVALUATION.format(cer=score.cer, n=score.n, exact=sum(r.exact for r in score.results),
+                                          mistakes=lines)
+
+        if self.tgd is None:
+            self.tgd = self.textgrad.TGD([self.variable], engine=engine, constraints=list(self.options.constraints),
+                                        gradient_memory=self.options.gradient_memory)
+        self.tgd.engine = engine  # this step's writer (a panel's members take turns)
+        self.tgd.zero_grad()
+        loss = self.textgrad.autograd.StringBasedFunction(forward, text.FUNCTION_PURPOSE)(
+            inputs={"instruction": self.variable}, response_role_description=text.EVALUATION_ROLE)
+        loss.backward(engine)
+        self.tgd.step()
+        return self.variable.value.strip()
+
+    def _score(self, candidate: str, step: int, writer: Advisor) -> None:
+        """Score a rewrite on full val; the next step descends from it only if it is better."""
+        written = Provenance(kind="textgrad", author=writer.name, detail=f"step{step}")
+        added = self.pool.add([Prompt(candidate, provenance=written)], step=step)
+        if added and added[0][1].cer < self.best_score.cer:
+            self.best_prompt, self.best_score = added[0]
+            log.info("pair %r textgrad step %d: val CER %.3f (kept)", self.pair.key, step, self.best_score.cer)
+        else:
+            self.variable.set_value(self.best_prompt.text)  # not better on val: back to the best
+            log.info("pair %r textgrad step %d: no better on val", self.pair.key, step)
+
+    def _failed(self, step: int, reason: str) -> None:
         self.failed_steps.append(f"step {step}: {reason}")
-        log.warning("pair %r textgrad step %d failed (%s); going on from the best prompt", pair.key, step, reason)
-        variable.set_value(best_prompt.text)
+        log.warning("pair %r textgrad step %d failed (%s); going on from the best prompt", self.pair.key, step, reason)
+        self.variable.set_value(self.best_prompt.text)

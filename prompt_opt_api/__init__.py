@@ -1,27 +1,33 @@
 """The contracts every other package of ours imports, and that import nothing of ours.
 
 Like lm-evaluation-harness's ``lm_eval/api``: value types (``Example``, ``Prompt``,
-``Pair``, ``Score``, ``Trial``), the plugin contracts (``AnswerModel``, ``Optimizer``,
+``Pair``, ``Score``, ``Trial``, ``Provenance``), the plugin contracts (``AnswerModel``, ``Optimizer``,
 ``PromptEvaluator``, ``Advisor``, ``Metric``, ``DerivedDataCache``), cache keys, the
 baseline prompt and the exceptions that cross layers. The engine (``optimize``) and
 the plugin packages (``models``, ``optimizers``, ``tasks``) depend on this package and
 never on each other; ``tests/test_import_layers.py`` and import-linter keep it so.
 """
 
-from prompt_opt_api.advisor import Advisor, AdvisorReply, AdvisorUsage, Message
+from prompt_opt_api.advisor import Advisor, AdvisorCharges, AdvisorReply, AdvisorUsage, Message
 from prompt_opt_api.answer_model import AnswerModel
 from prompt_opt_api.cache import DerivedDataCache, cache_key
 from prompt_opt_api.data import (
+    ADVISOR_KINDS,
+    DATASET_QUESTION,
     FULL_VAL,
+    MANUAL,
+    PROVENANCE_KINDS,
     QUESTION_PLACEHOLDER,
     SPLIT_LABELS,
     Example,
     ExampleResult,
     Pair,
     Prompt,
+    Provenance,
     Score,
     Trial,
     baseline_prompt,
+    derived_provenance,
     pair_key,
 )
 from prompt_opt_api.errors import (
@@ -37,8 +43,10 @@ from prompt_opt_api.metric import Metric, mean
 from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator
 
 __all__ = [
-    "FULL_VAL", "QUESTION_PLACEHOLDER", "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorReply", "AdvisorError", "AdvisorUsage", "AnswerModel",
-    "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable", "EndpointUnusable", "Example", "ExampleResult",
-    "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair", "Prompt", "PromptEvaluator", "Score", "TaskError",
-    "Trial", "baseline_prompt", "cache_key", "mean", "pair_key",
+    "ADVISOR_KINDS", "DATASET_QUESTION", "FULL_VAL", "MANUAL", "PROVENANCE_KINDS", "QUESTION_PLACEHOLDER",
+    "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorCharges", "AdvisorError", "AdvisorReply",
+    "AdvisorUsage", "AnswerModel", "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable",
+    "EndpointUnusable", "Example", "ExampleResult", "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair",
+    "Prompt", "PromptEvaluator", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt", "cache_key",
+    "derived_provenance", "mean", "pair_key",
 ]

@@ -6,8 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_opt_api.errors import AdvisorError
-
 # {"role": ..., "content": str} or, for advisors that accept images, content as a list of
 # OpenAI-style parts ({"type": "text", ...}, {"type": "image_url", ...}).
 Message = dict[str, Any]
@@ -38,6 +36,14 @@ class AdvisorUsage:
 
 
 @dataclass(frozen=True)
+class AdvisorCharges:
+    """What the run's advisor budget has counted so far: calls and dollars."""
+
+    calls: int = 0
+    usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class AdvisorReply:
     """One reply and what it cost."""
 
@@ -61,11 +67,11 @@ class Advisor:
           ``AdvisorBudgetExhausted`` when the run's advisor budget is spent, and
           ``EndpointUnusable`` / ``EndpointUnreachable`` when the endpoint cannot be used
           or reached at all (the run stops).
-        * ``complete_many`` answers several conversations, in order (concurrently where
-          the advisor allows it).
         * ``usage`` holds calls, tokens and dollars spent so far; an optimizer reports a
           reply it could not use with ``count_unusable_reply()`` (the advisor it gets is a
-          read-only view, whose ``usage`` is a copy).
+          read-only view, whose ``usage`` is a copy). ``charges()`` is what the run's
+          advisor budget counts (calls and dollars; for the engine's session, cached
+          replies too).
         * ``members()`` lists the advisors that take turns (a panel, e.g. ``advisor=panel``);
           a single advisor is its own only member. Optimizers that ask several times
           (the critic's rounds, the advisor recipe) rotate through the members and credit
@@ -121,22 +127,10 @@ class Advisor:
         """Count a reply that held no usable prompt even after a correction (``usage.unusable_replies``)."""
         self.usage.unusable_replies += 1
 
-    def complete_many(self, conversations: Sequence[Sequence[Message]], *, temperature: float | None = None,
-                      samples: Sequence[int] | None = None, stop: Sequence[str] | None = None,
-                      max_tokens: int | None = None) -> list[str | BaseException]:
-        """Reply to several conversations, in order.
-
-        A conversation whose request failed with ``AdvisorError`` gets that exception in
-        its place (the others still count); anything more serious is raised.
-        """
-        out: list[str | BaseException] = []
-        for i, conversation in enumerate(conversations):
-            try:
-                out.append(self.complete(conversation, temperature=temperature,
-                                         sample=samples[i] if samples else 0, stop=stop, max_tokens=max_tokens))
-            except AdvisorError as err:  # incl. AdvisorBudgetExhausted: the caller decides
-                out.append(err)
-        return out
+    def charges(self) -> AdvisorCharges:
+        """Calls and dollars counted against the run's advisor budget so far. A plain
+        advisor counts what it was asked; the engine's session counts cached replies too."""
+        return AdvisorCharges(calls=self.usage.calls + self.usage.cached_calls, usd=self.usage.cost_usd)
 
     def close(self) -> None:
         """Release servers and connections; idempotent."""

@@ -16,6 +16,61 @@ if TYPE_CHECKING:
 
 QUESTION_PLACEHOLDER = "{question}"
 
+# How a prompt's text came about (``Provenance.kind``). The kinds in ``ADVISOR_KINDS`` are
+# written by an advisor: their ``author`` must be one of the run's advisors (the engine
+# checks it). ``optimizer`` is what the engine records for a prompt handed in without a
+# provenance: the optimizer that scored it.
+ADVISOR_KINDS = ("advisor", "critic", "textgrad", "dspy")
+PROVENANCE_KINDS = ("dataset", "manual", "rule", "fewshot", "retrieval", "optimizer", *ADVISOR_KINDS)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who wrote a prompt's text and how: bookkeeping only, never part of a cache key.
+
+    Attributes:
+        kind: How the text came about (``PROVENANCE_KINDS``).
+        author: Who wrote the text: an advisor's name for ``ADVISOR_KINDS``, else ``dataset``,
+            ``manual``, ``rule`` or the optimizer's name; a prompt derived from another
+            (rule edits, added demos) keeps its parent's author.
+        detail: Which step or variant, e.g. ``round2``, ``step3``, ``mipro``, ``per-pair``.
+        parent: The provenance of the prompt this one was derived from (demos added to a
+            critic prompt: the critic prompt's provenance).
+    """
+
+    kind: str
+    author: str
+    detail: str = ""
+    parent: Provenance | None = None
+
+    def derived(self, kind: str, detail: str = "") -> Provenance:
+        """The provenance of a prompt made from this one by ``kind`` (the author stays)."""
+        return Provenance(kind=kind, author=self.author, detail=detail, parent=self)
+
+    @property
+    def label(self) -> str:
+        """The display label (results' ``origin`` column), parent first: ``dataset-question``,
+        ``manual:per-pair``, ``critic:GPT4o/round2+fewshot``, ``textgrad-forward``."""
+        if self.kind == "dataset" or (self.kind in ADVISOR_KINDS and self.detail == "forward"):
+            own = f"{self.kind}-{self.detail}" if self.detail else self.kind  # not a candidate the author wrote
+        elif self.kind in ADVISOR_KINDS or self.kind == "optimizer":
+            own = f"{self.kind}:{self.author}" + (f"/{self.detail}" if self.detail else "")
+        else:
+            own = self.kind + (f":{self.detail}" if self.detail else "")
+        return f"{self.parent.label}+{own}" if self.parent is not None else own
+
+
+def derived_provenance(parent: Provenance | None, kind: str, detail: str = "") -> Provenance:
+    """The provenance of a prompt made by ``kind`` from one with provenance ``parent``: the
+    parent's author stays; without a parent the ``kind`` itself is named the author."""
+    if parent is None:
+        return Provenance(kind=kind, author=kind, detail=detail)
+    return parent.derived(kind, detail)
+
+
+DATASET_QUESTION = Provenance(kind="dataset", author="dataset", detail="question")
+MANUAL = Provenance(kind="manual", author="manual")
+
 
 @dataclass(frozen=True)
 class Example:
@@ -57,7 +112,7 @@ class Example:
 
 
 def pair_key(doc_class: str, question_type: str) -> str:
-    """The seed's display name for a pair: ``"<doc type> <question type>"``.
+    """The brief's display name for a pair: ``"<doc type> <question type>"``.
 
     For display and file rows only: a pair's identity is the ``(doc_class,
     question_type)`` tuple, and the task loader refuses two pairs that display alike.
@@ -76,15 +131,21 @@ class Prompt:
     Attributes:
         text: Prompt template.
         demos: Few-shot demonstrations (train examples with their answers).
-        origin: Who wrote it, e.g. ``manual``, ``dataset-question``, ``advisor:gpt4o/step3``.
+        provenance: Who wrote it and how (``Provenance``); None: the engine records the
+            optimizer that scored it as the author.
         retrieval: Demos chosen per example from a train pool (``demo_retrieval``) instead
             of fixed ``demos``; ``for_example`` resolves it.
     """
 
     text: str
     demos: tuple[Example, ...] = ()
-    origin: str = ""
+    provenance: Provenance | None = None
     retrieval: DemoRetrieval | None = None
+
+    @property
+    def origin(self) -> str:
+        """Display label of the provenance (``critic:GPT4o/round2+fewshot``; empty without one)."""
+        return self.provenance.label if self.provenance is not None else ""
 
     def render(self, example: Example) -> str:
         """The instruction text the answer model sees for ``example``."""
@@ -97,7 +158,7 @@ class Prompt:
         return replace(self, demos=self.retrieval.select(example, signature_of), retrieval=None)
 
     def identity(self) -> dict[str, Any]:
-        """What changes model output: text and demos, or the retrieval rule (origin is bookkeeping only)."""
+        """What changes model output: text and demos, or the retrieval rule (provenance is bookkeeping only)."""
         identity: dict[str, Any] = {
             "text": self.text,
             "demos": [dict(d.identity(), answer=d.answer) for d in self.demos],
@@ -197,4 +258,4 @@ SPLIT_LABELS = ("train", FULL_VAL, "val-subset", "mixed", "test")
 
 def baseline_prompt() -> Prompt:
     """The baseline every optimizer must beat: each example's own question."""
-    return Prompt(text=QUESTION_PLACEHOLDER, origin="dataset-question")
+    return Prompt(text=QUESTION_PLACEHOLDER, provenance=DATASET_QUESTION)

@@ -81,23 +81,28 @@ class Optimizer(ABC):
         * Keep no global state: wrap library globals (DSPy/TextGrad settings) inside
           the call, so two runs in one process cannot leak into each other.
         * Prompts are values: build new ``Prompt`` objects, never mutate one.
+        * Say who wrote each prompt (``Prompt.provenance``): an advisor-written kind names
+          the advisor member that wrote it; a prompt without one is credited to the
+          optimizer (the engine checks both).
+        * Keep nothing on ``self`` from one pair to the next: what one pair learned is
+          returned or logged, never read by the next.
 
     Attributes:
         name: Short name written to results (``optimizer`` column).
         uses_advisor: Whether ``optimize`` needs an advisor. One that does not writes its
             results under advisor ``none`` and no advisor is started for it.
-        seed_prompts: Prompts to start from besides the baseline (``seeded``; ``chain``
-            passes the previous step's best this way).
+        starting_prompts: Prompts to start from besides the baseline (``starting_from``;
+            ``chain`` passes the previous step's best this way).
     """
 
     name: str = "optimizer"
     uses_advisor: bool = False
-    seed_prompts: tuple[Prompt, ...] = ()
+    starting_prompts: tuple[Prompt, ...] = ()
 
-    def seeded(self, prompts: Sequence[Prompt]) -> Optimizer:
+    def starting_from(self, prompts: Sequence[Prompt]) -> Optimizer:
         """A copy of this optimizer that also starts from ``prompts``."""
         clone = copy.copy(self)
-        clone.seed_prompts = tuple(prompts)
+        clone.starting_prompts = tuple(prompts)
         return clone
 
     @abstractmethod
@@ -115,8 +120,8 @@ class Optimizer(ABC):
 
     def known_prompts(self, pair: Pair) -> list[Prompt]:
         """Prompts this optimizer will score on ``pair.val`` whatever happens, in order (the
-        plan looks their answers up in the cache). Default: the baseline and the seeds."""
-        return [baseline_prompt(), *self.seed_prompts]
+        plan looks their answers up in the cache). Default: the baseline and the starting prompts."""
+        return [baseline_prompt(), *self.starting_prompts]
 
     def planned_advisor_calls(self, pairs: Sequence[Pair], members: int = 1) -> int | None:
         """At most how many advisor calls a run over ``pairs`` makes (``members``: advisors in a

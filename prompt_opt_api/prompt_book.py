@@ -191,7 +191,7 @@ class PromptBook:
             pool = tuple(self._demo_example(entry, f"retrieval pool example {i + 1}", demo, root)
                          for i, demo in enumerate(entry.retrieval.pool))
             retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature)
-        return Prompt(text=entry.template, demos=demos, origin=entry.origin, retrieval=retrieval)
+        return Prompt(text=entry.template, demos=demos, retrieval=retrieval)  # the book keeps the origin label
 
     def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
         where = f"{self.where}, pair {entry.key!r}, {what} ({demo.image})"

@@ -114,21 +114,6 @@ def test_manual_with_an_advisor_named_writes_under_none(tmp_path):
     assert not list(tmp_path.rglob("*_sep_GPT4o.csv"))
 
 
-def test_complete_many_runs_conversations_concurrently_in_order(tmp_path):
-    from models.advisor_client import LiteLLMAdvisor
-    from optimize.advisor_session import AdvisorSession
-    from optimize.answer_store import AnswerStore
-
-    with FakeOpenAIServer([Step(reply="<prompt>x</prompt>", delay_s=0.5)]) as server:
-        inner = LiteLLMAdvisor(name="Fake", model="openai/fake", api_base=server.url, concurrency=4, num_retries=0)
-        session = AdvisorSession(inner, AnswerStore(tmp_path / "s.sqlite"), max_calls=3)
-        conversations = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
-        replies = session.complete_many(conversations, samples=[0, 1, 2, 3])
-    assert replies[:3] == ["<prompt>x</prompt>"] * 3
-    assert type(replies[3]).__name__ == "AdvisorBudgetExhausted"  # the fourth did not fit, whatever the timing
-    assert server.max_in_flight == 3 and len(server.requests) == 3
-
-
 def test_every_advisor_call_is_logged_with_its_usage(tmp_path):
     with FakeOpenAIServer([Step(status=500), Step(status=500), Step(status=500), GOOD]) as server:
         proc = _run(tmp_path, server, "optimizer.max_reasks=1")

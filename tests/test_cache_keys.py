@@ -7,12 +7,12 @@ from omegaconf import OmegaConf
 
 from models.qwen2_vl import Qwen2VLAnswerModel, folder_digest
 from optimize.evaluator import answer_cache_key
-from prompt_opt_api import Example, Prompt
+from prompt_opt_api import MANUAL, Example, Prompt, Provenance
 from tests.real_models import model_config
 
 EXAMPLE = Example(image=None, question="Фамилия?", answer="ИВАНОВ", doc_class="p", question_type="q", bbox=None,
                   image_sha256="ab" * 32, source_row="t.csv, row 1 (line 2)")
-PROMPT = Prompt("{question} Только значение.", origin="manual")
+PROMPT = Prompt("{question} Только значение.", provenance=MANUAL)
 
 
 def _key(model, prompt=PROMPT, example=EXAMPLE):
@@ -30,10 +30,10 @@ def _ocr_llm(**overrides):
     return model
 
 
-def test_request_parts_change_the_key_and_origin_does_not():
+def test_request_parts_change_the_key_and_provenance_does_not():
     model = _ocr_llm()
     base = _key(model)
-    assert _key(model, Prompt(PROMPT.text, origin="advisor:gpt4o/step3")) == base
+    assert _key(model, Prompt(PROMPT.text, provenance=Provenance("textgrad", "gpt4o", "step3"))) == base
     assert _key(model, Prompt(PROMPT.text + " ")) != base
     assert _key(model, Prompt(PROMPT.text, demos=(EXAMPLE,))) != base
     assert _key(model, example=Example(**{**EXAMPLE.__dict__, "image_sha256": "cd" * 32})) != base

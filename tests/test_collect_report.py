@@ -17,6 +17,7 @@ from optimize.results_files import MERGED_COLUMNS, SEED_COLUMNS, bootstrap_inter
 from optimize.run_loop import run_pairs
 from prompt_opt_api.prompt_book import load_book
 from optimizers.manual import ManualOptimizer
+from prompt_opt_api import MANUAL
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
@@ -283,7 +284,7 @@ class _DemoOptimizer(ManualOptimizer):
     def optimize(self, pair, evaluator, advisor):
         from prompt_opt_api import Prompt, Trial
 
-        prompts = [Prompt(text, demos=pair.train[:2], origin="manual") for text in self.candidates]
+        prompts = [Prompt(text, demos=pair.train[:2], provenance=MANUAL) for text in self.candidates]
         return [Trial(p, "val", evaluator.score(p, pair.val)) for p in prompts]
 
 

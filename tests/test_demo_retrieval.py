@@ -78,7 +78,7 @@ def test_a_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_p
         rows.append([f"images/{i}.png", "Кто выдал?", "МВД" if wide else "ФМС России", "passport", "Кем выдан", ""])
     data = write_csv(tmp_path / "data" / "task.csv", rows)
     # the scripted model answers with the first demo's answer: which page was retrieved shows in the CER
-    proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.seed_candidates=[]", "model.echo_first_demo=true",
+    proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.manual_candidates=[]", "model.echo_first_demo=true",
                    "optimizer.ks=[1,2]")
     assert proc.returncode == 0, proc.stderr[-3000:]
     book_path = tmp_path / "out" / "Scripted-VLM_sep_none.book.json"

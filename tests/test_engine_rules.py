@@ -22,6 +22,7 @@ from prompt_opt_api import (
     Optimizer,
     Pair,
     Prompt,
+    Provenance,
     Score,
     Trial,
     baseline_prompt,
@@ -32,8 +33,8 @@ from tasks.pair_splits import SplitConfig, split_pairs
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
-GOOD = Prompt("{question} Ответь только значением.", origin="good")  # exact on every example
-BAD = Prompt("Опиши документ.", origin="bad")  # wrong on every example
+GOOD = Prompt("{question} Ответь только значением.", provenance=Provenance("manual", "manual", "good"))  # exact on every example
+BAD = Prompt("Опиши документ.", provenance=Provenance("manual", "manual", "bad"))  # wrong on every example
 # The data set's question: one character short on every example (CER about 0.15). The engine
 # scores it on val when a plugin did not, so a plugin that skips it cannot win with worse.
 BASELINE = baseline_prompt().text
@@ -206,7 +207,7 @@ def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
 
 
 def test_ties_go_to_the_earliest_and_test_cer_never_decides(tmp_path):
-    a, b = Prompt("first {question}", origin="a"), Prompt("second {question}", origin="b")
+    a, b = Prompt("first {question}"), Prompt("second {question}")
     records = [
         {"split": "val", "n": 3, "cer": 0.5, "_prompt": a},
         {"split": "val-subset", "n": 1, "cer": 0.0, "_prompt": b},

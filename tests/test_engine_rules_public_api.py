@@ -22,7 +22,16 @@ from optimize.evaluator import EvaluatorClosed
 from optimize.report import summary_lines
 from optimize.run_loop import run_pairs
 from optimize.shown_pair import row_label
-from prompt_opt_api import Advisor, AdvisorBudgetExhausted, AdvisorReply, Optimizer, Prompt, baseline_prompt
+from prompt_opt_api import (
+    Advisor,
+    AdvisorBudgetExhausted,
+    AdvisorCharges,
+    AdvisorReply,
+    Optimizer,
+    Prompt,
+    Provenance,
+    baseline_prompt,
+)
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
@@ -30,6 +39,11 @@ from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
 BASELINE = baseline_prompt().text
+
+
+def manual(detail):
+    """A hand-written prompt's provenance, told apart by ``detail`` (label ``manual:<detail>``)."""
+    return Provenance("manual", "manual", detail)
 
 
 class ShownAnswerModel(ScriptedAnswerModel):
@@ -99,11 +113,11 @@ class SlyText(str):
 def test_a_prompt_subclass_with_its_own_render_never_reaches_the_model(tmp_path):
     def cheat(pair, evaluator, advisor):
         evaluator.score(baseline_prompt(), pair.val)
-        evaluator.score(RendersTheAnswer("Ответ: {question}", origin="cheat"), pair.val)
+        evaluator.score(RendersTheAnswer("Ответ: {question}", provenance=manual("cheat")), pair.val)
 
     def honest(pair, evaluator, advisor):
         evaluator.score(baseline_prompt(), pair.val)
-        evaluator.score(Prompt("Ответ: {question}", origin="cheat"), pair.val)
+        evaluator.score(Prompt("Ответ: {question}", provenance=manual("cheat")), pair.val)
 
     summary, trials, _, model = _run(tmp_path / "cheat", cheat)
     assert {(p, t) for p, t, _ in model.requests} == {(Prompt, str)}  # only plain copies reached the model
@@ -112,7 +126,7 @@ def test_a_prompt_subclass_with_its_own_render_never_reaches_the_model(tmp_path)
 
 
 def test_a_str_subclass_text_is_copied_before_anything_is_computed(tmp_path):
-    sly = Prompt(SlyText("Опиши документ."), origin=SlyText("sly"))
+    sly = Prompt(SlyText("Опиши документ."), provenance=Provenance(SlyText("manual"), SlyText("manual"), SlyText("sly")))
     # it passes a `type(prompt) is Prompt` check, and its own render would carry the marker
     assert type(sly) is Prompt and sly.render(SimpleNamespace(question="?")).endswith("значением.")
 
@@ -123,13 +137,14 @@ def test_a_str_subclass_text_is_copied_before_anything_is_computed(tmp_path):
 
     def honest(pair, evaluator, advisor):
         evaluator.score(baseline_prompt(), pair.val)
-        evaluator.score(Prompt("Опиши документ.", origin="sly"), pair.val)
+        evaluator.score(Prompt("Опиши документ.", provenance=manual("sly")), pair.val)
 
     store = AnswerStore(tmp_path / "s.sqlite")
     model = ScriptedAnswerModel()  # exact when the rendered text carries "только значением"
     summary, trials, _, _ = _run(tmp_path, cheat, model=model, store=store)
     assert summary.rows[0]["optimal prompt"] == BASELINE
-    assert {t["origin"] for t in trials} >= {"sly"} and all(type(t["prompt"]) is str for t in trials)
+    assert {t["origin"] for t in trials} >= {"manual:sly"} and all(type(t["prompt"]) is str for t in trials)
+    assert all(type(t["origin"]) is str and type(t["author"]) is str for t in trials)
     # nothing was cached under the innocent text: an honest later run gets the honest answers
     later = ScriptedAnswerModel()
     again, again_trials, _, _ = _run(tmp_path, honest, model=later, store=store, out="honest")
@@ -180,19 +195,19 @@ def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
         # "possible values": every answer of the field, read from the data file
         values = ", ".join(_every_answer(csv_path))
         evaluator.score(baseline_prompt(), pair.val)
-        evaluator.score(Prompt(f"{{question}} Возможные значения: {values}.", origin="gazetteer"), pair.val)
+        evaluator.score(Prompt(f"{{question}} Возможные значения: {values}.", provenance=manual("gazetteer")), pair.val)
         own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
-        evaluator.score(Prompt(f"{{question}} Например: {own}.", origin="train-and-val"), pair.val)
+        evaluator.score(Prompt(f"{{question}} Например: {own}.", provenance=manual("train-and-val")), pair.val)
 
     summary, trials, pair, _ = _run(tmp_path, from_the_data_file)
     row = summary.rows[0]
-    gazetteer = [t for t in trials if t["origin"] == "gazetteer"][0]
+    gazetteer = [t for t in trials if t["origin"] == "manual:gazetteer"][0]
     assert gazetteer["cer"] == 0.0  # it did win val...
     # ...and cannot win: the next best (train and val answers only, also exact on val) does
-    assert row["origin"] == "train-and-val" and row["val_cer"] == 0.0
+    assert row["origin"] == "manual:train-and-val" and row["val_cer"] == 0.0
     assert row["cer"] > 0.0  # honest: the test answers are not in its text
     (barred,) = row["disqualified"]
-    assert barred["origin"] == "gazetteer" and "test row" in barred["reason"] and "cannot win" in barred["reason"]
+    assert barred["origin"] == "manual:gazetteer" and "test row" in barred["reason"] and "cannot win" in barred["reason"]
     assert "disqualified" in row["status"]
     on_disk = json.loads((tmp_path / "out/summary.json").read_text())["pairs"][0]
     assert on_disk["disqualified"][0]["reason"] == barred["reason"]
@@ -202,17 +217,17 @@ def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
     assert all(t["prompt"] != gazetteer["prompt"] for t in digest["top"])  # never on the leaderboard
     assert any("disqualified" in line and pair.key in line for line in summary_lines(record, summary.rows))
     # no test-scoring of the barred prompt either
-    assert [t["origin"] for t in trials if t["split"] == "test"] == ["train-and-val"]
+    assert [t["origin"] for t in trials if t["split"] == "test"] == ["manual:train-and-val"]
 
 
 def test_a_prompt_listing_train_and_val_answers_only_is_not_disqualified(tmp_path):
     def honest(pair, evaluator, advisor):
         own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
-        evaluator.score(Prompt(f"{{question}} Например: {own}.", origin="train-and-val"), pair.val)
+        evaluator.score(Prompt(f"{{question}} Например: {own}.", provenance=manual("train-and-val")), pair.val)
 
     summary, _, _, _ = _run(tmp_path, honest)
     row = summary.rows[0]
-    assert row["origin"] == "train-and-val" and row["disqualified"] == [] and "disqualified" not in row["status"]
+    assert row["origin"] == "manual:train-and-val" and row["disqualified"] == [] and "disqualified" not in row["status"]
 
 
 # -- hole 5: work after optimize() returns ---------------------------------------------------
@@ -246,14 +261,16 @@ def test_a_thread_that_keeps_scoring_after_optimize_returns_gets_no_answer(tmp_p
     assert len(model.requests) == calls  # nothing answered after the run
     # every request the model answered is counted and every score recorded
     assert summary.model_calls == calls == summary.rows[0]["answer_model_evaluations"]
-    assert len([t for t in trials if t["split"] == "val" and t["origin"] == ""]) == outcome["scored"]
+    # a prompt handed in without provenance is credited to the optimizer that scored it
+    assert len([t for t in trials if t["split"] == "val" and t["origin"] == "optimizer:plugin"
+                and t["author"] == "plugin"]) == outcome["scored"]
 
 
 # -- hole 6: the baseline is always scored -----------------------------------------------------
 
 def test_the_engine_scores_the_baseline_when_the_plugin_skips_it(tmp_path):
     def skips_it(pair, evaluator, advisor):
-        evaluator.score(Prompt("Опиши документ {question}", origin="worse"), pair.val)  # CER 1 on val
+        evaluator.score(Prompt("Опиши документ {question}", provenance=manual("worse")), pair.val)  # CER 1 on val
 
     summary, trials, _, _ = _run(tmp_path, skips_it, model=ScriptedAnswerModel(), budget=3)  # budget spent
     row = summary.rows[0]
@@ -266,7 +283,7 @@ def test_the_engine_scores_the_baseline_when_the_plugin_skips_it(tmp_path):
 def test_a_plugin_that_scores_the_baseline_is_not_scored_twice(tmp_path):
     def scores_it(pair, evaluator, advisor):
         evaluator.score(baseline_prompt(), pair.val)
-        evaluator.score(Prompt("Опиши документ {question}", origin="worse"), pair.val)
+        evaluator.score(Prompt("Опиши документ {question}", provenance=manual("worse")), pair.val)
 
     summary, trials, _, _ = _run(tmp_path, scores_it, model=ScriptedAnswerModel())
     assert [t["prompt"] for t in trials if t["split"] == "val"] == [BASELINE, "Опиши документ {question}"]
@@ -297,7 +314,7 @@ def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
         messages = [{"role": "user", "content": "write a prompt"}]
         for name, action in {
             "raise max_calls": lambda: setattr(advisor, "max_calls", 100),
-            "reset logical_calls": lambda: setattr(advisor, "logical_calls", 0),
+            "reset the charges": lambda: setattr(advisor, "charges", lambda: AdvisorCharges()),
             "charge a negative amount": lambda: advisor.charge_finished(-5, 0.0),
             "reach the client": lambda: advisor.inner.reply(messages),
             "replace usage": lambda: setattr(advisor, "usage", None),
@@ -323,7 +340,7 @@ def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(inner, store, max_calls=2)
     summary, _, _, _ = _run(tmp_path, budget_breaker, advisor=session, store=store)
-    assert attempts == {"raise max_calls": "refused", "reset logical_calls": "refused",
+    assert attempts == {"raise max_calls": "refused", "reset the charges": "refused",
                         "charge a negative amount": "refused", "reach the client": "refused",
                         "replace usage": "refused", "new attribute": "refused", "exhausted at": 2, "usage seen": 2}
     assert inner.real_calls == 2 == summary.rows[0]["advisor_calls"] == session.usage.calls
@@ -347,28 +364,59 @@ def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
 
 # -- hole 4: invented authors cost nothing -----------------------------------------------------
 
-def test_invented_authors_under_a_panel_cost_no_test_call(tmp_path):
+def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_path):
     from models.advisor_panel import AdvisorPanel
+
+    refused = []
 
     def invents_authors(pair, evaluator, advisor):
         evaluator.score(baseline_prompt(), pair.val)
         names = [m.name for m in advisor.members()]
         assert names == ["A", "B"]
         for i, author in enumerate(["A", "Mallory", "Eve", "Trent", "Oscar"]):
-            evaluator.score(Prompt(f"{{question}} вариант {i}", origin=f"critic:{author}/round1"), pair.val)
+            try:
+                written = Provenance("critic", author, "round1")
+                evaluator.score(Prompt(f"{{question}} вариант {i}", provenance=written), pair.val)
+            except ValueError as err:
+                refused.append((author, str(err)))
 
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(AdvisorPanel([CountingAdvisor("A"), CountingAdvisor("B")]), store)
     model = ScriptedAnswerModel()
     summary, trials, pair, _ = _run(tmp_path, invents_authors, model=model, advisor=session, store=store)
     row = summary.rows[0]
+    assert [a for a, _ in refused] == ["Mallory", "Eve", "Trent", "Oscar"]
+    assert "not one of this run's advisors" in refused[0][1]
     by_author = row["by_author"]
-    tested = {a for a, e in by_author.items() if e["test_cer"] is not None}
-    assert tested == {"A", "dataset"}  # the winner (the baseline) and the one real member
-    assert all(by_author[name]["test_cer"] is None for name in ("Mallory", "Eve", "Trent", "Oscar"))
-    # every request the model answered is reported
-    assert model.calls == row["answer_model_evaluations"] == 6 * 3 + 3 + 3
+    assert set(by_author) == {"A", "dataset"}  # an invented author appears nowhere
+    assert {a for a, e in by_author.items() if e["test_cer"] is not None} == {"A", "dataset"}
+    # nothing was charged or answered for a refused prompt
+    assert model.calls == row["answer_model_evaluations"] == 2 * 3 + 3 + 3
     assert sum(t["split"] == "test" for t in trials) == 2
+
+
+@pytest.mark.parametrize("provenance,message", [
+    (Provenance("oracle", "manual"), "unknown kind 'oracle'"),
+    (Provenance("advisor", "GPT4o"), "not one of this run's advisors"),  # the run has no advisor
+    (Provenance("manual", "GPT4o"), "expected 'manual'"),
+    (Provenance("advisor", "GPT4o").derived("fewshot"), "not one of this run's advisors"),  # checked up the parents
+    (Provenance("fewshot", "GPT4o", parent=Provenance("manual", "manual")), "expected 'manual'"),
+])
+def test_a_provenance_the_run_does_not_allow_is_refused_before_anything_is_charged(tmp_path, provenance, message):
+    errors = []
+
+    def claims(pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        try:
+            evaluator.score(Prompt("{question} вариант", provenance=provenance), pair.val)
+        except ValueError as err:
+            errors.append(str(err))
+
+    model = ScriptedAnswerModel()
+    summary, trials, _, _ = _run(tmp_path, claims, model=model)
+    assert len(errors) == 1 and message in errors[0]
+    assert summary.rows[0]["answer_model_evaluations"] == model.calls == 3 + 3  # the baseline on val and test
+    assert [t["prompt"] for t in trials if t["split"] == "val"] == [BASELINE]
 
 
 # -- hole 7: the results folder and the store are not reachable through anything public --------

@@ -2,15 +2,15 @@ import pytest
 
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
-from prompt_opt_api import BudgetExhausted, HeldOutAccessError, Prompt, cache_key
+from prompt_opt_api import MANUAL, BudgetExhausted, HeldOutAccessError, Prompt, baseline_prompt, cache_key
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
-GOOD = Prompt("{question} Ответь только значением.", origin="t")
-BASELINE = Prompt("{question}", origin="dataset-question")
+GOOD = Prompt("{question} Ответь только значением.", provenance=MANUAL)
+BASELINE = baseline_prompt()
 
 
 @pytest.fixture

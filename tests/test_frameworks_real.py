@@ -27,7 +27,7 @@ PAIR = "Паспорт Дата рождения"
 
 def _run(tmp_path, *overrides, pair=PAIR):
     proc = run_cli(tmp_path, DEMO, "advisor=local", f'pairs=["{pair}"]', "budget.evaluations_per_pair=40",
-                   "optimizer.seed_candidates=[]", f"paths.models={models_dir()}", *overrides, model="ocr_llm",
+                   "optimizer.manual_candidates=[]", f"paths.models={models_dir()}", *overrides, model="ocr_llm",
                    timeout=1500)
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]

@@ -1,19 +1,31 @@
 """Unit tests of the prompt-writing optimizers with a scripted advisor and answer model."""
 
+import dataclasses
 import json
 
 import pytest
 
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
-from optimize.run_loop import author_of, run_pairs
+from optimize.evaluator import Budget, Evaluator
+from optimize.run_loop import run_pairs
 from optimizers.advisor import AdvisorOptimizer
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
 from optimizers.fewshot import FewShotOptimizer
-from optimizers.prompt_edits import answer_profile, classify_mistake, rule_edits, shape
+from optimizers.mistakes import classify_mistake
+from optimizers.prompt_edits import answer_profile, rule_edits, shape
 from optimizers.prompt_pool import ask_for_prompts, parse_prompts
-from prompt_opt_api import Advisor, AdvisorBudgetExhausted, AdvisorError, AdvisorReply, Prompt
+from prompt_opt_api import (
+    DATASET_QUESTION,
+    MANUAL,
+    Advisor,
+    AdvisorBudgetExhausted,
+    AdvisorError,
+    AdvisorReply,
+    Prompt,
+    Provenance,
+)
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
@@ -143,7 +155,7 @@ def test_critic_rounds_show_scores_and_mistakes_and_stop_without_progress(tmp_pa
 
 def test_critic_spends_no_advisor_call_when_val_is_already_perfect(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>x {question}</prompt>"])
-    critic = CriticOptimizer(rounds=3, per_round=1, rule_edits=False, seed_candidates=["{question} EXACT"])
+    critic = CriticOptimizer(rounds=3, per_round=1, rule_edits=False, manual_candidates=["{question} EXACT"])
     summary, _, _ = _run(tmp_path, critic, advisor)
     assert advisor.asked == [] and summary.rows[0]["cer"] == 0.0
 
@@ -189,16 +201,22 @@ def test_advisor_replies_are_cached_and_budgeted_by_logical_calls(tmp_path):
     again = AdvisorSession(inner, store, max_calls=2)  # a resumed run: same requests, from the store
     assert again.complete(msgs, sample=0) == "one" and again.complete(msgs, sample=1) == "two"
     assert inner.asked == [] and again.usage.cached_calls == 2 and again.usage.calls == 0
-    assert again.logical_usd == pytest.approx(0.002) and again.usage.cost_usd == 0.0
+    assert again.charges().usd == pytest.approx(0.002) and again.usage.cost_usd == 0.0
     with pytest.raises(AdvisorBudgetExhausted):  # cached calls count: the same decision as before
         again.complete(msgs, sample=2)
-    assert again.complete_many([msgs, msgs], samples=[0, 5])[1].__class__ is AdvisorBudgetExhausted
 
 
-def test_author_of_origins():
-    assert author_of("critic:GPT4o/round2") == "GPT4o" and author_of("advisor:DeepSeek") == "DeepSeek"
-    assert author_of("dataset-question") == "dataset" and author_of("rule:format") == "rule"
-    assert author_of("critic:GPT4o/round1+fewshot") == "GPT4o" and author_of("manual") == "manual"
+def test_provenance_labels_keep_the_origin_style_and_derived_prompts_keep_the_author():
+    critic = Provenance("critic", "GPT4o", "round2")
+    assert critic.label == "critic:GPT4o/round2" and Provenance("advisor", "DeepSeek").label == "advisor:DeepSeek"
+    assert DATASET_QUESTION.label == "dataset-question" and DATASET_QUESTION.author == "dataset"
+    assert Provenance("rule", "rule", "format").label == "rule:format" and MANUAL.label == "manual"
+    with_demos = critic.derived("fewshot")
+    assert with_demos.label == "critic:GPT4o/round2+fewshot" and with_demos.author == "GPT4o"
+    assert with_demos.parent == critic
+    assert Provenance("textgrad", "GPT4o", "forward").label == "textgrad-forward"
+    # bookkeeping only: the answer-cache key of a prompt does not change with who wrote it
+    assert Prompt("{question} x", provenance=critic).identity() == Prompt("{question} x").identity()
 
 
 def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
@@ -212,7 +230,7 @@ def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
                         "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
                         progress=False)
     assert len(advisor.asked) == 2
-    assert [r["advisor_calls"] for r in summary.rows] == [2, 0]  # the second pair got seeds only
+    assert [r["advisor_calls"] for r in summary.rows] == [2, 0]  # the second pair got its starting prompts only
 
 
 def test_critic_shows_the_worst_pages_to_advisors_that_read_images(tmp_path):
@@ -239,10 +257,14 @@ def test_rule_edits_leave_the_advisor_a_round_of_budget(tmp_path):
 
 
 def test_edits_keep_the_base_author_and_advisor_is_not_asked_when_nothing_could_be_scored(tmp_path):
-    assert author_of("critic:GPT4o/round1+rule:all") == "GPT4o" and author_of("manual+rule:format") == "manual"
+    critic_prompt = Prompt("{question}", provenance=Provenance("critic", "GPT4o", "round1"))
+    edits = {p.origin: p.provenance.author for p in rule_edits(critic_prompt, _pair(tmp_path / "p").train)}
+    assert edits["critic:GPT4o/round1+rule:all"] == "GPT4o"
+    manual = rule_edits(Prompt("{question}", provenance=MANUAL), _pair(tmp_path / "q").train, kinds=("value-only",))
+    assert [(p.origin, p.provenance.author) for p in manual] == [("manual+rule:value-only", "manual")]
     advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
     # budget: the baseline and one seed on val (3 + 3) and nothing more
-    _run(tmp_path, AdvisorOptimizer(n_candidates=2, seed_candidates=["Поле {question}"]), advisor, budget=7)
+    _run(tmp_path, AdvisorOptimizer(n_candidates=2, manual_candidates=["Поле {question}"]), advisor, budget=7)
     assert advisor.asked == []
 
 
@@ -275,7 +297,7 @@ def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
     assert "critic:A/round1" in {t["origin"] for t in trials} and "critic:B/round2" in {t["origin"] for t in trials}
     members = {m.name: m for m in session.members()}
     assert members["A"].usage.calls == members["B"].usage.calls == 1 and session.usage.calls == 2
-    assert session.logical_calls == 2 and session.logical_usd == pytest.approx(0.002)
+    assert session.charges().calls == 2 and session.charges().usd == pytest.approx(0.002)
     extra = summary.extra["advisor_members"]
     assert extra["A"]["calls"] == 1 and extra["B"]["calls"] == 1
 
@@ -297,3 +319,39 @@ def test_panel_budget_is_the_runs_and_replies_are_cached_per_member(tmp_path):
     assert again.usage.cached_calls == 2 and again.usage.calls == 0
     with pytest.raises(ValueError, match="distinct names"):
         AdvisorPanel([NamedScriptedAdvisor("A", []), NamedScriptedAdvisor("A", [])])
+
+
+def test_a_panels_usage_counts_what_its_members_count(tmp_path):
+    from models.advisor_panel import AdvisorPanel
+
+    # neither member ever writes a tagged prompt: each reply (and its correction) is unusable
+    writer_a, writer_b = NamedScriptedAdvisor("A", ["no tags"]), NamedScriptedAdvisor("B", ["no tags"])
+    panel = AdvisorPanel([writer_a, writer_b])
+    pair = dataclasses.replace(_pair(tmp_path), test=())
+    evaluator = Evaluator(ScriptedAnswerModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), pair, Budget(None))
+    AdvisorOptimizer(n_candidates=1, max_reasks=0).optimize(pair, evaluator, panel)
+    assert writer_a.usage.unusable_replies == writer_b.usage.unusable_replies == 1
+    assert panel.usage.unusable_replies == 2  # the panel's total is its members' sum
+    panel.count_unusable_reply()  # asked directly, the first member answered
+    assert (writer_a.usage.unusable_replies, panel.usage.unusable_replies) == (2, 3)
+
+
+def test_a_chain_steps_evaluator_view_races_with_the_confidence_asked_for(tmp_path):
+    from optimizers.chain import StepEvaluatorView
+
+    asked = {}
+
+    class Recording:
+        model_name = "m"
+
+        class budget:  # noqa: N801 - a stand-in for the read-only budget
+            limit, used, remaining = None, 0, None
+
+        def race(self, prompts, examples, incumbent=None, minibatch=4, confidence=0.95):
+            asked.update(minibatch=minibatch, confidence=confidence)
+            return [None] * len(prompts)
+
+    pair = _pair(tmp_path)
+    view = StepEvaluatorView(Recording(), cap=100)
+    assert view.race([Prompt("{question}")], pair.val, None, 2, confidence=0.8) == [None]
+    assert asked == {"minibatch": 2, "confidence": 0.8}

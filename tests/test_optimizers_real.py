@@ -32,7 +32,7 @@ def _row(run_dir, name):
 
 def test_advisor_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
     proc = _real(tmp_path, "advisor=local", "optimizer=advisor", "optimizer.n_candidates=2", "optimizer.max_reasks=1",
-                 "optimizer.seed_candidates=[]", 'pairs=["Паспорт Дата рождения"]', "budget.evaluations_per_pair=40")
+                 "optimizer.manual_candidates=[]", 'pairs=["Паспорт Дата рождения"]', "budget.evaluations_per_pair=40")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials, val = _val_cers(tmp_path / "out")
     written = [t for t in trials if t["origin"].startswith("advisor:")]
@@ -45,7 +45,7 @@ def test_advisor_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
 
 def test_critic_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
     proc = _real(tmp_path, "advisor=local", "optimizer=critic", "optimizer.rounds=1", "optimizer.per_round=2",
-                 "optimizer.max_reasks=0", "optimizer.seed_candidates=[]", 'pairs=["СНИЛС Номер СНИЛС"]',
+                 "optimizer.max_reasks=0", "optimizer.manual_candidates=[]", 'pairs=["СНИЛС Номер СНИЛС"]',
                  "budget.evaluations_per_pair=60")
     assert proc.returncode == 0, proc.stderr[-3000:]
     trials, val = _val_cers(tmp_path / "out")
@@ -66,7 +66,7 @@ def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_ad
     data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
     overrides = ("advisor=local", f"paths.models={models_dir()}", "optimizer=critic", "optimizer.rounds=2",
                  "optimizer.patience=5", "optimizer.per_round=1", "optimizer.max_reasks=0", "optimizer.rule_edits=false",
-                 "optimizer.seed_candidates=[]", "model.exact_marker=NEVER_WRITTEN", "advisor.max_tokens=60",
+                 "optimizer.manual_candidates=[]", "model.exact_marker=NEVER_WRITTEN", "advisor.max_tokens=60",
                  "optimizer.temperature=0.0",
                  "model.delay_s=0.5")
     ref_dir = tmp_path / "reference"

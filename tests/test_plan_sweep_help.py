@@ -118,8 +118,8 @@ def test_litellm_price_reads_litellms_own_map():
 
 @pytest.mark.parametrize("optimizer", [
     ManualOptimizer(candidates=["{question} только значением", "Поле: {question}"]),
-    FewShotOptimizer(k=2, random_sets=2, swap_candidates=1, seed_candidates=["Поле: {question}"]),
-    CriticOptimizer(rounds=2, patience=5, per_round=2, max_reasks=1, seed_candidates=["Поле: {question}"]),
+    FewShotOptimizer(k=2, random_sets=2, swap_candidates=1, manual_candidates=["Поле: {question}"]),
+    CriticOptimizer(rounds=2, patience=5, per_round=2, max_reasks=1, manual_candidates=["Поле: {question}"]),
     AdvisorOptimizer(n_candidates=2, max_reasks=1),
     ChainOptimizer({"s1": CriticOptimizer(rounds=1, per_round=1), "s2": FewShotOptimizer(random_sets=1)}),
 ], ids=lambda o: o.name)

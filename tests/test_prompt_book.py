@@ -31,7 +31,7 @@ def _rows(path):
 
 def _fewshot_run(tmp_path, data):
     """A scripted few-shot run through the CLI: every winner sends two train demos."""
-    proc = run_cli(tmp_path, data, "optimizer=fewshot", "optimizer.seed_candidates=[]", "model.demos_exact=true",
+    proc = run_cli(tmp_path, data, "optimizer=fewshot", "optimizer.manual_candidates=[]", "model.demos_exact=true",
                    "optimizer.random_sets=3", "optimizer.swap_candidates=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp_path / "out"

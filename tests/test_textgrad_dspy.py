@@ -42,8 +42,14 @@ class ScriptedAdvisor(Advisor):
         return AdvisorReply(text=text, prompt_tokens=10, completion_tokens=5, cost_usd=0.0)
 
 
-def _run(tmp_path, optimizer, advisor, budget=None):
-    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+def _failed_steps(caplog):
+    """The textgrad plugin's failed steps, as it logs them (``step N: reason``)."""
+    found = (re.search(r"textgrad step (\d+) failed \((.*)\); going on", r.getMessage()) for r in caplog.records)
+    return [f"step {m.group(1)}: {m.group(2)}" for m in found if m]
+
+
+def _run(tmp_path, optimizer, advisor, budget=None, second_pair=False):
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=second_pair)
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     model = ScriptedAnswerModel(exact_marker="EXACT")
@@ -60,7 +66,7 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
         "Reasoning.\n<IMPROVED_VARIABLE>{question} Ответь только значением.</IMPROVED_VARIABLE>",  # no better
         "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>",  # perfect: kept
     ])
-    optimizer = TextGradOptimizer(steps=3, minibatch=3, seed_candidates=())
+    optimizer = TextGradOptimizer(steps=3, minibatch=3, manual_candidates=())
     summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
     row = summary.rows[0]
     assert row["optimal prompt"] == "{question} Только значение. EXACT" and row["author"] == "Scripted"
@@ -80,13 +86,14 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
     assert rescored.cer == row["val_cer"]
 
 
-def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tmp_path):
+def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tmp_path, caplog):
     advisor = ScriptedAdvisor(["I think the prompt is fine.",  # no <IMPROVED_VARIABLE>: TextGrad's IndexError
                                "<IMPROVED_VARIABLE>Фамилия? EXACT</IMPROVED_VARIABLE>"])  # lost {question}
     optimizer = TextGradOptimizer(steps=2, minibatch=2)
     summary, trials, *_ = _run(tmp_path, optimizer, advisor)
-    assert [f.split(":")[0] for f in optimizer.failed_steps] == ["step 1", "step 2"]
-    assert "IndexError" in optimizer.failed_steps[0] and "placeholder" in optimizer.failed_steps[1]
+    failed = _failed_steps(caplog)
+    assert [f.split(":")[0] for f in failed] == ["step 1", "step 2"]
+    assert "IndexError" in failed[0] and "placeholder" in failed[1]
     assert not any(t["origin"].startswith("textgrad:") for t in trials)  # nothing broken was scored
     assert summary.rows[0]["status"].startswith("ok")
 
@@ -94,7 +101,7 @@ def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tm
 def test_textgrad_never_exceeds_the_answer_model_budget(tmp_path):
     advisor = ScriptedAdvisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
                                for i in range(10)])
-    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, seed_candidates=()), advisor,
+    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, manual_candidates=()), advisor,
                                budget=20)
     row = summary.rows[0]
     assert row["answer_model_evaluations"] - row["n_test"] <= 20 and row["status"].startswith("ok")
@@ -146,7 +153,7 @@ def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_p
 
     pytest.importorskip("dspy")
     advisor = DspyScriptedAdvisor("Ответь только значением поля. EXACT")
-    optimizer = DspyOptimizer(method=method, seed_candidates=(), **settings)
+    optimizer = DspyOptimizer(method=method, manual_candidates=(), **settings)
     summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
     row = summary.rows[0]
     assert advisor.asked, "DSPy never asked the advisor"
@@ -160,25 +167,28 @@ def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_p
 
 
 @pytest.mark.parametrize("method", ["gepa", "mipro"])
-def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path, method):
+def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path, method, caplog):
     from optimizers.dspy_plugin import DspyOptimizer
 
+    caplog.set_level("INFO", logger="optimizers.dspy_plugin")
     advisor = DspyScriptedAdvisor("Ответь значением поля, вариант {n}.")  # never perfect: the search goes on
     optimizer = DspyOptimizer(method=method, max_metric_calls=500, num_candidates=12, num_trials=40, reserve=3)
     summary, trials, *_ = _run(tmp_path, optimizer, advisor, budget=40)
     row = summary.rows[0]
-    assert "budget" in (optimizer.last_error or "")  # our budget stopped GEPA, not its own count
+    stopped = [r.getMessage() for r in caplog.records if "stopped early" in r.getMessage()]
+    assert stopped and "budget" in stopped[0]  # our budget stopped GEPA, not its own count
     assert any(t["origin"].startswith("dspy:") and t["split"] == "val" for t in trials)  # its result, on full val
     assert row["answer_model_evaluations"] - row["n_test"] <= 40 and row["status"].startswith("ok")
 
 
-def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path):
+def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path, caplog):
     # minibatch >= train: every step answers the same examples; after a failed step the
     # request is byte-identical, and a cached reply would repeat the failure forever
     advisor = ScriptedAdvisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
-    optimizer = TextGradOptimizer(steps=2, minibatch=50, seed_candidates=())
+    optimizer = TextGradOptimizer(steps=2, minibatch=50, manual_candidates=())
     summary, *_ = _run(tmp_path, optimizer, advisor)
-    assert optimizer.failed_steps and optimizer.failed_steps[0].startswith("step 1")
+    failed = _failed_steps(caplog)
+    assert failed and failed[0].startswith("step 1")
     assert summary.rows[0]["optimal prompt"] == "{question} Только значение. EXACT"
 
 
@@ -213,3 +223,25 @@ def test_dspy_does_not_swallow_a_dead_answer_model(tmp_path, method):
                   "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
                   progress=False)
     assert model.left >= -8  # stopped at the first failures, not after every remaining trial
+
+
+def test_textgrad_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_path, caplog):
+    # every step of both pairs fails (no tags): what a pair learned must not stay on the optimizer
+    optimizer = TextGradOptimizer(steps=2, minibatch=2, manual_candidates=())
+    before = dict(vars(optimizer))
+    summary, *_ = _run(tmp_path, optimizer, ScriptedAdvisor([]), second_pair=True)
+    assert len(summary.rows) == 2 and len(_failed_steps(caplog)) == 4  # both pairs did fail
+    assert vars(optimizer) == before
+
+
+def test_dspy_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_path, caplog):
+    from optimizers.dspy_plugin import DspyOptimizer
+
+    pytest.importorskip("dspy")
+    caplog.set_level("INFO", logger="optimizers.dspy_plugin")
+    optimizer = DspyOptimizer(method="gepa", max_metric_calls=500, reserve=3)
+    before = dict(vars(optimizer))
+    summary, *_ = _run(tmp_path, optimizer, DspyScriptedAdvisor("Вариант {n}."), budget=30, second_pair=True)
+    assert len(summary.rows) == 2
+    assert sum("stopped early" in r.getMessage() for r in caplog.records) == 2  # each pair's budget stopped it
+    assert vars(optimizer) == before
