@@ -18,7 +18,7 @@ from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, run_cli
-from tests.real_models import model_config, models_dir
+from scripts.default_models import model_config, models_dir
 
 pytestmark = pytest.mark.slow
 DEMO = REPO / "tasks/demo/task.csv"

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
-from tests.real_models import models_dir
+from scripts.default_models import models_dir
 from tests.task_factory import make_task
 
 DEMO = REPO / "tasks/demo/task.csv"
