@@ -17,14 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from models.model_store import ModelSpec, ModelStore, sha256_file
-from models.ocr_llm_prompts import (
-    DEMO_EXCERPT_TEMPLATE,
-    DOCUMENT_TEMPLATE,
-    INLINE_DEMOS,
-    PAGE_FIRST_QUESTION,
-    PAGE_FIRST_SYSTEM,
-    SYSTEM,
-)
+from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
 from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, cache_key
 
 log = logging.getLogger(__name__)
@@ -138,19 +131,12 @@ class OcrLlmAnswerModel(AnswerModel):
             greedy token (1 of 8 invoice totals in ``bench_optimizers.py --demo-cost``:
             "118,886,00" with reuse, "118,886" without). The store keeps the first answer
             computed, so runs on one store stay consistent; two fresh stores may differ there.
-        demo_layout: Where the page asked about goes in a request with demos.
-            ``turns`` (default): demos as earlier chat turns, each with its page, then the
-            page asked about; every query re-reads its page after the demos (~3.5 s on 2
-            cores). ``page_first``: the page asked about opens the conversation (system
-            message), then the demos as turns with an excerpt of their page around the
-            answer, then the question; the page prefix is shared by every prompt and demo
-            set on that page, so a query pays only for the excerpts and the question.
-            ``inline``: the demos as "question -> answer" lines after the page asked about
-            and before the instruction, without their own pages; the request starts as one
-            without demos, so the page prefix cached by any prompt on that page is reused.
-            Requests without demos are the same in every layout.
-        demo_excerpt_chars: ``page_first`` only: characters of a demo's page kept around
-            its answer.
+
+    Demos go before the page asked about as earlier chat turns, each with its page, so
+    every query with demos re-reads its page after them. Two layouts that reuse the page
+    prefix instead (the page first with demo excerpts after it; demos as "question ->
+    answer" lines without their pages) answered worse with this 0.5B model and were
+    removed (docs/benchmarks.md, few-shot cost).
 
     A request is fitted to ``n_ctx`` (by its tokens, plus an allowance for the chat
     template): when demos make it too long, the demos' page text is cut to a window
@@ -173,11 +159,7 @@ class OcrLlmAnswerModel(AnswerModel):
         ocr_max_chars: int = 6000,
         batch_size: int = 8,
         kv_cache_mb: int = 1024,
-        demo_layout: str = "turns",
-        demo_excerpt_chars: int = 400,
     ) -> None:
-        if demo_layout not in ("turns", "page_first", "inline"):
-            raise ValueError(f"ocr_llm: demo_layout must be 'turns', 'page_first' or 'inline', got {demo_layout!r}")
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
         self.name = name
@@ -190,8 +172,6 @@ class OcrLlmAnswerModel(AnswerModel):
         self.ocr_max_chars = ocr_max_chars
         self._batch_size = batch_size
         self.kv_cache_bytes = kv_cache_mb << 20
-        self.demo_layout = demo_layout
-        self.demo_excerpt_chars = demo_excerpt_chars
         self.revision = weights.sha256
         self._llm: Any = None
         self._vocab: Any = None  # tokenizer only, for messages() before the weights are loaded
@@ -213,7 +193,7 @@ class OcrLlmAnswerModel(AnswerModel):
         # n_threads and kv_cache_mb are left out on purpose: greedy decoding gives the same
         # text with any thread count and, but for rare near-ties (see kv_cache_mb), with or
         # without prefix reuse; keying on it would split the cache for no gain in rigour.
-        params = {
+        return {
             "max_tokens": self.max_tokens,
             "temperature": 0.0,
             "n_ctx": self.n_ctx,
@@ -221,15 +201,6 @@ class OcrLlmAnswerModel(AnswerModel):
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
             "context_fit": "answer-window/drop-last/v1",
         }
-        if self.demo_layout != "turns":
-            # named only when not the default, so the default's cached answers keep their keys
-            # (this changes requests with demos; the key is per model, not per request)
-            params["demo_layout"] = {
-                "layout": self.demo_layout, "excerpt_chars": self.demo_excerpt_chars,
-                "framing": cache_key({"system": PAGE_FIRST_SYSTEM, "demo": DEMO_EXCERPT_TEMPLATE,
-                                      "question": PAGE_FIRST_QUESTION, "inline": INLINE_DEMOS}),
-            }
-        return params
 
     def cache_identity(self) -> dict[str, Any]:
         from importlib.metadata import version
@@ -296,19 +267,7 @@ class OcrLlmAnswerModel(AnswerModel):
         demo_limit = self.ocr_max_chars
         page_limit = self.ocr_max_chars
 
-        page_first = bool(demos) and self.demo_layout == "page_first"
-        if page_first:
-            demo_limit = min(demo_limit, self.demo_excerpt_chars)
-
         def build() -> list[dict[str, str]]:
-            if page_first and demos:  # all demos dropped by fitting: the plain request, as without demos
-                return self._page_first_messages(prompt, demos, example, demo_limit, page_limit)
-            if self.demo_layout == "inline" and demos:
-                lines = "\n".join(f"- {d.question} -> {d.answer}" for d in demos)
-                page = self.ocr_text(example)[: self.ocr_max_chars][:page_limit]
-                instruction = INLINE_DEMOS.format(lines=lines, instruction=prompt.render(example))
-                return [{"role": "system", "content": SYSTEM},
-                        {"role": "user", "content": DOCUMENT_TEMPLATE.format(ocr_text=page, instruction=instruction)}]
             messages = [{"role": "system", "content": SYSTEM}]
             for demo in demos:
                 messages.append({"role": "user", "content": self._user_turn(prompt, demo, demo_limit, around_answer=True)})
@@ -344,19 +303,6 @@ class OcrLlmAnswerModel(AnswerModel):
         self._fit_counts["pages_shortened"] += int(cut_page)
         if shortened or dropped or cut_page:
             self._warn_fit_once(example)
-        return messages
-
-    def _page_first_messages(self, prompt: Prompt, demos: Sequence[Example], example: Example, demo_limit: int,
-                             page_limit: int) -> list[dict[str, str]]:
-        """``demo_layout=page_first``: the page in the system message, demos as excerpt turns, then the question."""
-        page = self.ocr_text(example)[: self.ocr_max_chars][:page_limit]
-        messages = [{"role": "system", "content": PAGE_FIRST_SYSTEM.format(ocr_text=page)}]
-        for demo in demos:
-            excerpt = self._excerpt(demo, demo_limit)
-            messages.append({"role": "user", "content": DEMO_EXCERPT_TEMPLATE.format(
-                ocr_text=excerpt, instruction=prompt.render(demo))})
-            messages.append({"role": "assistant", "content": demo.answer})
-        messages.append({"role": "user", "content": PAGE_FIRST_QUESTION.format(instruction=prompt.render(example))})
         return messages
 
     def _excerpt(self, example: Example, limit: int) -> str:

@@ -9,10 +9,12 @@ cannot decide a race on its own.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 
+from optimize.stats import paired_bootstrap_interval
 from prompt_opt_api import ExampleResult
+
+CLIP_AT = 1.0  # per-example CER cap for the decision
 
 
 def clearly_worse(candidate: Sequence[ExampleResult], incumbent: Sequence[ExampleResult], confidence: float = 0.95,
@@ -26,12 +28,10 @@ def clearly_worse(candidate: Sequence[ExampleResult], incumbent: Sequence[Exampl
         resamples: Bootstrap resamples.
         seed: RNG seed (decisions are reproducible).
     """
-    by_row = {r.source_row: min(r.cer, 1.0) for r in incumbent}
-    diffs = [min(r.cer, 1.0) - by_row[r.source_row] for r in candidate if r.source_row in by_row]
-    if not diffs:
+    by_row = {r.source_row: min(r.cer, CLIP_AT) for r in incumbent}
+    shared = [r for r in candidate if r.source_row in by_row]
+    if not shared:
         return False
-    rng = random.Random(seed)
-    n = len(diffs)
-    means = sorted(sum(rng.choice(diffs) for _ in range(n)) / n for _ in range(resamples))
-    lower = means[int((1 - confidence) / 2 * resamples)]
-    return lower > 0
+    low, _ = paired_bootstrap_interval([min(r.cer, CLIP_AT) for r in shared], [by_row[r.source_row] for r in shared],
+                                       confidence, resamples, seed)
+    return low > 0

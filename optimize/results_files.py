@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from optimize.stats import bootstrap_interval  # noqa: F401 - re-exported: the run loop and apply import it here
+
 # The first three columns exactly as the seed names them; the rest are ours.
 SEED_COLUMNS = ("doc type question type", "optimal prompt", "cer")
 EXTRA_COLUMNS = (
@@ -109,25 +111,6 @@ def write_results_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-
-
-def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, resamples: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (seeded: a rerun writes the same).
-
-    Returns:
-        (low, high); (nan, nan) for no values.
-    """
-    import numpy as np
-
-    data = np.asarray(values, dtype=float)
-    if data.size == 0:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return float(low), float(high)
 
 
 def read_results_frame(path: Path) -> Any:

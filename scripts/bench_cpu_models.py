@@ -30,7 +30,7 @@ def main() -> None:
     from optimize.answer_store import AnswerStore
     from prompt_opt_api import Prompt
     from tasks.docqa_csv import load_task
-    from tests.real_models import advisor_config, model_config
+    from scripts.default_models import advisor_config, model_config
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--examples", type=int, default=24)

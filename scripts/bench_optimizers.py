@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from optimize.stats import bootstrap_interval, clipped_mean, median  # noqa: E402 - after the path
 
 DEFAULT_PAIRS = ["Паспорт Фамилия", "Паспорт Код подразделения", "СНИЛС Номер СНИЛС", "Счёт Сумма",
                  "СТС Регистрационный знак", "Водительское удостоверение Категории"]
@@ -50,13 +51,6 @@ OPTIMIZERS = {
     "dspy_mipro": ["optimizer=dspy", "optimizer.method=mipro", "optimizer.num_candidates=3", "optimizer.num_trials=4"],
     "dspy_gepa": ["optimizer=dspy", "optimizer.method=gepa", "optimizer.max_metric_calls=40"],
 }
-
-
-def bootstrap_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(rng.choice(values) for _ in range(n)) / n for _ in range(resamples))
-    return means[int(0.025 * resamples)], means[int(0.975 * resamples) - 1]
 
 
 def test_cers(run_dir: Path) -> dict[str, list[float]]:
@@ -84,8 +78,8 @@ def main() -> None:
     parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
     parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
     parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query with and without demos on PAIR")
-    parser.add_argument("--layouts", nargs="+", default=None, metavar="LAYOUT:KV_MB",
-                        help="--demo-cost configurations, e.g. turns:1024 inline:1024 (default: all)")
+    parser.add_argument("--kv-mb", nargs="+", type=int, default=[1024, 0], metavar="MB",
+                        help="--demo-cost: prefix-reuse RAM settings to compare (0: off)")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of result files")
     args = parser.parse_args()
 
@@ -96,8 +90,7 @@ def main() -> None:
         if not (args.data / "task.csv").is_file():
             subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
                             "--per-class", str(args.per_class)], cwd=REPO, check=True)
-        configs = tuple((c.split(":")[0], int(c.split(":")[1])) for c in args.layouts) if args.layouts else None
-        demo_cost(args.data, args.demo_cost, **({"configs": configs} if configs else {}))
+        demo_cost(args.data, args.demo_cost, kv_mbs=tuple(args.kv_mb))
         return
 
     task_csv = args.csv.resolve() if args.csv else args.data / "task.csv"
@@ -126,12 +119,12 @@ def main() -> None:
                 values = cers.get(row["doc type question type"], [])
                 if not values:
                     continue
-                lo, hi = bootstrap_ci(values)
+                lo, hi = bootstrap_interval(values)
                 results["runs"].append({
                     "optimizer": name, "seed": seed, "pair": row["doc type question type"],
-                    "test_cer": statistics.mean(values), "ci95": [lo, hi], "median": statistics.median(values),
+                    "test_cer": statistics.mean(values), "ci95": [lo, hi], "median": median(values),
                     "test_cers": values,
-                    "clipped_mean": statistics.mean(min(v, 1.0) for v in values), "val_cer": row.get("val_cer"),
+                    "clipped_mean": clipped_mean(values), "val_cer": row.get("val_cer"),
                     "evaluations": row.get("answer_model_evaluations"), "advisor_calls": row.get("advisor_calls"),
                     "prompt": row.get("optimal prompt"), "author": row.get("author"), "n_demos": row.get("n_demos"),
                 })
@@ -145,18 +138,14 @@ def main() -> None:
     print_table(results)
 
 
-def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2,
-              configs: tuple[tuple[str, int], ...] = (("turns", 1024), ("turns", 0), ("page_first", 1024),
-                                                       ("page_first", 0), ("inline", 1024))) -> None:
-    """Seconds per ocr_llm query without and with k demos, per demo layout, prefix reuse on and off.
+def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2, kv_mbs: tuple[int, ...] = (1024, 0)) -> None:
+    """Seconds per ocr_llm query without and with k demos, prefix reuse on and off.
 
     Queries run as the evaluator sends them: one prompt over all examples. Without demos
     each page starts the context, so a page read once is reused by every later prompt on
-    it. With ``demo_layout=turns`` the page comes after the demos, so only the demo
-    prefix is shared and every query reads its page again; with ``page_first`` the page
-    opens the context and is shared by every prompt and demo set on it. Each line also
-    gives the mean CER of those answers on the (val + test) examples, so a cheaper
-    layout that answers worse shows it.
+    it. With demos the page comes after them, so only the demo prefix is shared and every
+    query reads its page again. Each line also gives the mean CER of those answers on the
+    (val + test) examples.
     """
     import tempfile
 
@@ -167,7 +156,7 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2,
     from tasks.cer_metric import CerMetric
     from tasks.docqa_csv import load_task
     from tasks.pair_splits import SplitConfig, split_pairs
-    from tests.real_models import model_config
+    from scripts.default_models import model_config
 
     pairs, _ = split_pairs(load_task(data / "task.csv").examples, SplitConfig(), only=[pair_key])
     pair = pairs[0]
@@ -177,8 +166,8 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2,
     metric = CerMetric()
     with tempfile.TemporaryDirectory() as tmp:
         store = AnswerStore(Path(tmp) / "s.sqlite")
-        for layout, kv_mb in configs:
-            model = instantiate(model_config(kv_cache_mb=kv_mb, demo_layout=layout))
+        for kv_mb in kv_mbs:
+            model = instantiate(model_config(kv_cache_mb=kv_mb))
             model.use_cache(store)
             for ex in [*examples, *demos, *other_demos]:
                 model.ocr_text(ex)  # OCR is not what is measured
@@ -186,15 +175,13 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2,
                     (f"{k} demos", [Prompt("{question}", demos=demos), Prompt("{question} Только значение.", demos=demos),
                                     Prompt("{question}", demos=other_demos)])]
             for label, prompts in runs:
-                if label == "no demos" and layout == "page_first":
-                    continue  # requests without demos are the same in every layout
                 for i, prompt in enumerate(prompts):
                     started = time.monotonic()
                     answers = model.answer([(prompt, ex) for ex in examples])
                     per_query = (time.monotonic() - started) / len(examples)
                     cer = statistics.mean(metric.cer(ex.answer, a) for ex, a in zip(examples, answers))
                     which = "first prompt" if i == 0 else ("other demos" if i == 2 else "later prompt")
-                    print(f"demo cost: layout {layout:10s} {label:8s} {which:12s} prefix reuse {'on ' if kv_mb else 'off'}: "
+                    print(f"demo cost: {label:8s} {which:12s} prefix reuse {'on ' if kv_mb else 'off'}: "
                           f"{per_query:.2f} s/query, mean CER {cer:.3f}", flush=True)
             model.close()
 
@@ -210,13 +197,13 @@ def print_table(results: dict) -> None:
     for name in names:
         mine = [r for r in rows if r["optimizer"] == name]
         pooled = [v for r in mine for v in r.get("test_cers", [r["test_cer"]])]
-        lo, hi = bootstrap_ci(pooled)
+        lo, hi = bootstrap_interval(pooled)
         tot = [totals[k] for k in totals if k[0] == name]
         usage = [t.get("advisor_usage") or {} for t in tot]
         calls = sum(u.get("calls", 0) + u.get("cached_calls", 0) for u in usage)
         tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage)
         print(f"{name:14s} | {statistics.mean(pooled):.3f} [{lo:.3f}, {hi:.3f}] (n={len(pooled)}) | "
-              f"{statistics.median(pooled):.3f} | {statistics.mean(min(v, 1.0) for v in pooled):.3f} | "
+              f"{median(pooled):.3f} | {clipped_mean(pooled):.3f} | "
               f"{sum(int(r['evaluations'] or 0) for r in mine)} | {calls} ({tokens}) | "
               f"{sum(t['wall_s'] for t in tot):.0f} s")
     print("\nper pair: test CER [95% CI] (val CER) evaluations, author of the winner")

@@ -107,14 +107,14 @@ def bench_model(mode: str, batches: list[int], images_per_batch_size: int, devic
 def bench_openai_stub(latency_s: float = 0.1, n: int = 64) -> None:
     from models.openai_vlm import OpenAIVLMAnswerModel
     from prompt_opt_api import Example, Prompt
-    from tests.openai_stub_server import StubVLMServer
+    from scripts.fake_openai_server import FakeOpenAIServer
 
     with tempfile.TemporaryDirectory() as tmp_name:
         paths = document_images(4, Path(tmp_name))
         examples = [Example(image=p, question="Фамилия?", answer="x", doc_class="d", question_type="q", bbox=None,
                             image_sha256=str(i)) for i, p in enumerate(paths)]
         batch = [(Prompt("{question}"), examples[i % 4]) for i in range(n)]
-        with StubVLMServer(latency_s=latency_s) as server:
+        with FakeOpenAIServer(latency_s=latency_s, require_images=True) as server:
             for concurrency in (1, 16):
                 model = OpenAIVLMAnswerModel(model="openai/stub", api_base=server.url, concurrency=concurrency)
                 model.answer(batch[:2])  # warm-up: litellm import and connection

@@ -25,13 +25,11 @@ def default_specs():
 
 
 def main() -> None:
-    import os
-
     from models.model_store import ModelStore
+    from scripts.default_models import models_dir
 
-    cache = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
     parser = argparse.ArgumentParser()
-    parser.add_argument("--store", default=str(Path(cache) / "vlm-prompt-opt" / "models"))
+    parser.add_argument("--store", default=str(models_dir()))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     store = ModelStore(args.store)

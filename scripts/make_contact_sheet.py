@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tasks.synthetic_documents import DIFFICULTIES, font_path  # noqa: E402
+from scripts.demo_data.synthetic_documents import DIFFICULTIES, font_path  # noqa: E402
 
 
 def main(task_csv: Path = ROOT / "tasks/demo/task.csv", out: Path = ROOT / "docs/demo_contact_sheet.png") -> None:

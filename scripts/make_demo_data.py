@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.synthetic_documents import generate  # noqa: E402
+from scripts.demo_data.synthetic_documents import generate  # noqa: E402
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from tests.cli_helpers import run_cli
-from tests.fake_openai_server import FakeOpenAIServer, Step
+from scripts.fake_openai_server import FakeOpenAIServer, Step
 from tests.task_factory import make_task
 
 # The scripted answer model answers exactly only prompts with this marker; the manual seeds lack it.

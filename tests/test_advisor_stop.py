@@ -6,7 +6,7 @@ import json
 from optimizers.prompt_pool import ask_for_prompts, parse_prompts, reply_limits
 from prompt_opt_api import Advisor, AdvisorReply
 from tests.cli_helpers import run_cli
-from tests.fake_openai_server import FakeOpenAIServer, Step
+from scripts.fake_openai_server import FakeOpenAIServer, Step
 from tests.task_factory import make_task
 
 CHATTY = ("Analysis: short prompts work.\n<prompt1>{question} Только значение.</prompt1>\n"

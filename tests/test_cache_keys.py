@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from models.qwen2_vl import Qwen2VLAnswerModel, folder_digest
 from optimize.evaluator import answer_cache_key
 from prompt_opt_api import MANUAL, Example, Prompt, Provenance
-from tests.real_models import model_config
+from scripts.default_models import model_config
 
 EXAMPLE = Example(image=None, question="Фамилия?", answer="ИВАНОВ", doc_class="p", question_type="q", bbox=None,
                   image_sha256="ab" * 32, source_row="t.csv, row 1 (line 2)")
@@ -53,8 +53,6 @@ def test_request_parts_change_the_key_and_provenance_does_not():
     lambda m: setattr(m, "ocr_max_chars", 3000),
     lambda m: setattr(m, "revision", "f" * 64),
     lambda m: setattr(m, "name", "other-name"),
-    lambda m: setattr(m, "demo_layout", "page_first"),
-    lambda m: setattr(m, "demo_layout", "inline"),
 ])
 def test_ocr_llm_answer_key_names_each_component(change):
     model = _ocr_llm()
@@ -72,17 +70,6 @@ def test_ocr_llm_key_names_the_llama_cpp_version(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda dist: "0.0.0-other" if dist == "llama-cpp-python" else real(dist))
     assert model.cache_identity()["llama_cpp_python"] == "0.0.0-other" and _key(model) != before
-
-
-def test_ocr_llm_demo_excerpt_length_is_named_only_where_it_is_used():
-    model = _ocr_llm()
-    before = _key(model)
-    model.demo_excerpt_chars = 123  # the default layout shows whole demo pages: no effect
-    assert _key(model) == before
-    model.demo_layout = "page_first"
-    page_first = _key(model)
-    model.demo_excerpt_chars = 456
-    assert _key(model) != page_first
 
 
 def test_ocr_llm_key_ignores_what_does_not_change_answers():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasks import russian_fake_values as fake
+from scripts.demo_data import russian_fake_values as fake
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
-from tasks.synthetic_documents import QUESTIONS, generate
+from scripts.demo_data.synthetic_documents import QUESTIONS, generate
 
 DEMO = Path(__file__).resolve().parent.parent / "tasks" / "demo"
 
@@ -53,7 +53,7 @@ def test_every_bbox_is_inside_its_image_and_contains_ink(rows):
 
 
 def test_ink_check_rejects_blank_paper():
-    from tasks.synthetic_documents import background
+    from scripts.demo_data.synthetic_documents import background
 
     from PIL import ImageFilter
 

@@ -18,7 +18,7 @@ from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, run_cli
-from tests.real_models import model_config, models_dir
+from scripts.default_models import model_config, models_dir
 
 pytestmark = pytest.mark.slow
 DEMO = REPO / "tasks/demo/task.csv"
@@ -57,15 +57,18 @@ def _check_exported(tmp_path, trials, kind, pair_key=PAIR):
 
 
 def test_one_textgrad_step_with_the_local_advisor(tmp_path):
-    trials, summary, stderr = _run(tmp_path, "optimizer=textgrad", "optimizer.steps=1", "optimizer.minibatch=3")
-    usage = summary["advisor_usage"]
+    """Greedy advisor decoding fixes the step's outcome, so the test demands it: with this
+    1.5B advisor the rewrite breaks the length constraint (seen 2026-12-02), so the step
+    fails, is logged and nothing it wrote is scored. Should a new advisor or llama.cpp
+    change that reply, this fails and says so; the working step and the export are
+    tests/test_textgrad_dspy.py's, with a scripted advisor."""
+    trials, summary, stderr = _run(tmp_path, "optimizer=textgrad", "optimizer.steps=1", "optimizer.minibatch=3",
+                                   "optimizer.temperature=0.0")
     forward = [t for t in trials if t["origin"] == "textgrad-forward"]
     assert forward and forward[0]["split"] == "train"
-    if any(t["origin"].startswith("textgrad:") for t in trials):
-        assert usage["calls"] == 2  # one backward (feedback) and one update call
-        _check_exported(tmp_path, trials, "textgrad")
-    else:  # a weak advisor may break a constraint or drop the tags: a failed step, logged, never scored
-        assert "textgrad step 1 failed" in stderr and usage["calls"] + usage["failed_calls"] >= 1
+    assert summary["advisor_usage"]["calls"] == 2  # one backward (feedback) and one update call, both answered
+    assert "textgrad step 1 failed (longer than 600 characters)" in stderr, stderr[-3000:]
+    assert not any(t["origin"].startswith("textgrad:") for t in trials)  # a broken rewrite is never scored
 
 
 def test_minimal_mipro_with_the_local_advisor(tmp_path):

@@ -8,7 +8,7 @@ import time
 
 from hydra.utils import instantiate
 
-from tests.real_models import REPO, advisor_config, models_dir
+from scripts.default_models import REPO, advisor_config, models_dir
 
 
 def _gone(pid: int, within_s: float = 20.0) -> bool:

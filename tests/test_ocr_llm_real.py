@@ -9,7 +9,7 @@ from prompt_opt_api import Prompt
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
-from tests.real_models import REPO, model_config
+from scripts.default_models import REPO, model_config
 
 STRICT = Prompt("{question} Ответь только значением поля, точно как в документе, без пояснений.")
 BAD = Prompt("Опиши этот документ.")
@@ -98,59 +98,6 @@ def test_requests_with_demos_are_fitted_to_the_context(monkeypatch):
 
     # without a token count (or when it fits) nothing changes
     assert model.build_messages(Prompt("{question}", demos=demos[:1]), target)[1]["content"].count("строка") > 100
-
-
-def test_page_first_layout_puts_the_page_first_and_demo_excerpts_after(monkeypatch):
-    """demo_layout=page_first: the page asked about opens the request (a prefix shared by every
-    prompt and demo set on it), demos follow as excerpts around their answers."""
-    pair, examples = _three_passports()
-    model = instantiate(model_config(demo_layout="page_first", demo_excerpt_chars=300))
-    monkeypatch.setattr(model, "ocr_text", lambda ex: _long_page(ex, 3000))
-    target, demos = examples[0], tuple(pair.train[:2])
-    one = model.build_messages(Prompt("{question} A", demos=demos), target)
-    other = model.build_messages(Prompt("{question} B", demos=demos[::-1]), target)
-    assert [m["role"] for m in one] == ["system", "user", "assistant", "user", "assistant", "user"]
-    assert one[0] == other[0] and _long_page(target, 3000) in one[0]["content"]  # the shared prefix
-    for demo, turn in zip(demos, one[1::2]):
-        assert demo.answer in turn["content"] and turn["content"].count("строка") < 20  # an excerpt
-    assert one[-1]["content"].endswith(target.question + " A")
-    # requests without demos are the same in both layouts
-    plain = instantiate(model_config())
-    monkeypatch.setattr(plain, "ocr_text", lambda ex: _long_page(ex, 3000))
-    assert model.build_messages(Prompt("{question}"), target) == plain.build_messages(Prompt("{question}"), target)
-
-
-def test_inline_layout_shares_the_page_prefix_with_requests_without_demos(monkeypatch):
-    pair, examples = _three_passports()
-    model = instantiate(model_config(demo_layout="inline"))
-    monkeypatch.setattr(model, "ocr_text", lambda ex: _long_page(ex, 3000))
-    target, demos = examples[0], tuple(pair.train[:2])
-    with_demos = model.build_messages(Prompt("{question} A", demos=demos), target)
-    plain = model.build_messages(Prompt("{question} A"), target)
-    assert [m["role"] for m in with_demos] == ["system", "user"]
-    page_end = plain[1]["content"].index(">>>") + 3
-    assert with_demos[1]["content"][:page_end] == plain[1]["content"][:page_end]  # the shared prefix
-    for demo in demos:
-        assert f"- {demo.question} -> {demo.answer}" in with_demos[1]["content"]
-    assert with_demos[1]["content"].endswith(target.question + " A")
-
-
-def test_page_first_answers_do_not_depend_on_prefix_reuse(tmp_path):
-    pair, examples = _three_passports()
-    demos_a, demos_b = tuple(pair.train[:1]), tuple(pair.train[1:2])
-    requests = [(Prompt(STRICT.text, demos=d), ex) for d in (demos_a, demos_b) for ex in examples]
-    store = AnswerStore(tmp_path / "s.sqlite")
-
-    def answers(kv_cache_mb):
-        model = instantiate(model_config(kv_cache_mb=kv_cache_mb, demo_layout="page_first"))
-        model.use_cache(store)
-        try:
-            return model.answer(requests)
-        finally:
-            model.close()
-
-    with_reuse = answers(1024)
-    assert with_reuse == answers(0) and all(with_reuse)
 
 
 def test_real_model_answers_with_demos_whose_pages_overflow_the_context(tmp_path):

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
-from tests.real_models import models_dir
+from scripts.default_models import models_dir
 from tests.task_factory import make_task
 
 DEMO = REPO / "tasks/demo/task.csv"
@@ -20,25 +20,30 @@ def _real(tmp_path, *overrides, out="out"):
                    timeout=900)
 
 
-def _val_cers(run_dir):
-    trials = [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
-    return trials, {t["prompt"]: t["cer"] for t in trials if t["split"] == "val"}
+def _trials(run_dir):
+    return [json.loads(line) for line in (run_dir / "trials.jsonl").read_text().splitlines()]
 
 
-def _row(run_dir, name):
+def _engine_choice(run_dir, name):
+    """The engine's choice as its results CSV reports it, and the baseline's full-val CER as
+    the CSV would print it. The row must agree with the trials log on the chosen prompt's
+    full-val score, at the CSV's precision (4 decimals), the precision every comparison uses."""
+    trials = _trials(run_dir)
     with (run_dir / name).open(encoding="utf-8") as fh:
-        return next(csv.DictReader(fh))
+        row = next(csv.DictReader(fh))
+    full_val = [t for t in trials if t["split"] == "val"]
+    assert f"{next(t['cer'] for t in full_val if t['prompt'] == row['optimal prompt']):.4f}" == row["val_cer"], row
+    return row, round(next(t["cer"] for t in full_val if t["prompt"] == "{question}"), 4)
 
 
 def test_advisor_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
     proc = _real(tmp_path, "advisor=local", "optimizer=advisor", "optimizer.n_candidates=2", "optimizer.max_reasks=1",
                  "optimizer.manual_candidates=[]", 'pairs=["Паспорт Дата рождения"]', "budget.evaluations_per_pair=40")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    trials, val = _val_cers(tmp_path / "out")
-    written = [t for t in trials if t["origin"].startswith("advisor:")]
+    written = [t for t in _trials(tmp_path / "out") if t["origin"].startswith("advisor:")]
     assert written, "the local advisor wrote no scorable prompt"
-    row = _row(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
-    assert float(row["val_cer"]) <= val["{question}"]
+    row, baseline_val = _engine_choice(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
+    assert float(row["val_cer"]) <= baseline_val
     summary = json.loads((tmp_path / "out/summary.json").read_text())
     assert summary["advisor_usage"]["calls"] >= 1
 
@@ -48,10 +53,9 @@ def test_critic_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
                  "optimizer.max_reasks=0", "optimizer.manual_candidates=[]", 'pairs=["СНИЛС Номер СНИЛС"]',
                  "budget.evaluations_per_pair=60")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    trials, val = _val_cers(tmp_path / "out")
-    assert any("rule:" in t["origin"] for t in trials)  # LLM-free edits were tried
-    row = _row(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
-    assert float(row["val_cer"]) <= val["{question}"]
+    assert any("rule:" in t["origin"] for t in _trials(tmp_path / "out"))  # LLM-free edits were tried
+    row, baseline_val = _engine_choice(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
+    assert float(row["val_cer"]) <= baseline_val
 
 
 def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_advisor_call(tmp_path):

@@ -14,7 +14,7 @@ from models.prompt_runtime import PromptRuntime
 from prompt_opt_api.prompt_book import PromptBookError, load_book
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
-from tests.openai_stub_server import StubVLMServer
+from scripts.fake_openai_server import FakeOpenAIServer
 from tests.task_factory import make_task
 
 
@@ -184,7 +184,7 @@ def test_runtime_messages_for_openai_vlm_equal_the_wire_request(tmp_path):
 
     data = make_task(tmp_path / "data", n_images=4, with_second_pair=False)
     examples = load_task(data).examples
-    with StubVLMServer() as server:
+    with FakeOpenAIServer(require_images=True) as server:
         config = {"_target_": "models.openai_vlm.OpenAIVLMAnswerModel", "name": "Qwen2-VL-2B",
                   "model": "openai/stub-vlm", "api_base": server.url, "max_tokens": 32}
         model = OpenAIVLMAnswerModel(**{k: v for k, v in config.items() if k != "_target_"})
@@ -198,7 +198,7 @@ def test_runtime_messages_for_openai_vlm_equal_the_wire_request(tmp_path):
         body = runtime.openai_request("passport", "Фамилия", examples[3].image, examples[3].question)
         model.answer([(scored, examples[3])])  # what the run scored, as the model sends it
     assert not server.errors
-    wire = server.requests[-1]
+    wire = server.bodies[-1]
     assert json.dumps(built, ensure_ascii=False) == json.dumps(wire["messages"], ensure_ascii=False)
     assert {key: wire[key] for key in body} == body  # model, messages, temperature, max_tokens
     assert [m["role"] for m in built] == ["user", "assistant", "user", "assistant", "user"]

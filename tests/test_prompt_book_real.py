@@ -10,7 +10,7 @@ from models.prompt_runtime import PromptRuntime
 from prompt_opt_api.prompt_book import load_book
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
-from tests.real_models import models_dir
+from scripts.default_models import models_dir
 
 DEMO = REPO / "tasks/demo/task.csv"
 # Pairs on which two demos beat every instruction alone on val (seed 0), so the book's

@@ -25,7 +25,12 @@ def test_clearly_worse_needs_a_consistent_gap():
     assert clearly_worse(_results([1, 1, 1, 1]), _results([0, 0, 0, 0]))
     assert not clearly_worse(_results([1, 0, 1, 0]), _results([0, 0, 0, 0]))  # one tie in two: not clear
     assert not clearly_worse(_results([0, 0, 0, 0]), _results([1, 1, 1, 1]))
-    assert clearly_worse(_results([25.0, 1, 1, 1]), _results([0.5, 0, 0, 0]))  # clipped: same decision
+
+
+def test_one_chatty_answer_cannot_decide_a_race():
+    # the incumbent's one chatty answer (CER 25) would, unclipped, outweigh three examples
+    # the candidate gets wholly wrong; clipped at 1, the candidate is clearly worse
+    assert clearly_worse(_results([1, 1, 1, 1]), _results([25.0, 0, 0, 0]))
 
 
 def _evaluator(tmp_path, seen):

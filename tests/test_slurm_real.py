@@ -31,7 +31,7 @@ import pytest
 
 from models.llama_server import free_port
 from tests.cli_helpers import REPO, cli_env
-from tests.real_models import models_dir
+from scripts.default_models import models_dir
 
 pytestmark = pytest.mark.slow
 SCRIPT = REPO / "scripts" / "local_slurm.sh"

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.cli_helpers import REPO, cli_args, cli_env
-from tests.real_models import models_dir
+from scripts.default_models import models_dir
 
 pytestmark = pytest.mark.slow
 PAIR = "Паспорт Фамилия"

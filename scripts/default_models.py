@@ -1,4 +1,9 @@
-"""Where the real default models live (fetched by scripts/setup.sh / scripts/fetch_models.py)."""
+"""The embedded default models' configs and where their weights are cached.
+
+For scripts (benchmarks, comparisons) and the tests that load the real models: the same
+YAML a run composes (conf/model/ocr_llm.yaml, conf/advisor/local.yaml), pointed at the
+model store that scripts/fetch_models.py fills.
+"""
 
 import os
 from pathlib import Path
@@ -9,11 +14,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def models_dir() -> Path:
+    """The model store: ``$XDG_CACHE_HOME/vlm-prompt-opt/models`` (as conf/config.yaml's ``paths.models``)."""
     cache = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
     return Path(cache) / "vlm-prompt-opt" / "models"
 
 
 def model_config(**overrides):
+    """conf/model/ocr_llm.yaml with its store set and ``overrides`` applied (for ``instantiate``)."""
     cfg = OmegaConf.load(REPO / "conf/model/ocr_llm.yaml")
     cfg.store_dir = str(models_dir())
     for k, v in overrides.items():
@@ -22,6 +29,7 @@ def model_config(**overrides):
 
 
 def advisor_config(**overrides):
+    """conf/advisor/local.yaml with its server's store set and ``overrides`` applied."""
     cfg = OmegaConf.load(REPO / "conf/advisor/local.yaml")
     cfg.server.store_dir = str(models_dir())
     for k, v in overrides.items():
