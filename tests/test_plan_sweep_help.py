@@ -193,6 +193,27 @@ def test_multirun_on_one_store(tmp_path, launcher):
     _check_sweep(tmp_path, jobs=4)
 
 
+def test_an_advisor_for_an_optimizer_that_uses_none_does_not_make_another_run(tmp_path):
+    """``optimizer=manual,fewshot advisor=none,local`` is two runs, not four: the job that gets
+    an advisor it does not use has the same run id, waits for the other's lease (jobs run two
+    at a time) or finds its pairs finished, and computes nothing again."""
+    data = make_task(tmp_path / "data", n_images=8)
+    proc = _sweep(tmp_path, data, "optimizer=manual,fewshot", "advisor=none,local", "model.delay_s=0.02",
+                  launcher=("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads((tmp_path / "sweep" / str(job) / "run.json").read_text()) for job in range(4)]
+    by_run: dict[str, list[dict]] = {}
+    for record in records:
+        assert record["advisor"] == "none"
+        by_run.setdefault(record["run_id"], []).append(record)
+    assert sorted(len(jobs) for jobs in by_run.values()) == [2, 2]
+    for first, second in (sorted(jobs, key=lambda r: len(r["resumed_pairs"])) for jobs in by_run.values()):
+        assert first["resumed_pairs"] == [] and first["cost"]["model_calls_this_attempt"] > 0
+        assert len(second["resumed_pairs"]) == 2 and second["cost"]["model_calls_this_attempt"] == 0
+    store = sqlite3.connect(tmp_path / "store.sqlite")
+    assert store.execute("SELECT COUNT(DISTINCT run_id), COUNT(*) FROM finished_pairs").fetchone() == (2, 4)
+
+
 @pytest.mark.parametrize("launcher", [("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
                                       ("hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5")],
                          ids=["joblib", "submitit_local"])
