@@ -45,10 +45,9 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         return float("nan"), []
     _check_ready_or_exit(advisor)
     task_info = describe_task(cfg, task)
-    job, in_sweep = _sweep_job()
-    settings = settings_of(cfg, out_dir, run_id_of(cfg, task_info["task_sha256"], optimizer.uses_advisor),
-                           advisor.name if advisor is not None else "none",  # a panel names itself
-                           task_info["task_id"], task_info, job, in_sweep)
+    settings = settings_of(cfg, out_dir, run_id=run_id_of(cfg, task_info["task_sha256"], optimizer.uses_advisor),
+                           advisor_name=advisor.name if advisor is not None else "none",  # a panel names itself
+                           task_info=task_info, sweep_job=_sweep_job())
     summary = _run_or_exit(cfg, pairs, too_small, optimizer, advisor, settings)
     _log_outcome(summary, len(pairs))
     return summary.mean_test_cer, summary.failed_pairs

@@ -148,9 +148,11 @@ def lease_wait_of(cfg: DictConfig, in_sweep: bool) -> float:
     return float(value)
 
 
-def settings_of(cfg: DictConfig, out_dir: Path, run_id: str, advisor_name: str, task_id: str,
-                task_info: dict[str, Any], job: int | None, in_sweep: bool) -> RunSettings:
-    """The ``RunSettings`` that ``cfg`` asks for."""
+def settings_of(cfg: DictConfig, out_dir: Path, *, run_id: str, advisor_name: str, task_info: dict[str, Any],
+                sweep_job: tuple[int | None, bool] = (None, False)) -> RunSettings:
+    """The ``RunSettings`` that ``cfg`` asks for; ``task_info`` from ``optimize.task_identity.describe_task``,
+    ``sweep_job`` (the job's number on a parallel launcher or None, whether it is a sweep's job)."""
+    job, in_sweep = sweep_job
     return RunSettings(
         out_dir=out_dir,
         run_id=run_id,
@@ -162,7 +164,7 @@ def settings_of(cfg: DictConfig, out_dir: Path, run_id: str, advisor_name: str, 
         progress_every_s=cfg.get("progress_every_s", 60.0),
         progress_job=job,
         lease_wait_s=lease_wait_of(cfg, in_sweep),
-        task_id=task_id,
+        task_id=task_info["task_id"],
         task_info=task_info,
         report=bool(cfg.get("report", True)),
         model_config=portable_config(cfg.model),
