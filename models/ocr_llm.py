@@ -318,7 +318,7 @@ class OcrLlmAnswerModel(AnswerModel):
         if not self._fit_warned:
             self._fit_warned = True
             log.warning("%s: a request with demos exceeded n_ctx=%d (first: %s); demo page text is cut around "
-                        "each demo's answer, then demos are dropped; counts go to summary.json",
+                        "each demo's answer, then demos are dropped; counts go to run.json",
                         self.name, self.n_ctx, example.source_row)
 
     def _user_turn(self, prompt: Prompt, example: Example, limit: int, around_answer: bool = False) -> str:

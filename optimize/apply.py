@@ -132,7 +132,7 @@ def _score(args: argparse.Namespace, book: Any, groups: dict, prompts: dict) -> 
 
     from optimize.answer_store import AnswerStore
     from optimize.evaluator import Budget, Evaluator
-    from optimize.results_files import bootstrap_interval
+    from optimize.stats import bootstrap_interval
     from prompt_opt_api import EndpointUnusable, Pair
     from prompt_opt_api.prompt_book import TASK_TARGETS, build_component
 

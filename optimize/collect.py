@@ -41,11 +41,11 @@ from optimize.results_files import (
     write_frame,
     write_json,
 )
+from optimize.run_record import RUN_JSON, RunRecord
 
 log = logging.getLogger(__name__)
 
 RUNS = "runs"
-RUN_JSON = "run.json"
 TASK_JSON = "task.json"
 REPORT = "report.html"
 _LOCK = ".lock"
@@ -65,13 +65,13 @@ def task_lock(task_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def publish_run(results_dir: Path, record: dict[str, Any], csv_path: Path, task_info: dict[str, Any] | None = None,
+def publish_run(results_dir: Path, record: RunRecord, csv_path: Path, task_info: dict[str, Any] | None = None,
                 report: bool = False, run_report: Path | None = None) -> dict[str, Any]:
     """Store one run under its task and run id, then rebuild that task's merged files.
 
     Args:
         results_dir: The results folder where runs meet.
-        record: The run's ``run.json`` content (``task_id``, ``run_id``, ``model``, ``advisor``...).
+        record: The run's record (its ``run.json``).
         csv_path: The run's ``<model>_sep_<advisor>.csv``.
         task_info: What the task is, written once as ``task.json``.
         report: Also rebuild the task's HTML report.
@@ -80,8 +80,8 @@ def publish_run(results_dir: Path, record: dict[str, Any], csv_path: Path, task_
     Returns:
         ``rebuild_task``'s answer.
     """
-    task_dir = results_dir / record["task_id"]
-    run_dir = task_dir / RUNS / record["run_id"]
+    task_dir = results_dir / record.task_id
+    run_dir = task_dir / RUNS / record.run_id
     stale = sorted(p.name for p in results_dir.glob("*_sep_*.csv"))
     if stale:  # the flat layout of earlier versions: nothing updates these any more
         log.warning("%s holds results files of the old flat layout (%s): they are no longer updated; "
@@ -91,7 +91,7 @@ def publish_run(results_dir: Path, record: dict[str, Any], csv_path: Path, task_
         book = csv_path.parent / book_file_name(csv_path.name)
         if book.is_file():
             atomic_write_text(run_dir / book.name, book.read_text(encoding="utf-8"))
-        write_json(run_dir / RUN_JSON, record)
+        record.write(run_dir / RUN_JSON)
         if run_report is not None:
             atomic_write_text(run_dir / REPORT, run_report.read_text(encoding="utf-8"))
         if task_info is not None and not (task_dir / TASK_JSON).is_file():
@@ -109,7 +109,7 @@ def rebuild_task(task_dir: Path, report: bool = True) -> dict[str, Any]:
         return _rebuild_locked(task_dir, report)
 
 
-def load_runs(task_dir: Path) -> tuple[list[dict[str, Any]], Any]:
+def load_runs(task_dir: Path) -> tuple[list[RunRecord], Any]:
     """Every run of a task: the run records and one table of all their result rows.
 
     The table has the CSV's columns (as text) plus ``model``, ``advisor``, ``run_id`` and
@@ -120,8 +120,8 @@ def load_runs(task_dir: Path) -> tuple[list[dict[str, Any]], Any]:
     records, frames = [], []
     for run_json in sorted((task_dir / RUNS).glob(f"*/{RUN_JSON}")):
         try:
-            record = json.loads(run_json.read_text(encoding="utf-8"))
-            csv_path = run_json.parent / results_file_name(record["model"], record["advisor"])
+            record = RunRecord.read(run_json)
+            csv_path = run_json.parent / results_file_name(record.model, record.advisor)
             if not csv_path.is_file():
                 log.warning("skipping %s: %s is missing", run_json.parent, csv_path.name)
                 continue
@@ -131,24 +131,24 @@ def load_runs(task_dir: Path) -> tuple[list[dict[str, Any]], Any]:
             continue
         records.append(record)
         frames.append(frame)
-    records.sort(key=lambda r: (r.get("finished_at") or "", r["run_id"]))
-    table = pd.concat(frames, ignore_index=True) if frames else run_frame({}, None)
+    records.sort(key=lambda r: (r.finished_at, r.run_id))
+    table = pd.concat(frames, ignore_index=True) if frames else run_frame(None, None)
     return records, table
 
 
-def run_frame(record: dict[str, Any], csv_path: Path | None) -> Any:
+def run_frame(record: RunRecord | None, csv_path: Path | None) -> Any:
     """One run's result rows as text, labelled with the run's model, advisor and run id."""
     import pandas as pd
 
-    from optimize.results_files import EXTRA_COLUMNS, MERGED_COLUMNS, SEED_COLUMNS
+    from optimize.results_files import EXTRA_COLUMNS, MERGED_COLUMNS, BRIEF_COLUMNS
 
-    if csv_path is None:
-        return pd.DataFrame(columns=list(dict.fromkeys(SEED_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS + ("model",))))
+    if record is None or csv_path is None:
+        return pd.DataFrame(columns=list(dict.fromkeys(BRIEF_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS + ("model",))))
     frame = read_results_frame(csv_path)
-    frame["model"] = record.get("model", "")
-    frame["advisor"] = record.get("advisor", "")
-    frame["run_id"] = frame["run_id"].where(frame["run_id"] != "", record.get("run_id", ""))
-    frame["optimizer"] = frame["optimizer"].where(frame["optimizer"] != "", record.get("optimizer", ""))
+    frame["model"] = record.model
+    frame["advisor"] = record.advisor
+    frame["run_id"] = frame["run_id"].where(frame["run_id"] != "", record.run_id)
+    frame["optimizer"] = frame["optimizer"].where(frame["optimizer"] != "", record.optimizer)
     return frame
 
 

@@ -106,7 +106,7 @@ ENGINE_SCHEMA: dict[str, Any] = {
               "seed": Setting("int")},
     "metric": {"casefold": Setting("bool"), "clip_at": Setting("float", nullable=True, above=0)},
     "paths": {"store": Setting("str"), "results_dir": Setting("str", nullable=True), "models": Setting("str")},
-    "lease_wait_s": Setting("float", minimum=0),
+    "lease_wait_s": Setting("float", nullable=True, minimum=0),
     "progress": Setting("bool", nullable=True),
     "progress_every_s": Setting("float", above=0),
     "plan": Setting("bool"),

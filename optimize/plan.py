@@ -3,7 +3,7 @@
 Per pair: the split sizes and the answer-model evaluations the optimizer would spend
 (``Optimizer.planned_evaluations``, capped by the pair's budget) plus the test scoring.
 The cached share looks up, read-only, the answers of the prompts known in advance (the
-data set's question, hand-written and seed prompts) on each val split under the answer
+data set's question, hand-written and starting prompts) on each val split under the answer
 keys the evaluator would use. Advisor calls come from ``Optimizer.planned_advisor_calls``
 and dollars from the advisor's price (``Advisor.estimated_cost_usd``: litellm's price
 map; a local server costs nothing). Wall time uses the store's measured speeds (median
@@ -125,7 +125,7 @@ class RunPlan:
         cached, known = self.known
         share = f"{cached / known:.0%}; " if known else ""
         lines.append(f"cached:          {cached:,} of the {known:,} planned answers of prompts known in advance"
-                     f" ({share}the data set's question, hand-written and seed prompts on val)")
+                     f" ({share}the data set's question, hand-written and starting prompts on val)")
         lines.append(f"advisor:         {self._advisor_line()}")
         lines.append(f"wall time:       {self._time_line()}")
         lines += [f"note:            {n}" for n in self.notes]

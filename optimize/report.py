@@ -25,6 +25,7 @@ from typing import Any
 
 from optimize.prompt_books import book_file_name
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair
+from optimize.run_record import RunRecord
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
 # scrolls inside its own box (.scroll) instead of widening the page.
@@ -46,13 +47,13 @@ _CROP_MAX = (420, 200)
 _THUMB_MAX = (260, 260)
 
 
-def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, title: str,
+def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: str,
                  task_info: dict[str, Any] | None = None) -> Path:
     """Write the HTML report of ``records`` (one run or a task's runs) to ``path``, atomically.
 
     Args:
         path: The HTML file to write.
-        records: Run records (``run.json`` content).
+        records: Run records (``run.json``).
         table: Result rows of those runs (see ``optimize.collect.load_runs``).
         title: The page's heading.
         task_info: The task's ``task.json`` content, shown in the header when given.
@@ -65,7 +66,7 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, titl
     models = sorted(set(table["model"])) or [""]
     for model in models:
         rows = table[table["model"] == model]
-        runs = [r for r in records if r.get("model", "") == model]
+        runs = [r for r in records if r.model == model]
         if len(models) > 1:
             parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
         parts.append(_model_sections(runs, rows, data_dir))
@@ -76,7 +77,7 @@ def write_report(path: Path, records: Sequence[dict[str, Any]], table: Any, titl
     return path
 
 
-def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None, books: Sequence[Path]) -> str:
+def _header(records: Sequence[RunRecord], task_info: dict[str, Any] | None, books: Sequence[Path]) -> str:
     items = [f"generated {time.strftime('%Y-%m-%d %H:%M:%S')}", f"{len(records)} run(s)"]
     if task_info:
         items.append(f"task {_esc(task_info.get('task_id', ''))}: {_esc(task_info.get('csv', ''))}, "
@@ -86,7 +87,7 @@ def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None,
             if settings:
                 items.append(f"{key} " + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in settings.items()))
     elif records:
-        items.append(f"task {_esc(records[0].get('task_id', ''))}")
+        items.append(f"task {_esc(records[0].task_id)}")
     deploy = ""
     if books:
         deploy = ("<p>What to deploy: the prompt book" + ("s " if len(books) > 1 else " ")
@@ -99,9 +100,9 @@ def _header(records: Sequence[dict[str, Any]], task_info: dict[str, Any] | None,
             "test CER never picks a winner.</p>" + deploy)
 
 
-def _model_sections(runs: Sequence[dict[str, Any]], rows: Any, data_dir: Path | None) -> str:
+def _model_sections(runs: Sequence[RunRecord], rows: Any, data_dir: Path | None) -> str:
     best = best_per_pair(rows)
-    by_run = {r["run_id"]: r for r in runs}
+    by_run = {r.run_id: r for r in runs}
     return "\n".join([
         "<h2>Runs and cost</h2>", _runs_table(runs, rows),
         "<h2>Best prompt per pair</h2>", _best_table(best),
@@ -115,29 +116,29 @@ def _model_sections(runs: Sequence[dict[str, Any]], rows: Any, data_dir: Path | 
 
 # -- tables --------------------------------------------------------------------------------------
 
-def _runs_table(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
     import pandas as pd
 
     data = []
     for run in runs:
-        mine = rows[rows["run_id"] == run["run_id"]]
+        mine = rows[rows["run_id"] == run.run_id]
         status = mine["status"].astype(str)
-        cost = run.get("cost", {})
+        cost = run.cost
         data.append({
-            "run id": run["run_id"],
-            "finished": run.get("finished_at", ""),
-            "advisor": run.get("advisor", ""),
-            "optimizer": run.get("optimizer", ""),
-            "mean test CER": _fmt(run.get("mean_test_cer")),
+            "run id": run.run_id,
+            "finished": run.finished_at,
+            "advisor": run.advisor,
+            "optimizer": run.optimizer,
+            "mean test CER": _fmt(run.mean_test_cer),
             "pairs ok": int(status.str.startswith("ok").sum()),
             "failed": int(status.str.startswith("failed").sum()),
             "skipped": int(status.str.startswith("skipped").sum()),
-            "advisor calls": cost.get("advisor_calls", 0),
-            "advisor $": f"{float(cost.get('advisor_cost_usd') or 0.0):.4f}",
-            "answer-model evaluations": cost.get("answer_model_evaluations", 0),
-            "computed (last attempt)": cost.get("model_calls_this_attempt", ""),
-            "from cache (last attempt)": cost.get("cache_hits_this_attempt", ""),
-            "time s": _fmt(run.get("elapsed_s"), 1),
+            "advisor calls": cost.advisor_calls,
+            "advisor $": f"{float(cost.advisor_cost_usd or 0.0):.4f}",
+            "answer-model evaluations": cost.answer_model_evaluations,
+            "computed (last attempt)": cost.model_calls_this_attempt,
+            "from cache (last attempt)": cost.cache_hits_this_attempt,
+            "time s": _fmt(run.elapsed_s, 1),
         })
     if not data:
         return "<p class='note'>no runs</p>"
@@ -161,13 +162,19 @@ def _best_table(best: Any) -> str:
             + _html_table(frame, prompt_columns=("optimal prompt", "demos")))
 
 
-def _winners(best: Any, by_run: dict[str, dict[str, Any]], data_dir: Path | None) -> str:
+def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:
+    """One pair's digest in the run ``run_id`` (empty when the run or the pair is not there)."""
+    run = by_run.get(run_id)
+    return run.pairs.get(pair, {}) if run is not None else {}
+
+
+def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> str:
     """Each winner that sends demos: its text and each demo's page and answer, as deployed."""
     out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
            "page asked about (the prompt book holds them, with each image's sha256).</p>"]
     for _, row in best.iterrows():
         pair = row["doc type question type"]
-        winner = by_run.get(row["run_id"], {}).get("pairs", {}).get(pair, {}).get("winner") or {}
+        winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
             out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3>"
@@ -193,7 +200,7 @@ def _winners(best: Any, by_run: dict[str, dict[str, Any]], data_dir: Path | None
     return "\n".join(out)
 
 
-def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
+def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
     """Pairs x advisors: each advisor's val-chosen prompt's test CER; the overall winner starred.
 
     A panel run (several advisors in one run) also gives each member a column: the
@@ -210,11 +217,11 @@ def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
         cells[advisor] = {k: _num(v) for k, v in zip(chosen["doc type question type"], chosen["cer"])}
     members: dict[str, dict[str, tuple[float, float]]] = {}
     for run in runs:
-        for pair, digest in run.get("pairs", {}).items():
+        for pair, digest in run.pairs.items():
             for author, entry in (digest.get("by_author") or {}).items():
-                if entry.get("test_cer") is None or author in ("dataset", "manual", "rule", run.get("advisor")):
+                if entry.get("test_cer") is None or author in ("dataset", "manual", "rule", run.advisor):
                     continue
-                column = members.setdefault(f"{author} (in {run.get('advisor')})", {})
+                column = members.setdefault(f"{author} (in {run.advisor})", {})
                 rank = (round(_num(entry.get("val_cer")), 4), _num(entry["test_cer"]))
                 if pair not in column or rank[0] < column[pair][0]:
                     column[pair] = rank
@@ -245,32 +252,32 @@ def _matrix(rows: Any, best: Any, runs: Sequence[dict[str, Any]]) -> str:
     return note + table + _figure(_matrix_figure(values, winner), "advisor x pair matrix of test CER")
 
 
-def _leaderboards(runs: Sequence[dict[str, Any]], rows: Any) -> str:
+def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
     import pandas as pd
 
     tested = {(r["run_id"], r["doc type question type"]): r for _, r in rows.iterrows()}
-    pairs = sorted({key for run in runs for key in run.get("pairs", {})})
+    pairs = sorted({key for run in runs for key in run.pairs})
     out = ["<p class='note'>Every run's best candidates on the full val split (at most "
            f"{_MAX_LEADERBOARD} a pair); only each run's winner was scored on test.</p>"]
     for pair in pairs:
         entries = []
         for run in runs:
-            for rank, cand in enumerate(run.get("pairs", {}).get(pair, {}).get("top", [])):
-                row = tested.get((run["run_id"], pair)) if rank == 0 else None
+            for rank, cand in enumerate(run.pairs.get(pair, {}).get("top", [])):
+                row = tested.get((run.run_id, pair)) if rank == 0 else None
                 entries.append({
                     "val CER": _fmt(cand.get("val_cer")),
                     "test CER": "" if row is None else row["cer"],
                     "interval": "" if row is None else _interval(row["cer_ci_low"], row["cer_ci_high"]),
-                    "advisor": run.get("advisor", ""),
-                    "optimizer": run.get("optimizer", ""),
+                    "advisor": run.advisor,
+                    "optimizer": run.optimizer,
                     "author": cand.get("author", ""),
                     "demos": cand.get("n_demos", 0),
-                    "run": run["run_id"],
+                    "run": run.run_id,
                     "prompt": cand.get("prompt", ""),
                     "_key": (float(cand.get("val_cer", math.inf)), len(cand.get("prompt", ""))),
                 })
         # candidates that carried a test-only answer: listed with the reason, never ranked
-        barred = [d for run in runs for d in run.get("pairs", {}).get(pair, {}).get("disqualified", [])]
+        barred = [d for run in runs for d in run.pairs.get(pair, {}).get("disqualified", [])]
         if not entries and not barred:
             continue
         entries.sort(key=lambda e: e["_key"])
@@ -283,12 +290,12 @@ def _leaderboards(runs: Sequence[dict[str, Any]], rows: Any) -> str:
     return "\n".join(out)
 
 
-def _worst_errors(best: Any, by_run: dict[str, dict[str, Any]]) -> str:
+def _worst_errors(best: Any, by_run: dict[str, RunRecord]) -> str:
     out = ["<p class='note'>The winner's largest test errors per pair (page cropped around the answer box, "
            "outlined in red).</p>"]
     for _, row in best.iterrows():
         pair = row["doc type question type"]
-        worst = by_run.get(row["run_id"], {}).get("pairs", {}).get(pair, {}).get("worst", [])
+        worst = _digest(by_run, row["run_id"], pair).get("worst", [])
         if not worst:
             continue
         cards = []
@@ -310,13 +317,13 @@ def _worst_errors(best: Any, by_run: dict[str, dict[str, Any]]) -> str:
 
 # -- figures -------------------------------------------------------------------------------------
 
-def _curves(runs: Sequence[dict[str, Any]]) -> str:
+def _curves(runs: Sequence[RunRecord]) -> str:
     """Mean over pairs of the best-so-far full-val CER against answer-model evaluations, per run."""
     import numpy as np
 
     series = []
     for run in runs:
-        curves = [c for c in (p.get("curve") or [] for p in run.get("pairs", {}).values()) if c]
+        curves = [c for c in (p.get("curve") or [] for p in run.pairs.values()) if c]
         if not curves:
             continue
         grid = np.unique(np.array([x for c in curves for x, _ in c], dtype=float))
@@ -327,7 +334,7 @@ def _curves(runs: Sequence[dict[str, Any]]) -> str:
             ys = np.array([y for _, y in curve], dtype=float)
             idx = np.searchsorted(xs, grid, side="right") - 1
             stacked[i] = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
-        label = f"{run.get('optimizer', '')} / {run.get('advisor', '')} ({run['run_id'][:8]})"
+        label = f"{run.optimizer} / {run.advisor} ({run.run_id[:8]})"
         series.append((label, grid, np.nanmean(stacked, axis=0), len(curves)))
     if not series:
         return "<p class='note'>no candidate was scored on the full val split</p>"
@@ -412,7 +419,7 @@ def _crop_data_uri(image: str | None, bbox: Sequence[float] | None,
 
 # -- the text summary ----------------------------------------------------------------------------
 
-def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report: Path | None = None,
+def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Path | None = None,
                   task: dict[str, Any] | None = None) -> list[str]:
     """A few lines for the end of a run: test CER, who won, cost, where the results and reports are.
 
@@ -428,31 +435,31 @@ def summary_lines(record: dict[str, Any], rows: Sequence[dict[str, Any]], report
     for r in scored:
         authors[str(r.get("author") or "?")] = authors.get(str(r.get("author") or "?"), 0) + 1
     ranked = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))
-    cost = record.get("cost", {})
+    cost = record.cost
     lines = [
-        f"run {record['run_id']} ({record.get('optimizer')}, advisor {record.get('advisor')}): mean test CER "
-        f"{_fmt(record.get('mean_test_cer'))} over {len(scored)} pair(s) "
+        f"run {record.run_id} ({record.optimizer}, advisor {record.advisor}): mean test CER "
+        f"{_fmt(record.mean_test_cer)} over {len(scored)} pair(s) "
         f"({sum(s.startswith('failed') for s in statuses)} failed, {sum(s.startswith('skipped') for s in statuses)} "
         "skipped)",
         "winners by author: " + (", ".join(f"{a} {n}" for a, n in ranked) or "none"),
-        f"cost: {cost.get('advisor_calls', 0)} advisor call(s), ${float(cost.get('advisor_cost_usd') or 0.0):.4f}, "
-        f"{cost.get('answer_model_evaluations', 0)} answer-model evaluations "
-        f"({cost.get('model_calls_this_attempt', 0)} computed, {cost.get('cache_hits_this_attempt', 0)} from cache "
+        f"cost: {cost.advisor_calls} advisor call(s), ${float(cost.advisor_cost_usd or 0.0):.4f}, "
+        f"{cost.answer_model_evaluations} answer-model evaluations "
+        f"({cost.model_calls_this_attempt} computed, {cost.cache_hits_this_attempt} from cache "
         "this attempt)",
     ]
     barred = {str(r.get("doc type question type")): len(r.get("disqualified") or []) for r in rows
               if r.get("disqualified")}
     if barred:
-        lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see summary.json): "
+        lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see run.json): "
                      + ", ".join(f"{pair} {n}" for pair, n in sorted(barred.items())))
     if task:
         for model, best in task.get("optimal", {}).items():
             wins = best["advisor"].value_counts()
             lines.append(
-                f"task {record.get('task_id')}, {model}: best of {task.get('runs')} run(s), mean test CER "
+                f"task {record.task_id}, {model}: best of {task.get('runs')} run(s), mean test CER "
                 f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s); pairs won by runs with advisor "
                 + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
-    book = Path(record.get("out_dir", "")) / book_file_name(str(record.get("results_csv", "")))
+    book = Path(record.out_dir) / book_file_name(record.results_csv)
     task_books = [p for p in (task or {}).get("files", []) if p.name.endswith(f"_{OPTIMAL_SUFFIX}.book.json")]
     if task_books:  # the best across the task's runs: what to deploy
         lines.append(f"prompt book (deploy this: each pair's winner with its demos): {task_books[0]}")

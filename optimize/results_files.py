@@ -1,4 +1,4 @@
-"""Result files: the seed-named CSVs, written atomically, and the across-advisor merge."""
+"""Result files: the CSVs named as the brief names them, written atomically, and the across-advisor merge."""
 
 from __future__ import annotations
 
@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from optimize.stats import bootstrap_interval  # noqa: F401 - re-exported: the run loop and apply import it here
-
-# The first three columns exactly as the seed names them; the rest are ours.
-SEED_COLUMNS = ("doc type question type", "optimal prompt", "cer")
+# The first three columns exactly as the brief names them; the rest are ours.
+BRIEF_COLUMNS = ("doc type question type", "optimal prompt", "cer")
 EXTRA_COLUMNS = (
     "cer_ci_low",  # bootstrap 95 % interval of the test CER over the pair's test examples
     "cer_ci_high",
@@ -35,9 +33,9 @@ EXTRA_COLUMNS = (
     "advisor_cost_usd",
     "status",
 )
-# Merged files (best per pair across runs or advisors): the seed's three columns, then who
+# Merged files (best per pair across runs or advisors): the brief's three columns, then who
 # won, with what, in which run, and the test CER's interval; the rest for the curious.
-MERGED_COLUMNS = SEED_COLUMNS + (
+MERGED_COLUMNS = BRIEF_COLUMNS + (
     "advisor",
     "optimizer",
     "run_id",
@@ -106,7 +104,7 @@ def _cell(value: Any) -> str:
 
 
 def write_results_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    atomic_write_text(path, csv_text(SEED_COLUMNS + EXTRA_COLUMNS, rows))
+    atomic_write_text(path, csv_text(BRIEF_COLUMNS + EXTRA_COLUMNS, rows))
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -122,7 +120,7 @@ def read_results_frame(path: Path) -> Any:
     import pandas as pd
 
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    for column in dict.fromkeys(SEED_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS):
+    for column in dict.fromkeys(BRIEF_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS):
         if column not in frame.columns:
             frame[column] = ""
     return frame

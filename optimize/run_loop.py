@@ -46,18 +46,19 @@ from optimize.prompt_books import (
     write_book,
 )
 from optimize.results_files import (
-    bootstrap_interval,
     merge_optimal_prompts,
     read_results_frame,
     results_file_name,
-    write_json,
     write_results_csv,
 )
+from optimize.run_record import RUN_JSON, RunCost, RunRecord, TrialRecord, candidate_key
+from optimize.run_settings import RunParts, RunSettings
 from optimize.shown_pair import row_label, shown_pair
+from optimize.stats import bootstrap_interval
+from optimize.task_identity import task_id as task_id_from, task_sha256
 from prompt_opt_api import (
     FULL_VAL,
     Advisor,
-    AnswerModel,
     BudgetExhausted,
     EndpointUnusable,
     Metric,
@@ -67,7 +68,6 @@ from prompt_opt_api import (
     Example,
     Score,
     baseline_prompt,
-    cache_key,
     mean,
 )
 
@@ -88,7 +88,10 @@ class RunSummary:
     advisor_cost_usd: float = 0.0
     elapsed_s: float = 0.0
     failed_pairs: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    resumed_pairs: list[str] = field(default_factory=list)
+    answer_model_diagnostics: dict[str, int] = field(default_factory=dict)
+    advisor_usage: dict[str, Any] | None = None
+    advisor_members: dict[str, dict[str, Any]] | None = None  # a panel's members, each with its own usage
 
 
 class _TrialLog:
@@ -148,14 +151,9 @@ def demo_rows(prompt: Prompt) -> list[str]:
     return [d.source_row for d in prompt.demos]
 
 
-def candidate_key(record: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """What one candidate is across its trial records: its text and its demos' rows."""
-    return (record["prompt"], tuple(record.get("demo_rows") or ()))
-
-
-def pick_best(records: Sequence[dict[str, Any]], n_val: int,
+def pick_best(records: Sequence[TrialRecord], n_val: int,
               disqualified: Mapping[tuple[str, tuple[str, ...]], str] | None = None,
-              ) -> tuple[Prompt, dict[str, Any] | None]:
+              ) -> tuple[Prompt, TrialRecord | None]:
     """The winner among scores on the whole val split: lowest CER, the earliest on a tie.
 
     Only records labelled ``val`` with all ``n_val`` examples compete: a minibatch or
@@ -164,19 +162,18 @@ def pick_best(records: Sequence[dict[str, Any]], n_val: int,
     never wins either: the next best does. The baseline is returned when nothing was
     scored on full val.
     """
-    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val
-            and not (disqualified and candidate_key(r) in disqualified)]
+    full = [r for r in records if r.on_full(FULL_VAL, n_val) and not (disqualified and r.key in disqualified)]
     if not full:
         return baseline_prompt(), None
-    best = min(enumerate(full), key=lambda item: (item[1]["cer"], item[0]))[1]
-    return best["_prompt"], best
+    best = min(enumerate(full), key=lambda item: (item[1].cer, item[0]))[1]
+    return best.prompt, best
 
 
 # A test answer this short ("да", "12") turns up in honest prompts by chance.
 MIN_LEAK_CHARS = 4
 
 
-def test_answer_leaks(records: Sequence[dict[str, Any]], pair: Pair, normalize: Callable[[str], str],
+def test_answer_leaks(records: Sequence[TrialRecord], pair: Pair, normalize: Callable[[str], str],
                       ) -> dict[tuple[str, tuple[str, ...]], str]:
     """Full-val candidates whose text carries an answer that only the test split has, with the reason.
 
@@ -196,12 +193,11 @@ def test_answer_leaks(records: Sequence[dict[str, Any]], pair: Pair, normalize: 
     if not test_only:
         return out
     for record in records:
-        key = candidate_key(record)
-        if record["split"] != FULL_VAL or record["n"] != len(pair.val) or key in out:
+        if not record.on_full(FULL_VAL, len(pair.val)) or record.key in out:
             continue
-        reason = _leak_reason(record["_prompt"], pair.val, test_only, normalize)
+        reason = _leak_reason(record.prompt, pair.val, test_only, normalize)
         if reason:
-            out[key] = reason
+            out[record.key] = reason
     return out
 
 
@@ -224,150 +220,127 @@ def metric_normalizer(metric: Metric) -> Callable[[str], str]:
     return lambda text: re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text or "")).strip().casefold()
 
 
-def run_pairs(
-    pairs: Sequence[Pair],
-    too_small: Sequence[tuple[str, str]],
-    model: AnswerModel,
-    optimizer: Optimizer,
-    advisor: Any,
-    advisor_name: str,
-    store: AnswerStore,
-    metric: Metric,
-    out_dir: Path,
-    run_id: str,
-    max_evaluations_per_pair: int | None,
-    batch_size: int | None = None,
-    results_dir: Path | None = None,
-    progress: bool | None = None,
-    progress_every_s: float = 60.0,
-    progress_job: int | None = None,
-    lease_wait_s: float = 0.0,
-    task_id: str | None = None,
-    task_info: dict[str, Any] | None = None,
-    report: bool = False,
-    model_config: dict[str, Any] | None = None,
-) -> RunSummary:
-    """Optimize every pair and write the results files into ``out_dir``.
+def run_pairs(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], parts: RunParts,
+              settings: RunSettings) -> RunSummary:
+    """Optimize every pair and write the results files into ``settings.out_dir``.
 
     Args:
         pairs: Pairs to run (with their train/val/test split).
-        too_small: Pairs that cannot be evaluated, reported as skipped rows.
-        model: Answer model.
-        optimizer: Optimizer plugin.
-        advisor: Advisor client or None.
-        advisor_name: Advisor name for the results file name.
-        store: Answer cache and run state.
-        metric: Per-example metric (CER).
-        out_dir: Run folder (Hydra's output dir).
-        run_id: Identity of this run's configuration; resuming needs the same one.
-        max_evaluations_per_pair: Optimizer budget per pair (test scoring not counted).
-        batch_size: Requests per model call (None: the model's preference).
-        results_dir: Folder where runs meet (see ``optimize.collect``): the run is kept
-            there under ``<task_id>/runs/<run_id>/`` and its task's best-per-pair files
-            are rebuilt (None: ``out_dir`` only).
-        progress: The progress line (``optimize.progress``): None: in place on a terminal,
-            logged every ``progress_every_s`` seconds otherwise; True: in place; False: none.
-        progress_every_s: Seconds between logged progress lines.
-        progress_job: The job's number in a sweep (labels its line), or None.
-        lease_wait_s: How long to wait when another live process runs the same run id.
-        task_id: Identity of the task (data, split, metric): runs meet only with runs of
-            the same task (None: a digest of the pairs' examples).
-        task_info: What the task is, for ``task.json`` and the reports.
-        report: Write the HTML reports (the run's in ``out_dir``, the task's in ``results_dir``).
-        model_config: The configuration that builds ``model`` (a ``_target_`` mapping), written
-            into the prompt books so ``optimize.apply`` and the runtime rebuild the same model.
+        too_small: Pairs that cannot be evaluated (key, reason), reported as skipped rows.
+        parts: The answer model, optimizer, advisor session (or None), store and metric.
+        settings: The run id, budget, output folders and the rest (``RunSettings``).
 
     Raises:
-        RunLeaseHeld: another live process is running ``run_id`` on this store.
+        RunLeaseHeld: another live process is running ``settings.run_id`` on this store.
         EndpointUnusable: the answer model or advisor cannot be used or reached
             (finished pairs are kept and written first).
     """
     started = time.monotonic()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / results_file_name(model.name, advisor_name)
-    data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
-    # Built when the first pair has a winner: the model's identity is known by then (a model that
-    # cannot state it fails its pairs, not the run).
-    header = functools.cache(lambda: book_header(task_info, model.name, model.cache_identity(), model_config))
-    context = {"model": model.name, "advisor": advisor_name, "optimizer": optimizer.name, "run_id": run_id}
-    lease = store.acquire_run(run_id, wait_s=lease_wait_s)
-    trial_log = _TrialLog(store, run_id, out_dir / "trials.jsonl", context, lease)
-    rows: list[dict[str, Any]] = [
-        {"doc type question type": key, "status": f"skipped: {reason}", "optimizer": optimizer.name}
-        for key, reason in too_small
-    ]
-    totals = {"model_calls": 0, "cache_hits": 0, "evaluations": 0}
-    resumed: list[str] = []
-    failed: list[str] = []
-    # The bar counts pairs but does not hold them: the score listener reaches the bar, and
-    # nothing an optimizer can reach may lead to a pair's test split.
-    bar = RunProgress(len(pairs), progress, progress_every_s, progress_job)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    attempt = _Attempt(parts, settings, too_small, len(pairs))
     try:
         for pair in pairs:
-            bar.set_postfix_str(progress_text(pair.key, 0, None, 0, max_evaluations_per_pair,
-                                              *(_advisor_so_far(advisor) or (None, None))))
-            done = store.finished_result(run_id, pair.key)
-            if done is not None:
-                trial_log.replay(store.trials(run_id, pair.key))
-                if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts it as before
-                    advisor.charge_finished(done.get("advisor_calls") or 0, done.get("advisor_cost_usd") or 0.0)
-                rows.append(done)
-                resumed.append(pair.key)
-                log.info("pair %r already finished in an earlier attempt of this run: not redone", pair.key)
-            else:
-                try:
-                    row, stats = _run_one_pair(
-                        pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease,
-                        max_evaluations_per_pair, batch_size, bar, data_dir,
-                    )
-                except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
-                    raise  # the run's failure, not the pair's: stop here
-                except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
-                    reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
-                    log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)",
-                              pair.key, reason)
-                    row = {"doc type question type": pair.key, "optimizer": optimizer.name,
-                           "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
-                           "status": f"failed: {reason}"}
-                    failed.append(pair.key)
-                else:
-                    store.mark_finished(run_id, pair.key, row, lease=lease)
-                    for k in totals:
-                        totals[k] += stats[k]
-                rows.append(row)
-            # Rewritten after each pair: a crash later keeps every finished pair on disk.
-            _write_results(csv_path, rows, header, advisor_name, run_id)
-            bar.update(1)
+            attempt.run_pair(pair)
     finally:
-        bar.close()
-        trial_log.close()
-        lease.release()
-        _write_results(csv_path, rows, header, advisor_name, run_id)
-
-    rows = _ordered(rows)
-    _merge_run_folder(out_dir, model.name, run_id, csv_path)
-
-    scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
-    summary = RunSummary(
-        run_id=run_id,
-        mean_test_cer=mean(scored) if scored else float("nan"),
-        rows=rows,
-        results_csv=csv_path,
-        model_calls=totals["model_calls"],
-        cache_hits=totals["cache_hits"],
-        evaluations=totals["evaluations"],
-        advisor_cost_usd=float(getattr(getattr(advisor, "usage", None), "cost_usd", 0.0) or 0.0),
-        elapsed_s=time.monotonic() - started,
-        failed_pairs=failed,
-        extra={"resumed_pairs": resumed, "answer_model_diagnostics": model.diagnostics(),
-               "advisor_usage": dict(vars(advisor.usage)) if advisor is not None else None,
-               # a panel's members, each with its own calls, tokens and dollars
-               "advisor_members": ({m.name: dict(vars(m.usage)) for m in advisor.members()}
-                                   if _is_panel(advisor) else None)},
-    )
-    write_json(out_dir / "summary.json", _summary_json(summary, context))
-    _publish(summary, context, pairs, store, out_dir, results_dir, task_id, task_info, report)
+        attempt.close()
+    _merge_run_folder(settings.out_dir, parts.model.name, settings.run_id, attempt.csv_path)
+    summary = attempt.summary(time.monotonic() - started)
+    _publish(summary, attempt.context, pairs, parts.store, settings)
     return summary
+
+
+class _Attempt:
+    """One attempt at a run: its lease, trial log, progress line, rows and counters.
+
+    The progress bar counts pairs but does not hold them: the score listener reaches the
+    bar, and nothing an optimizer can reach may lead to a pair's test split.
+    """
+
+    def __init__(self, parts: RunParts, settings: RunSettings, too_small: Sequence[tuple[str, str]],
+                 n_pairs: int) -> None:
+        self.parts, self.settings = parts, settings
+        model, name = parts.model, parts.optimizer.name
+        self.csv_path = settings.out_dir / results_file_name(model.name, settings.advisor_name)
+        info = settings.task_info
+        self.data_dir = Path(info["csv"]).parent if info and info.get("csv") else None
+        # Built when the first pair has a winner: the model's identity is known by then (a model
+        # that cannot state it fails its pairs, not the run).
+        self.header = functools.cache(lambda: book_header(info, model.name, model.cache_identity(),
+                                                          settings.model_config))
+        self.context = {"model": model.name, "advisor": settings.advisor_name, "optimizer": name,
+                        "run_id": settings.run_id}
+        self.lease = parts.store.acquire_run(settings.run_id, wait_s=settings.lease_wait_s)
+        self.trial_log = _TrialLog(parts.store, settings.run_id, settings.out_dir / "trials.jsonl", self.context,
+                                   self.lease)
+        self.rows = [{"doc type question type": key, "status": f"skipped: {reason}", "optimizer": name}
+                     for key, reason in too_small]
+        self.totals = {"model_calls": 0, "cache_hits": 0, "evaluations": 0}
+        self.resumed: list[str] = []
+        self.failed: list[str] = []
+        self.bar = RunProgress(n_pairs, settings.progress, settings.progress_every_s, settings.progress_job)
+
+    def run_pair(self, pair: Pair) -> None:
+        """Run ``pair``, or take it as an earlier attempt finished it; then rewrite the results."""
+        advisor, store, run_id = self.parts.advisor, self.parts.store, self.settings.run_id
+        self.bar.set_postfix_str(progress_text(pair.key, 0, None, 0, self.settings.max_evaluations_per_pair,
+                                               *(_advisor_so_far(advisor) or (None, None))))
+        done = store.finished_result(run_id, pair.key)
+        if done is not None:
+            self.trial_log.replay(store.trials(run_id, pair.key))
+            if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts it as before
+                advisor.charge_finished(done.get("advisor_calls") or 0, done.get("advisor_cost_usd") or 0.0)
+            self.rows.append(done)
+            self.resumed.append(pair.key)
+            log.info("pair %r already finished in an earlier attempt of this run: not redone", pair.key)
+        else:
+            self.rows.append(self._run_new(pair))
+        # Rewritten after each pair: a crash later keeps every finished pair on disk.
+        _write_results(self.csv_path, self.rows, self.header, self.settings.advisor_name, run_id)
+        self.bar.update(1)
+
+    def _run_new(self, pair: Pair) -> dict[str, Any]:
+        """The pair's row: its result, or its failure (one pair's failure is not the run's)."""
+        try:
+            row, stats = _run_one_pair(pair, self.parts, self.settings, self.trial_log, self.lease, self.bar,
+                                       self.data_dir)
+        except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
+            raise  # the run's failure, not the pair's: stop here
+        except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
+            reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
+            log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)", pair.key, reason)
+            self.failed.append(pair.key)
+            return {"doc type question type": pair.key, "optimizer": self.parts.optimizer.name,
+                    "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
+                    "status": f"failed: {reason}"}
+        self.parts.store.mark_finished(self.settings.run_id, pair.key, row, lease=self.lease)
+        for key in self.totals:
+            self.totals[key] += stats[key]
+        return row
+
+    def close(self) -> None:
+        self.bar.close()
+        self.trial_log.close()
+        self.lease.release()
+        _write_results(self.csv_path, self.rows, self.header, self.settings.advisor_name, self.settings.run_id)
+
+    def summary(self, elapsed_s: float) -> RunSummary:
+        rows, advisor = _ordered(self.rows), self.parts.advisor
+        scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
+        return RunSummary(
+            run_id=self.settings.run_id,
+            mean_test_cer=mean(scored) if scored else float("nan"),
+            rows=rows,
+            results_csv=self.csv_path,
+            **self.totals,
+            advisor_cost_usd=advisor.usage.cost_usd if advisor is not None else 0.0,
+            elapsed_s=elapsed_s,
+            failed_pairs=self.failed,
+            resumed_pairs=self.resumed,
+            answer_model_diagnostics=self.parts.model.diagnostics(),
+            advisor_usage=dict(vars(advisor.usage)) if advisor is not None else None,
+            advisor_members=({m.name: dict(vars(m.usage)) for m in advisor.members()}
+                             if _is_panel(advisor) else None),
+        )
 
 
 def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[[], dict[str, Any]], advisor: str,
@@ -395,68 +368,83 @@ def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Pat
     write_book(out_dir / book_file_name(merged.name), book)
 
 
-def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore, out_dir: Path,
-             results_dir: Path | None, task_id: str | None, task_info: dict[str, Any] | None, report: bool) -> None:
+def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore,
+             settings: RunSettings) -> None:
     """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
-    from optimize.collect import RUN_JSON, publish_run, run_frame
-    from optimize.report import summary_lines, write_report
+    from optimize.report import summary_lines
 
-    if task_id is None:
-        task_id = "task-" + cache_key({"examples": sorted(
-            [e.image_sha256, e.question, e.answer, e.doc_class, e.question_type]
-            for p in pairs for e in (*p.train, *p.val, *p.test))})[:16]
-    record = _run_record(summary, context, task_id, pairs, store, out_dir)
-    write_json(out_dir / RUN_JSON, record)
-    run_report = None
-    if report:
-        try:
-            run_report = write_report(
-                out_dir / "report.html", [record], run_frame(record, summary.results_csv),
-                title=f"Run {summary.run_id}: {context['optimizer']}, advisor {context['advisor']}",
-                task_info=task_info)
-        except Exception:  # the results are written; a report bug must not fail the run
-            log.exception("the run's report was not written")
+    task_id = settings.task_id or _task_id_of_pairs(pairs)
+    record = _run_record(summary, context, task_id, pairs, store, settings.out_dir)
+    record.write(settings.out_dir / RUN_JSON)
+    run_report = _write_run_report(record, summary, settings) if settings.report else None
     task = None
-    if results_dir is not None:
+    if settings.results_dir is not None:
+        from optimize.collect import publish_run
+
         try:
-            task = publish_run(results_dir, record, summary.results_csv, task_info=task_info, report=report,
-                               run_report=run_report)
+            task = publish_run(settings.results_dir, record, summary.results_csv, task_info=settings.task_info,
+                               report=settings.report, run_report=run_report)
         except Exception:  # noqa: BLE001 - the run's own files are written: publishing is retried by collect
             log.exception("the run was not fully published to %s (its own files in %s are complete)",
-                          results_dir, out_dir)
+                          settings.results_dir, settings.out_dir)
     for line in summary_lines(record, summary.rows, report=run_report, task=task):
         log.info("%s", line)
 
 
+def _task_id_of_pairs(pairs: Sequence[Pair]) -> str:
+    """The task's identity when the caller gave none: its examples as the pairs hold them,
+    with no split or metric settings known (``optimize.task_identity``, as the entry point)."""
+    examples = sorted((e for p in pairs for e in (*p.train, *p.val, *p.test)), key=lambda e: e.source_row)
+    return task_id_from(task_sha256(examples), {}, {})
+
+
+def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSettings) -> Path | None:
+    from optimize.collect import run_frame
+    from optimize.report import write_report
+
+    try:
+        return write_report(settings.out_dir / "report.html", [record], run_frame(record, summary.results_csv),
+                            title=f"Run {summary.run_id}: {record.optimizer}, advisor {record.advisor}",
+                            task_info=settings.task_info)
+    except Exception:  # the results are written; a report bug must not fail the run
+        log.exception("the run's report was not written")
+        return None
+
+
 def _run_record(summary: RunSummary, context: dict[str, Any], task_id: str, pairs: Sequence[Pair],
-                store: AnswerStore, out_dir: Path) -> dict[str, Any]:
+                store: AnswerStore, out_dir: Path) -> RunRecord:
     """The run as the results folder and the reports see it (``run.json``)."""
 
     def total(column: str) -> float:
         return sum(float(r.get(column) or 0) for r in summary.rows)
 
     rows = {r["doc type question type"]: r for r in summary.rows}
-
-    return {
+    cost = RunCost(
+        advisor_calls=int(total("advisor_calls")),
+        advisor_cost_usd=total("advisor_cost_usd"),
+        advisor_cost_usd_this_attempt=summary.advisor_cost_usd,
+        answer_model_evaluations=int(total("answer_model_evaluations")),
+        model_calls_this_attempt=summary.model_calls,
+        cache_hits_this_attempt=summary.cache_hits,
+        evaluations_this_attempt=summary.evaluations,
+    )
+    return RunRecord(
         **context,
-        "task_id": task_id,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "elapsed_s": round(summary.elapsed_s, 3),
-        "out_dir": str(out_dir),
-        "results_csv": summary.results_csv.name,
-        "mean_test_cer": None if math.isnan(summary.mean_test_cer) else summary.mean_test_cer,
-        "failed_pairs": summary.failed_pairs,
-        "cost": {
-            "advisor_calls": int(total("advisor_calls")),  # charged to the run, cached replies included
-            "advisor_cost_usd": total("advisor_cost_usd"),
-            "advisor_cost_usd_this_attempt": summary.advisor_cost_usd,
-            "answer_model_evaluations": int(total("answer_model_evaluations")),
-            "model_calls_this_attempt": summary.model_calls,
-            "cache_hits_this_attempt": summary.cache_hits,
-        },
-        "pairs": {pair.key: _pair_digest(pair, store.trials(summary.run_id, pair.key), rows.get(pair.key) or {})
-                  for pair in pairs},
-    }
+        task_id=task_id,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        elapsed_s=round(summary.elapsed_s, 3),
+        out_dir=str(out_dir),
+        results_csv=summary.results_csv.name,
+        mean_test_cer=None if math.isnan(summary.mean_test_cer) else summary.mean_test_cer,
+        failed_pairs=summary.failed_pairs,
+        resumed_pairs=summary.resumed_pairs,
+        cost=cost,
+        advisor_usage=summary.advisor_usage,
+        advisor_members=summary.advisor_members,
+        answer_model_diagnostics=summary.answer_model_diagnostics,
+        pairs={pair.key: _pair_digest(pair, store.trials(summary.run_id, pair.key), rows.get(pair.key) or {})
+               for pair in pairs},
+    )
 
 
 def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, Any], top_k: int = 5,
@@ -513,77 +501,39 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
     }
 
 
-def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_log, lease, max_evals,
-                  batch_size, bar, data_dir=None):
-    store.clear_trials(run_id, pair.key, lease=lease)  # an unfinished earlier attempt is redone from its cache
-    cost_at_start = _advisor_cost(advisor)
-    calls_at_start = _advisor_calls(advisor)
-    records: list[dict[str, Any]] = []
-    budget = Budget(max_evals)
+@dataclass
+class _Judgement:
+    """The engine's verdict on one pair after the optimizer returned."""
+
+    best_prompt: Prompt
+    best_record: TrialRecord | None
+    test_score: Score
+    leaks: dict[tuple[str, tuple[str, ...]], str]
+    baseline_by_engine: bool  # the optimizer did not score the baseline on full val: the engine did
+    by_author: dict[str, dict[str, Any]]
+    disqualified: list[dict[str, Any]]
+
+
+def _run_one_pair(pair: Pair, parts: RunParts, settings: RunSettings, trial_log: _TrialLog, lease: RunLease,
+                  bar: Any, data_dir: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """Optimize one pair, judge its candidates, score the winner on test: its row and counters."""
+    advisor = parts.advisor
+    parts.store.clear_trials(settings.run_id, pair.key, lease=lease)  # an unfinished attempt is redone from cache
+    cost_at_start, calls_at_start = _advisor_cost(advisor), _advisor_calls(advisor)
+    records: list[TrialRecord] = []
+    budget, engine_budget = Budget(settings.max_evaluations_per_pair), Budget(None)
     listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start,
                          lambda: _advisor_so_far(advisor))
-
-    # The optimizer sees the pair without its test split and without paths to the task's
-    # files; its evaluator holds the pair's train and val only, so nothing it can reach
-    # names a test example, and it is closed when optimize() returns.
-    with shown_pair(pair) as (visible, shown_of):
-        evaluator = Evaluator(model, store, metric, dataclasses.replace(pair, test=()), budget, batch_size,
-                              listener, shown=shown_of, attribution=_attribution(optimizer, advisor))
-        try:
-            optimizer.optimize(visible, evaluator, AdvisorView(advisor) if advisor is not None else None)
-        except BudgetExhausted as err:
-            log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
-        finally:
-            evaluator.close()
-
+    evaluator = _optimize(pair, parts, budget, settings.batch_size, listener)
     # The engine's own scoring (not the optimizer's budget): the baseline on val when the
     # optimizer skipped it, the winner (and a panel's members' bests) on test.
-    engine_budget = Budget(None)
-    engine = Evaluator(model, store, metric, pair, engine_budget, batch_size, listener, allow_test=True)
-    baseline_by_engine = not _baseline_scored(records, len(pair.val))
-    if baseline_by_engine:
-        engine.score(baseline_prompt(), pair.val)
-    leaks = test_answer_leaks(records, pair, metric_normalizer(metric))
-    best_prompt, best_record = pick_best(records, len(pair.val), leaks)
-
-    test_score = engine.score(best_prompt, pair.test)
-    ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
-    winner = winner_entry(pair, best_prompt, data_dir)
-    members = {m.name for m in advisor.members()} if _is_panel(advisor) else set()
-    by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
-                                engine if members else None, pair, members, leaks)
-    status = "ok" if best_record else "no candidate was scored on the full val split (budget?): baseline reported"
-    if baseline_by_engine:
-        status = f"{status}; the optimizer did not score the baseline on val: the engine did"
-    if leaks:
-        status = f"{status}; {len(leaks)} candidate(s) disqualified: a test-only answer in the text"
-    if pair.split_note:
-        status = f"{status}; {pair.split_note}"
-    row = {
-        "doc type question type": pair.key,
-        "optimal prompt": best_prompt.text,
-        "cer": test_score.cer,
-        "cer_ci_low": ci_low,
-        "cer_ci_high": ci_high,
-        "val_cer": best_record["cer"] if best_record else math.nan,
-        "exact_match": test_score.exact_match,
-        "n_train": len(pair.train),
-        "n_val": len(pair.val),
-        "n_test": len(pair.test),
-        "optimizer": optimizer.name,
-        "origin": best_prompt.origin,
-        "author": best_prompt.provenance.author,
-        "n_demos": n_demos(best_prompt),
-        "demos": winner.demos_text(),
-        "answer_model_evaluations": budget.used + engine_budget.used,
-        "advisor_calls": _advisor_calls(advisor) - calls_at_start,
-        "advisor_cost_usd": _advisor_cost(advisor) - cost_at_start,  # unrounded: a resume re-charges it
-        "status": status,
-        "by_author": by_author,
-        # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
-        ROW_ENTRY: entry_json(winner),
-        "disqualified": _disqualified(records, leaks),
-    }
+    engine = Evaluator(parts.model, parts.store, parts.metric, pair, engine_budget, settings.batch_size, listener,
+                       allow_test=True)
+    verdict = _judge(pair, parts, engine, records)
+    row = _result_row(pair, parts.optimizer.name, verdict, winner_entry(pair, verdict.best_prompt, data_dir))
+    row["answer_model_evaluations"] = budget.used + engine_budget.used
+    row["advisor_calls"] = _advisor_calls(advisor) - calls_at_start
+    row["advisor_cost_usd"] = _advisor_cost(advisor) - cost_at_start  # unrounded: a resume re-charges it
     stats = {
         "model_calls": evaluator.model_calls + engine.model_calls,
         "cache_hits": evaluator.cache_hits + engine.cache_hits,
@@ -592,23 +542,97 @@ def _run_one_pair(pair, model, optimizer, advisor, store, metric, run_id, trial_
     return row, stats
 
 
-def _baseline_scored(records: Sequence[dict[str, Any]], n_val: int) -> bool:
+def _optimize(pair: Pair, parts: RunParts, budget: Budget, batch_size: int | None, listener: Any) -> Evaluator:
+    """Let the optimizer work on ``pair``; the closed evaluator it used (for its counters).
+
+    The optimizer sees the pair without its test split and without paths to the task's
+    files; its evaluator holds the pair's train and val only, so nothing it can reach
+    names a test example, and it is closed when optimize() returns.
+    """
+    advisor = parts.advisor
+    with shown_pair(pair) as (visible, shown_of):
+        evaluator = Evaluator(parts.model, parts.store, parts.metric, dataclasses.replace(pair, test=()), budget,
+                              batch_size, listener, shown=shown_of, attribution=_attribution(parts.optimizer, advisor))
+        try:
+            parts.optimizer.optimize(visible, evaluator, AdvisorView(advisor) if advisor is not None else None)
+        except BudgetExhausted as err:
+            log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
+        finally:
+            evaluator.close()
+    return evaluator
+
+
+def _judge(pair: Pair, parts: RunParts, engine: Evaluator, records: list[TrialRecord]) -> _Judgement:
+    """The winner among full-val scores (the baseline scored first if it was not), scored on test."""
+    baseline_by_engine = not _baseline_scored(records, len(pair.val))
+    if baseline_by_engine:
+        engine.score(baseline_prompt(), pair.val)
+    leaks = test_answer_leaks(records, pair, metric_normalizer(parts.metric))
+    best_prompt, best_record = pick_best(records, len(pair.val), leaks)
+    test_score = engine.score(best_prompt, pair.test)
+    members = {m.name for m in parts.advisor.members()} if _is_panel(parts.advisor) else set()
+    by_author = _best_by_author(records, len(pair.val), best_record, test_score.cer,
+                                engine if members else None, pair, members, leaks)
+    return _Judgement(best_prompt, best_record, test_score, leaks, baseline_by_engine, by_author,
+                      _disqualified(records, leaks))
+
+
+def _result_row(pair: Pair, optimizer_name: str, verdict: _Judgement, winner: Any) -> dict[str, Any]:
+    """The pair's results row (its cost columns are added by the caller)."""
+    best_prompt, test_score = verdict.best_prompt, verdict.test_score
+    ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
+    return {
+        "doc type question type": pair.key,
+        "optimal prompt": best_prompt.text,
+        "cer": test_score.cer,
+        "cer_ci_low": ci_low,
+        "cer_ci_high": ci_high,
+        "val_cer": verdict.best_record.cer if verdict.best_record else math.nan,
+        "exact_match": test_score.exact_match,
+        "n_train": len(pair.train),
+        "n_val": len(pair.val),
+        "n_test": len(pair.test),
+        "optimizer": optimizer_name,
+        "origin": best_prompt.origin,
+        "author": best_prompt.provenance.author,
+        "n_demos": n_demos(best_prompt),
+        "demos": winner.demos_text(),
+        "status": _status(pair, verdict),
+        "by_author": verdict.by_author,
+        # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
+        ROW_ENTRY: entry_json(winner),
+        "disqualified": verdict.disqualified,
+    }
+
+
+def _status(pair: Pair, verdict: _Judgement) -> str:
+    status = "ok" if verdict.best_record else "no candidate was scored on the full val split (budget?): " \
+        "baseline reported"
+    if verdict.baseline_by_engine:
+        status = f"{status}; the optimizer did not score the baseline on val: the engine did"
+    if verdict.leaks:
+        status = f"{status}; {len(verdict.leaks)} candidate(s) disqualified: a test-only answer in the text"
+    if pair.split_note:
+        status = f"{status}; {pair.split_note}"
+    return status
+
+
+def _baseline_scored(records: Sequence[TrialRecord], n_val: int) -> bool:
     """Whether the baseline (the data set's question, no demos) has a full-val score."""
     text = baseline_prompt().text
-    return any(r["split"] == FULL_VAL and r["n"] == n_val and r["prompt"] == text and not r["n_demos"]
-               for r in records)
+    return any(r.on_full(FULL_VAL, n_val) and r.data["prompt"] == text and not r.data["n_demos"] for r in records)
 
 
-def _disqualified(records: Sequence[dict[str, Any]], leaks: Mapping[tuple[str, tuple[str, ...]], str],
+def _disqualified(records: Sequence[TrialRecord], leaks: Mapping[tuple[str, tuple[str, ...]], str],
                   ) -> list[dict[str, Any]]:
-    """The disqualified candidates for the row, ``summary.json`` and the report: prompt, val CER, reason."""
+    """The disqualified candidates for the row, ``run.json`` and the report: prompt, val CER, reason."""
     out, seen = [], set()
     for record in records:
-        key = candidate_key(record)
-        if key in leaks and key not in seen and record["split"] == FULL_VAL:
+        key = record.key
+        if key in leaks and key not in seen and record.split == FULL_VAL:
             seen.add(key)
-            out.append({"prompt": record["prompt"], "origin": record["origin"], "demo_rows": list(key[1]),
-                        "val_cer": record["cer"], "reason": leaks[key]})
+            out.append({"prompt": record.data["prompt"], "origin": record.data["origin"], "demo_rows": list(key[1]),
+                        "val_cer": record.cer, "reason": leaks[key]})
     return out
 
 
@@ -621,7 +645,7 @@ def _attribution(optimizer: Optimizer, advisor: Advisor | None) -> Attribution:
     return Attribution.of(optimizer.name, (m.name for m in advisor.members()) if advisor is not None else ())
 
 
-def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[str, Any] | None,
+def _best_by_author(records: Sequence[TrialRecord], n_val: int, winner: TrialRecord | None,
                     winner_test_cer: float, tester: Evaluator | None, pair: Pair, members: set[str] = frozenset(),
                     disqualified: Mapping[tuple[str, tuple[str, ...]], str] | None = None,
                     ) -> dict[str, dict[str, Any]]:
@@ -633,34 +657,32 @@ def _best_by_author(records: Sequence[dict[str, Any]], n_val: int, winner: dict[
     call. This is reporting only: the row's winner was already chosen by val CER alone.
     Disqualified candidates are nobody's best.
     """
-    full = [r for r in records if r["split"] == FULL_VAL and r["n"] == n_val
-            and candidate_key(r) not in (disqualified or {})]
-    best: dict[str, dict[str, Any]] = {}
+    full = [r for r in records if r.on_full(FULL_VAL, n_val) and r.key not in (disqualified or {})]
+    best: dict[str, TrialRecord] = {}
     for record in full:
-        author = record["author"]
-        if author not in best or record["cer"] < best[author]["cer"]:
+        author = record.data["author"]
+        if author not in best or record.cer < best[author].cer:
             best[author] = record
     out = {}
     for author, record in best.items():
-        entry = {"val_cer": record["cer"], "prompt": record["prompt"], "origin": record["origin"],
-                 "n_demos": record["n_demos"], "test_cer": None}
+        entry = {"val_cer": record.cer, "prompt": record.data["prompt"], "origin": record.data["origin"],
+                 "n_demos": record.data["n_demos"], "test_cer": None}
         if record is winner:
             entry["test_cer"] = winner_test_cer
         elif tester is not None and author in members:
-            entry["test_cer"] = tester.score(record["_prompt"], pair.test).cer
+            entry["test_cer"] = tester.score(record.prompt, pair.test).cer
         out[author] = entry
     return out
 
 
-def _listener(key: str, trial_log: _TrialLog, records: list[dict[str, Any]], budget: Budget, bar: Any,
+def _listener(key: str, trial_log: _TrialLog, records: list[TrialRecord], budget: Budget, bar: Any,
               cost_so_far: Any, advisor_so_far: Any = lambda: None) -> Any:
     """The evaluator's score listener. Built apart so its closure holds the pair's name,
     never the pair itself (whose test split the optimizer must not reach)."""
 
     def listener(prompt: Prompt, split: str, score: Score) -> None:
-        record = trial_log.record(key, prompt, split, score, cost_so_far(), budget.used)
-        records.append(dict(record, _prompt=prompt))
-        val = [r["cer"] for r in records if r["split"] == FULL_VAL]
+        records.append(TrialRecord(prompt, trial_log.record(key, prompt, split, score, cost_so_far(), budget.used)))
+        val = [r.cer for r in records if r.split == FULL_VAL]
         bar.set_postfix_str(progress_text(key, len(records), min(val) if val else None, budget.used, budget.limit,
                                           *(advisor_so_far() or (None, None))))
 
@@ -687,19 +709,3 @@ def _advisor_calls(advisor: Advisor | None) -> int:
 
 def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["doc type question type"])
-
-
-def _summary_json(summary: RunSummary, context: dict[str, Any]) -> dict[str, Any]:
-    return {
-        **context,
-        "mean_test_cer": None if math.isnan(summary.mean_test_cer) else summary.mean_test_cer,
-        "pairs": summary.rows,
-        "failed_pairs": summary.failed_pairs,
-        "results_csv": summary.results_csv.name,
-        "model_calls_this_attempt": summary.model_calls,
-        "cache_hits_this_attempt": summary.cache_hits,
-        "evaluations_this_attempt": summary.evaluations,
-        "advisor_cost_usd": summary.advisor_cost_usd,
-        "elapsed_s": round(summary.elapsed_s, 3),
-        **summary.extra,
-    }

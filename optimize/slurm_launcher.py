@@ -31,7 +31,6 @@ that need them: 1. and 2. in the launching process when the sweep starts, 3. in 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import time

@@ -18,6 +18,7 @@ Generating the data set (``--per-class``) takes a minute; the runs take from min
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
@@ -61,6 +62,14 @@ def test_cers(run_dir: Path) -> dict[str, list[float]]:
         if record["split"] == "test":
             out[record["pair"]] = [p["cer"] for p in record["predictions"]]
     return out
+
+
+def result_rows(csv_path: Path) -> list[dict]:
+    """The run's results rows, numbers as numbers (the CSV holds text; empty cells are None)."""
+    numeric = {"val_cer": float, "answer_model_evaluations": int, "advisor_calls": int, "n_demos": int}
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        return [{k: (numeric[k](v) if v else None) if k in numeric else v for k, v in row.items()}
+                for row in csv.DictReader(fh)]
 
 
 def main() -> None:
@@ -110,12 +119,12 @@ def main() -> None:
             started = time.monotonic()
             proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
             wall = time.monotonic() - started
-            if proc.returncode not in (0, 1) or not (run_dir / "summary.json").is_file():
+            if proc.returncode not in (0, 1) or not (run_dir / "run.json").is_file():
                 print(f"{name} seed {seed}: exit {proc.returncode}\n{proc.stderr[-2000:]}", file=sys.stderr)
                 continue
-            summary = json.loads((run_dir / "summary.json").read_text())
+            summary = json.loads((run_dir / "run.json").read_text())
             cers = test_cers(run_dir)
-            for row in summary["pairs"]:
+            for row in result_rows(run_dir / summary["results_csv"]):
                 values = cers.get(row["doc type question type"], [])
                 if not values:
                     continue
@@ -130,7 +139,7 @@ def main() -> None:
                 })
             usage = summary.get("advisor_usage") or {}
             results["runs"].append({"optimizer": name, "seed": seed, "pair": "*", "wall_s": round(wall, 1),
-                                    "fresh_model_calls": summary.get("model_calls_this_attempt"),
+                                    "fresh_model_calls": summary["cost"]["model_calls_this_attempt"],
                                     "advisor_usage": usage})
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, ensure_ascii=False, indent=1))

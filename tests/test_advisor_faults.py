@@ -2,7 +2,7 @@
 
 Every case runs the CLI with optimizer=advisor and the scripted answer model; the run
 must finish (or, for 401, stop at once with a clear error), count failures in
-summary.json, and keep everything scored.
+run.json, and keep everything scored.
 """
 
 import csv
@@ -29,7 +29,7 @@ def _run(tmp_path, server, *extra, env=None):
 
 
 def _outputs(tmp_path):
-    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    summary = json.loads((tmp_path / "out/run.json").read_text())
     with (tmp_path / "out/Scripted-VLM_sep_Fake.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     return summary, rows
@@ -140,8 +140,8 @@ def test_a_panel_of_two_served_advisors_takes_turns_through_the_cli(tmp_path):
     with (tmp_path / "out/Scripted-VLM_sep_Fake+Fake2.csv").open(encoding="utf-8") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["author"] == "Fake2" and MARKER in row["optimal prompt"]
-    summary = json.loads((tmp_path / "out/summary.json").read_text())
-    by_author = summary["pairs"][0]["by_author"]
+    summary = json.loads((tmp_path / "out/run.json").read_text())
+    (by_author,) = [digest["by_author"] for digest in summary["pairs"].values()]
     assert by_author["Fake"]["prompt"] == "Поле: {question}" and by_author["Fake"]["test_cer"] is not None
     assert summary["advisor_members"]["Fake"]["calls"] == 1 and summary["advisor_members"]["Fake2"]["calls"] == 1
     calls = [json.loads(line) for line in (tmp_path / "out/advisor_calls.jsonl").read_text().splitlines()]

@@ -156,7 +156,7 @@ def test_hub_id_resolves_to_a_fixed_commit(tmp_path, monkeypatch):
 
 
 def test_run_id_names_the_code_version(monkeypatch):
-    import optimize.__main__ as entry
+    import optimize.run_settings as entry
 
     cfg = OmegaConf.create({"budget": {"evaluations_per_pair": 5}, "paths": {"store": "a"}})
     base = entry.run_id_of(cfg, "task")

@@ -29,7 +29,7 @@ def test_run_writes_seed_named_outputs(tmp_path):
     assert (task_dir / "runs" / summary_run_id(out) / "Scripted-VLM_sep_none.csv").is_file()
     assert (task_dir / "Scripted-VLM_sep_none.csv").is_file()
     assert (task_dir / "Scripted-VLM_sep_OptimalPrompts.csv").is_file()
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "run.json").read_text())
     assert summary["mean_test_cer"] == 0.0  # conf/optimizer/manual.yaml has an "only value" prompt
     assert len((out / "trials.jsonl").read_text().splitlines()) >= 4
     saved = (out / ".hydra" / "config.yaml").read_text()
@@ -37,7 +37,7 @@ def test_run_writes_seed_named_outputs(tmp_path):
 
 
 def summary_run_id(out):
-    return json.loads((out / "summary.json").read_text())["run_id"]
+    return json.loads((out / "run.json").read_text())["run_id"]
 
 
 def test_pairs_filter_and_budget_override(tmp_path):

@@ -13,8 +13,10 @@ import pytest
 
 from optimize.answer_store import AnswerStore
 from optimize.collect import rebuild_task
-from optimize.results_files import MERGED_COLUMNS, SEED_COLUMNS, bootstrap_interval
+from optimize.results_files import MERGED_COLUMNS, BRIEF_COLUMNS
+from optimize.stats import bootstrap_interval
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api.prompt_book import load_book
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import MANUAL
@@ -36,9 +38,11 @@ class _OtherOptimizer(ManualOptimizer):
 def _run(tmp_path, data, advisor, candidates, out, run_id, optimizer=ManualOptimizer, report=False, model=None):
     task = load_task(data)
     pairs, too_small = split_pairs(task.examples, SplitConfig())
-    return run_pairs(pairs, too_small, model or ScriptedAnswerModel(), optimizer(candidates), None, advisor,
-                     AnswerStore(tmp_path / "s.sqlite"), CerMetric(), tmp_path / out, run_id=run_id,
-                     max_evaluations_per_pair=None, results_dir=tmp_path / "results", progress=False, report=report)
+    parts = RunParts(model or ScriptedAnswerModel(), optimizer(candidates), None, AnswerStore(tmp_path / "s.sqlite"),
+                     CerMetric())
+    return run_pairs(pairs, too_small, parts, RunSettings(tmp_path / out, run_id, advisor_name=advisor,
+                                                          results_dir=tmp_path / "results", progress=False,
+                                                          report=report))
 
 
 def _rows(path):
@@ -69,7 +73,7 @@ def test_runs_are_kept_apart_and_merged_per_advisor_and_task(tmp_path):
     # The advisor's file is the best per pair across that advisor's runs, by val CER.
     for name in ("Scripted-VLM_sep_A.csv", "Scripted-VLM_sep_B.csv", "Scripted-VLM_sep_OptimalPrompts.csv"):
         assert tuple(_header(task_dir / name)) == MERGED_COLUMNS
-        assert tuple(_header(task_dir / name)[:3]) == SEED_COLUMNS
+        assert tuple(_header(task_dir / name)[:3]) == BRIEF_COLUMNS
     a = _rows(task_dir / "Scripted-VLM_sep_A.csv")
     assert {r["run_id"] for r in a.values()} == {"r2"} and {r["optimizer"] for r in a.values()} == {"other"}
     b = _rows(task_dir / "Scripted-VLM_sep_B.csv")
@@ -150,14 +154,15 @@ def _publish_one(results, i):
     from pathlib import Path
 
     from optimize.collect import publish_run as publish
+    from optimize.run_record import RunRecord
 
     src = Path(results).parent / f"src{i}" / "M_sep_A.csv"
     src.parent.mkdir(parents=True, exist_ok=True)
     with src.open("w", encoding="utf-8", newline="") as fh:
         csv_.writer(fh).writerows([["doc type question type", "optimal prompt", "cer", "val_cer"],
                                    [f"pair {i}", f"prompt {i}", "0.1000", "0.1000"]])
-    publish(Path(results), {"run_id": f"r{i}", "task_id": "task-p", "model": "M", "advisor": "A",
-                            "optimizer": "manual", "pairs": {}}, src)
+    publish(Path(results), RunRecord(run_id=f"r{i}", task_id="task-p", model="M", advisor="A", optimizer="manual"),
+            src)
 
 
 def test_parallel_runs_finishing_together_all_enter_the_merge(tmp_path):
@@ -184,7 +189,7 @@ def test_cli_run_writes_reports_and_a_summary_and_collect_rebuilds(tmp_path):
     data = make_task(tmp_path / "data", n_images=8)
     proc = run_cli(tmp_path, data, "model.exact_marker=NOPE")  # errors remain: the report shows them
     assert proc.returncode == 0, proc.stderr
-    run_id = json.loads((tmp_path / "out/summary.json").read_text())["run_id"]
+    run_id = json.loads((tmp_path / "out/run.json").read_text())["run_id"]
     assert "mean test CER" in proc.stderr and "winners by author: dataset 2" in proc.stderr
     assert "answer-model evaluations" in proc.stderr and f"report: {tmp_path / 'out' / 'report.html'}" in proc.stderr
     (task_dir,) = _task_dirs(tmp_path / "results")

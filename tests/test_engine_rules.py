@@ -15,6 +15,8 @@ from optimize.answer_store import AnswerStore
 from optimize.evaluator import Evaluator
 from optimize.results_files import merge_optimal_prompts
 from optimize.run_loop import pick_best, run_pairs
+from optimize.run_record import TrialRecord
+from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api import (
     BudgetExhausted,
     Example,
@@ -45,8 +47,8 @@ def _run(tmp_path, optimizer, n_images=10, budget=None):
     task = load_task(data)
     pairs, _ = split_pairs(task.examples, SplitConfig())
     model = ScriptedAnswerModel()
-    summary = run_pairs(pairs, [], model, optimizer, None, "none", AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
-                        tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    summary = run_pairs(pairs, [], RunParts(model, optimizer, None, AnswerStore(tmp_path / "s.sqlite"), CerMetric()),
+                        RunSettings(tmp_path / "out", "r", max_evaluations_per_pair=budget, progress=False))
     trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
     return summary, trials, pairs[0], task
 
@@ -209,13 +211,13 @@ def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
 def test_ties_go_to_the_earliest_and_test_cer_never_decides(tmp_path):
     a, b = Prompt("first {question}"), Prompt("second {question}")
     records = [
-        {"split": "val", "n": 3, "cer": 0.5, "_prompt": a},
-        {"split": "val-subset", "n": 1, "cer": 0.0, "_prompt": b},
-        {"split": "val", "n": 3, "cer": 0.5, "_prompt": b},
-        {"split": "val", "n": 2, "cer": 0.1, "_prompt": b},  # a mislabelled partial score: n gives it away
+        TrialRecord(a, {"split": "val", "n": 3, "cer": 0.5}),
+        TrialRecord(b, {"split": "val-subset", "n": 1, "cer": 0.0}),
+        TrialRecord(b, {"split": "val", "n": 3, "cer": 0.5}),
+        TrialRecord(b, {"split": "val", "n": 2, "cer": 0.1}),  # a mislabelled partial score: n gives it away
     ]
     assert pick_best(records, n_val=3)[0] is a
-    assert pick_best([r for r in records if r["split"] != "val"], n_val=3)[0] == baseline_prompt()
+    assert pick_best([r for r in records if r.split != "val"], n_val=3)[0] == baseline_prompt()
 
     results = tmp_path / "results"
     results.mkdir()

@@ -20,7 +20,9 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import EvaluatorClosed
 from optimize.report import summary_lines
+from optimize.run_record import RunRecord
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimize.shown_pair import row_label
 from prompt_opt_api import (
     Advisor,
@@ -80,9 +82,9 @@ def _run(tmp_path, body, model=None, advisor=None, budget=None, n_images=10, sto
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = store or AnswerStore(tmp_path / "s.sqlite")
     model = model or ShownAnswerModel()
-    summary = run_pairs(pairs, [], model, Plugin(body, advisor is not None), advisor, "none", store, CerMetric(),
-                        tmp_path / out, run_id=f"r-{out}", max_evaluations_per_pair=budget,
-                        results_dir=tmp_path / "results", progress=False)
+    summary = run_pairs(pairs, [], RunParts(model, Plugin(body, advisor is not None), advisor, store, CerMetric()),
+                        RunSettings(tmp_path / out, f"r-{out}", max_evaluations_per_pair=budget,
+                                    results_dir=tmp_path / "results", progress=False))
     trials = [json.loads(line) for line in (tmp_path / out / "trials.jsonl").read_text().splitlines()]
     return summary, trials, pairs[0], model
 
@@ -209,10 +211,8 @@ def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
     (barred,) = row["disqualified"]
     assert barred["origin"] == "manual:gazetteer" and "test row" in barred["reason"] and "cannot win" in barred["reason"]
     assert "disqualified" in row["status"]
-    on_disk = json.loads((tmp_path / "out/summary.json").read_text())["pairs"][0]
-    assert on_disk["disqualified"][0]["reason"] == barred["reason"]
-    record = json.loads((tmp_path / "out/run.json").read_text())
-    digest = record["pairs"][pair.key]
+    record = RunRecord.read(tmp_path / "out/run.json")
+    digest = record.pairs[pair.key]
     assert digest["disqualified"][0]["reason"] == barred["reason"]
     assert all(t["prompt"] != gazetteer["prompt"] for t in digest["top"])  # never on the leaderboard
     assert any("disqualified" in line and pair.key in line for line in summary_lines(record, summary.rows))
@@ -354,9 +354,9 @@ def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     inner = CountingAdvisor(text="<prompt>{question} Ответь только значением.</prompt>")
     session = AdvisorSession(inner, store, max_calls=5)
-    summary = run_pairs(pairs, [], ScriptedAnswerModel(), AdvisorOptimizer(n_candidates=1, max_reasks=0), session,
-                        "Counting", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
-                        progress=False)
+    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(), AdvisorOptimizer(n_candidates=1, max_reasks=0),
+                                            session, store, CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="Counting", progress=False))
     row = summary.rows[0]
     assert row["optimal prompt"] == "{question} Ответь только значением." and row["author"] == "Counting"
     assert row["advisor_calls"] == inner.real_calls == session.usage.calls == 1

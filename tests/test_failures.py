@@ -8,6 +8,7 @@ import pytest
 from models.llama_server import free_port
 from optimize.answer_store import AnswerStore
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api import Advisor, AdvisorError, Optimizer, baseline_prompt
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
@@ -34,7 +35,7 @@ def test_model_error_fails_that_pair_only_and_rerun_retries_only_it(tmp_path):
     rows = _rows(tmp_path / "out/Scripted-VLM_sep_none.csv")
     assert rows["passport Номер"]["status"].startswith("failed: RuntimeError: scripted failure")
     assert rows["passport Номер"]["cer"] == "" and rows["passport Фамилия"]["cer"] == "0.0000"
-    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    summary = json.loads((tmp_path / "out/run.json").read_text())
     assert summary["failed_pairs"] == ["passport Номер"]
     (optimal_csv,) = (tmp_path / "results").glob("task-*/Scripted-VLM_sep_OptimalPrompts.csv")
     optimal = _rows(optimal_csv)
@@ -74,8 +75,9 @@ def test_advisor_error_fails_that_pair_and_keeps_its_scores(tmp_path):
     task = load_task(make_task(tmp_path / "data", n_images=8))
     pairs, _ = split_pairs(task.examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
-    summary = run_pairs(pairs, [], ScriptedAnswerModel(), _AskingOptimizer(), _FlakyAdvisor(), "flaky", store,
-                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None, progress=False)
+    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(), _AskingOptimizer(), _FlakyAdvisor(), store,
+                                            CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="flaky", progress=False))
     assert summary.failed_pairs == ["passport Номер"]
     rows = {r["doc type question type"]: r for r in summary.rows}
     assert rows["passport Номер"]["status"] == "failed: AdvisorError: advisor 'flaky' gave no usable reply: 500 three times"

@@ -9,6 +9,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
@@ -124,8 +125,10 @@ def _run(tmp_path, optimizer, advisor, budget=None):
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(advisor, store) if advisor is not None else None
-    summary = run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, "Scripted", store,
-                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, store,
+                                            CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", max_evaluations_per_pair=budget,
+                                    progress=False))
     trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
     return summary, trials, session
 
@@ -226,9 +229,9 @@ def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле B {question}</prompt>"])
     critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False,
                              max_run_advisor_calls=2)
-    summary = run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), critic, AdvisorSession(advisor, store),
-                        "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
-                        progress=False)
+    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), critic,
+                                            AdvisorSession(advisor, store), store, CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", progress=False))
     assert len(advisor.asked) == 2
     assert [r["advisor_calls"] for r in summary.rows] == [2, 0]  # the second pair got its starting prompts only
 
@@ -298,7 +301,7 @@ def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
     members = {m.name: m for m in session.members()}
     assert members["A"].usage.calls == members["B"].usage.calls == 1 and session.usage.calls == 2
     assert session.charges().calls == 2 and session.charges().usd == pytest.approx(0.002)
-    extra = summary.extra["advisor_members"]
+    extra = summary.advisor_members
     assert extra["A"]["calls"] == 1 and extra["B"]["calls"] == 1
 
 

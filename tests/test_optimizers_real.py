@@ -44,7 +44,7 @@ def test_advisor_optimizer_beats_or_ties_the_baseline_on_val(tmp_path):
     assert written, "the local advisor wrote no scorable prompt"
     row, baseline_val = _engine_choice(tmp_path / "out", "Qwen2.5-0.5B-OCR_sep_Local-Qwen2.5-1.5B.csv")
     assert float(row["val_cer"]) <= baseline_val
-    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    summary = json.loads((tmp_path / "out/run.json").read_text())
     assert summary["advisor_usage"]["calls"] >= 1
 
 
@@ -77,7 +77,7 @@ def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_ad
     ref_dir.mkdir()
     ref = run_cli(ref_dir, data, *overrides, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
-    assert json.loads((ref_dir / "out/summary.json").read_text())["advisor_usage"]["calls"] >= 2
+    assert json.loads((ref_dir / "out/run.json").read_text())["advisor_usage"]["calls"] >= 2
 
     work = tmp_path / "work"
     work.mkdir()
@@ -99,11 +99,11 @@ def test_sigkill_mid_critic_pair_resumes_with_the_same_result_and_no_repeated_ad
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = replies_cached()
-    assert before >= 1 and not (work / "out/summary.json").exists(), "the kill must land mid-run"
+    assert before >= 1 and not (work / "out/run.json").exists(), "the kill must land mid-run"
 
     resumed = run_cli(work, data, *overrides, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    usage = json.loads((work / "out/summary.json").read_text())["advisor_usage"]
+    usage = json.loads((work / "out/run.json").read_text())["advisor_usage"]
     after = replies_cached()
     assert usage["calls"] == after - before  # only requests never answered before were sent...
     assert usage["cached_calls"] >= before  # ...everything asked before the kill came from the store

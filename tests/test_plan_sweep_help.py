@@ -17,6 +17,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.plan import make_plan
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
@@ -129,8 +130,9 @@ def test_planned_work_bounds_what_an_optimizer_spends(tmp_path, optimizer):
     store = AnswerStore(tmp_path / "s.sqlite")
     writer = _Writer()
     session = AdvisorSession(writer, store) if optimizer.uses_advisor else None
-    summary = run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, "W", store,
-                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None, progress=False)
+    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, store,
+                                            CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="W", progress=False))
     visible = [dataclasses.replace(p, test=()) for p in pairs]
     rows = {row["doc type question type"]: row for row in summary.rows}
     for pair in visible:
@@ -174,7 +176,7 @@ def _check_sweep(tmp_path, jobs):
         stored.setdefault(run_id, []).append(json.loads(record))
     for job in range(jobs):
         job_dir = sweep / str(job)
-        assert (job_dir / "Scripted-VLM_sep_none.csv").is_file() and (job_dir / "summary.json").is_file()
+        assert (job_dir / "Scripted-VLM_sep_none.csv").is_file() and (job_dir / "run.json").is_file()
         logged = [json.loads(line) for line in (job_dir / "trials.jsonl").read_text(encoding="utf-8").splitlines()]
         run_id = logged[0]["run_id"]
         # each trial once, none missing
@@ -189,6 +191,27 @@ def test_multirun_on_one_store(tmp_path, launcher):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr.count("[optimize][INFO] - mean test CER") == 4  # the entry point's last line, per job
     _check_sweep(tmp_path, jobs=4)
+
+
+def test_an_advisor_for_an_optimizer_that_uses_none_does_not_make_another_run(tmp_path):
+    """``optimizer=manual,fewshot advisor=none,local`` is two runs, not four: the job that gets
+    an advisor it does not use has the same run id, waits for the other's lease (jobs run two
+    at a time) or finds its pairs finished, and computes nothing again."""
+    data = make_task(tmp_path / "data", n_images=8)
+    proc = _sweep(tmp_path, data, "optimizer=manual,fewshot", "advisor=none,local", "model.delay_s=0.02",
+                  launcher=("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads((tmp_path / "sweep" / str(job) / "run.json").read_text()) for job in range(4)]
+    by_run: dict[str, list[dict]] = {}
+    for record in records:
+        assert record["advisor"] == "none"
+        by_run.setdefault(record["run_id"], []).append(record)
+    assert sorted(len(jobs) for jobs in by_run.values()) == [2, 2]
+    for first, second in (sorted(jobs, key=lambda r: len(r["resumed_pairs"])) for jobs in by_run.values()):
+        assert first["resumed_pairs"] == [] and first["cost"]["model_calls_this_attempt"] > 0
+        assert len(second["resumed_pairs"]) == 2 and second["cost"]["model_calls_this_attempt"] == 0
+    store = sqlite3.connect(tmp_path / "store.sqlite")
+    assert store.execute("SELECT COUNT(DISTINCT run_id), COUNT(*) FROM finished_pairs").fetchone() == (2, 4)
 
 
 @pytest.mark.parametrize("launcher", [("hydra/launcher=joblib", "hydra.launcher.n_jobs=2"),
@@ -234,8 +257,9 @@ def test_progress_line_shows_pair_step_best_budget_and_advisor(tmp_path, capsys)
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     critic = CriticOptimizer(rounds=1, per_round=1, rule_edits=False)
-    run_pairs(pairs, [], ScriptedAnswerModel(exact_marker="EXACT"), critic, AdvisorSession(_Writer(), store), "W",
-              store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=50, progress=True)
+    run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), critic, AdvisorSession(_Writer(), store),
+                                  store, CerMetric()),
+              RunSettings(tmp_path / "out", "r", advisor_name="W", max_evaluations_per_pair=50, progress=True))
     err = capsys.readouterr().err
     assert "passport Номер | step " in err and re.search(r"best val CER \d\.\d{3} \| evals \d+/50", err)
     assert "advisor 1 calls $0.0020" in err and "advisor 2 calls $0.0040" in err

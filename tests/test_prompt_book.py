@@ -48,7 +48,7 @@ def test_a_fewshot_run_writes_books_whose_winners_carry_their_demos(fewshot_book
     data, out, book_path = fewshot_book
     book = load_book(book_path)
     rows = _rows(out / "Scripted-VLM_sep_none.csv")
-    run_id = json.loads((out / "summary.json").read_text())["run_id"]
+    run_id = json.loads((out / "run.json").read_text())["run_id"]
     assert {e.key for e in book.entries} == set(rows) == {"passport Фамилия", "passport Номер"}
     train = {(e.image, e.question_type): e for e in load_task(data).examples}
     for entry in book.entries:

@@ -3,8 +3,9 @@ import json
 import math
 
 from optimize.answer_store import AnswerStore
-from optimize.results_files import SEED_COLUMNS, merge_optimal_prompts
+from optimize.results_files import BRIEF_COLUMNS, merge_optimal_prompts
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimizers.manual import ManualOptimizer
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
@@ -18,9 +19,11 @@ CANDIDATES = ["{question} Ответь только значением.", "Оп�
 def _run(tmp_path, data, budget=None, optimizer=None, model=None, advisor_name="none", out="out"):
     task = load_task(data)
     pairs, too_small = split_pairs(task.examples, SplitConfig())
-    return run_pairs(pairs, too_small, model or ScriptedAnswerModel(), optimizer or ManualOptimizer(CANDIDATES),
-                     None, advisor_name, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), tmp_path / out,
-                     run_id="r1", max_evaluations_per_pair=budget, results_dir=tmp_path / "results", progress=False)
+    parts = RunParts(model or ScriptedAnswerModel(), optimizer or ManualOptimizer(CANDIDATES), None,
+                     AnswerStore(tmp_path / "s.sqlite"), CerMetric())
+    return run_pairs(pairs, too_small, parts, RunSettings(tmp_path / out, "r1", advisor_name=advisor_name,
+                                                          max_evaluations_per_pair=budget,
+                                                          results_dir=tmp_path / "results", progress=False))
 
 
 def _rows(path):
@@ -32,7 +35,7 @@ def test_best_val_prompt_is_rescored_on_test_and_written(tmp_path):
     summary = _run(tmp_path, make_task(tmp_path / "data", n_images=10))
     assert summary.results_csv.name == "Scripted-VLM_sep_none.csv"
     with summary.results_csv.open(encoding="utf-8") as fh:
-        assert next(csv.reader(fh))[:3] == list(SEED_COLUMNS)
+        assert next(csv.reader(fh))[:3] == list(BRIEF_COLUMNS)
     rows = _rows(summary.results_csv)
     assert [r["doc type question type"] for r in rows] == ["passport Номер", "passport Фамилия"]
     for r in rows:
@@ -49,8 +52,8 @@ def test_best_val_prompt_is_rescored_on_test_and_written(tmp_path):
     # no optimizer trial ever touched a test row
     test_rows = {p["row"] for t in test_trials for p in t["predictions"]}
     assert not test_rows & {p["row"] for t in trials if t["split"] == "val" for p in t["predictions"]}
-    summary_json = json.loads((tmp_path / "out/summary.json").read_text())
-    assert summary_json["mean_test_cer"] == 0.0 and summary_json["model_calls_this_attempt"] == 24
+    record = json.loads((tmp_path / "out/run.json").read_text())
+    assert record["mean_test_cer"] == 0.0 and record["cost"]["model_calls_this_attempt"] == 24
 
 
 def test_budget_keeps_best_so_far(tmp_path):
@@ -65,7 +68,7 @@ def test_rerun_same_run_id_skips_finished_pairs(tmp_path):
     first = _run(tmp_path, data)
     model = ScriptedAnswerModel()
     second = _run(tmp_path, data, model=model, out="out2")
-    assert model.calls == 0 and second.extra["resumed_pairs"] == ["passport Номер", "passport Фамилия"]
+    assert model.calls == 0 and second.resumed_pairs == ["passport Номер", "passport Фамилия"]
     assert (tmp_path / "out/Scripted-VLM_sep_none.csv").read_bytes() == (tmp_path / "out2/Scripted-VLM_sep_none.csv").read_bytes()
     assert (tmp_path / "out/trials.jsonl").read_text() == (tmp_path / "out2/trials.jsonl").read_text()
     assert second.mean_test_cer == first.mean_test_cer

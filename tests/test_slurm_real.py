@@ -189,7 +189,7 @@ def test_sweep_through_slurm_with_a_job_whose_endpoint_is_dead(cluster, tmp_path
         assert db.execute("SELECT pair FROM finished_pairs").fetchall() == [(pair,)]
         run_ids.add(_check_trials_once(tmp_path, job))
         assert (sweep / str(job) / f"{MODEL_NAME}_sep_none.csv").is_file()
-        assert (sweep / str(job) / "summary.json").is_file()
+        assert (sweep / str(job) / "run.json").is_file()
     assert len(run_ids) == 2
 
     # the shared results folder: both runs merged, OptimalPrompts with its book, the report
@@ -259,7 +259,7 @@ def test_a_job_past_its_time_limit_finishes_when_the_sweep_is_run_again(cluster,
     assert db.execute("SELECT COUNT(*) FROM finished_pairs").fetchone()[0] == 4
     _check_no_answer_computed_twice(tmp_path, 0, kills=len(attempts) - 1)
     _check_trials_once(tmp_path, 0)
-    summary = json.loads((tmp_path / "sweep" / "0" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "sweep" / "0" / "run.json").read_text())
     assert summary["failed_pairs"] == [] and summary["resumed_pairs"], summary
     (task,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
     with (task / f"{MODEL_NAME}_sep_OptimalPrompts.csv").open(encoding="utf-8") as fh:
@@ -294,9 +294,9 @@ def test_a_job_cancelled_mid_pair_finishes_when_the_sweep_is_run_again(cluster, 
     assert db.execute("SELECT COUNT(*) FROM finished_pairs").fetchone()[0] == 1
     _check_no_answer_computed_twice(tmp_path, 0, kills=1)
     _check_trials_once(tmp_path, 0)
-    summary = json.loads((tmp_path / "sweep" / "0" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "sweep" / "0" / "run.json").read_text())
     # the pair was redone from the answers stored before the cancel, each a cache hit
-    assert summary["cache_hits_this_attempt"] >= stored_at_cancel > 0, summary
+    assert summary["cost"]["cache_hits_this_attempt"] >= stored_at_cancel > 0, summary
     assert summary["failed_pairs"] == []
 
 

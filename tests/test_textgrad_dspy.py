@@ -9,6 +9,7 @@ import pytest
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimizers.textgrad_plugin import TextGradOptimizer, constraint_problem
 from prompt_opt_api import Advisor, AdvisorReply
 from tasks.cer_metric import CerMetric
@@ -53,8 +54,9 @@ def _run(tmp_path, optimizer, advisor, budget=None, second_pair=False):
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     model = ScriptedAnswerModel(exact_marker="EXACT")
-    summary = run_pairs(pairs, [], model, optimizer, AdvisorSession(advisor, store), "Scripted", store,
-                        CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=budget, progress=False)
+    summary = run_pairs(pairs, [], RunParts(model, optimizer, AdvisorSession(advisor, store), store, CerMetric()),
+                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", max_evaluations_per_pair=budget,
+                                    progress=False))
     trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
     return summary, trials, pairs[0], store, model
 
@@ -219,9 +221,9 @@ def test_dspy_does_not_swallow_a_dead_answer_model(tmp_path, method):
     model = UnreachableModel(answers_before_dying=4)  # the baseline's 3 val answers, then one more
     advisor = AdvisorSession(DspyScriptedAdvisor("Вариант {n}: только значение."), store)
     with pytest.raises(EndpointUnreachable):
-        run_pairs(pairs, [], model, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), advisor,
-                  "Scripted", store, CerMetric(), tmp_path / "out", run_id="r", max_evaluations_per_pair=None,
-                  progress=False)
+        run_pairs(pairs, [], RunParts(model, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), advisor,
+                                      store, CerMetric()),
+                  RunSettings(tmp_path / "out", "r", advisor_name="Scripted", progress=False))
     assert model.left >= -8  # stopped at the first failures, not after every remaining trial
 
 
