@@ -23,6 +23,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Evaluator
 from optimize.run_loop import run_pairs
+from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from prompt_opt_api import EndpointUnreachable, Prompt, baseline_prompt
 from tasks.cer_metric import CerMetric
@@ -145,8 +146,8 @@ def _run_engine(tmp_path, optimizer, advisor=None, advisor_name="none", store=No
     """One pair through the run loop with the scripted model; the results CSV's row."""
     pair = _pair(tmp_path)
     store = store or AnswerStore(tmp_path / "s.sqlite")
-    run_pairs([pair], [], ScriptedAnswerModel(), optimizer, advisor, advisor_name, store, CerMetric(),
-              tmp_path / "out", run_id="docs", max_evaluations_per_pair=None, progress=False)
+    run_pairs([pair], [], RunParts(ScriptedAnswerModel(), optimizer, advisor, store, CerMetric()),
+              RunSettings(tmp_path / "out", "docs", advisor_name=advisor_name, progress=False))
     with (tmp_path / "out" / f"Scripted-VLM_sep_{advisor_name}.csv").open(encoding="utf-8") as fh:
         (row,) = csv.DictReader(fh)
     return row

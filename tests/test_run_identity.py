@@ -27,9 +27,9 @@ def _run_id(*overrides, uses_advisor=None):
 @pytest.mark.parametrize("base, execution_only", [
     (["model=ocr_llm"], ["model.n_threads=2", "model.kv_cache_mb=0", "model.batch_size=2", "batch_size=3",
                          "paths.models=/elsewhere", "paths.store=/elsewhere/s.sqlite", "lease_wait_s=60",
-                         "progress=false", "advisor.concurrency=2", "advisor.timeout_s=5", "advisor.num_retries=0"]),
+                         "progress=false", "advisor.timeout_s=5", "advisor.num_retries=0"]),
     (["model=openai_vlm", "advisor=panel"], ["model.concurrency=2", "model.timeout_s=5", "model.num_retries=0",
-                                             "model.retry_initial_wait_s=9", "advisor.members.second.concurrency=1"]),
+                                             "model.retry_initial_wait_s=9"]),
     (["model=qwen2_vl_2b"], ["model.batch_size=1"]),
 ])
 def test_settings_that_do_not_change_answers_keep_the_run_id(base, execution_only):
