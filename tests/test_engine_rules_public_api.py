@@ -25,10 +25,8 @@ from optimize.run_loop import run_pairs
 from optimize.run_settings import RunParts, RunSettings
 from optimize.shown_pair import row_label
 from prompt_opt_api import (
-    Advisor,
     AdvisorBudgetExhausted,
     AdvisorCharges,
-    AdvisorReply,
     Optimizer,
     Prompt,
     Provenance,
@@ -37,6 +35,7 @@ from prompt_opt_api import (
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -292,19 +291,12 @@ def test_a_plugin_that_scores_the_baseline_is_not_scored_twice(tmp_path):
 
 # -- hole 3: the advisor an optimizer gets is a read-only view ---------------------------------
 
-class CountingAdvisor(Advisor):
-    """Replies with a fixed prompt and counts every request that really reached it."""
+COUNTING_REPLY = "<prompt>{question} Ответь только значением.</prompt>"
 
-    def __init__(self, name="Counting", text="<prompt>{question} Ответь только значением.</prompt>"):
-        super().__init__()
-        self.name, self.text, self.real_calls = name, text, 0
 
-    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
-        self.real_calls += 1
-        return AdvisorReply(text=self.text, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
-
-    def cache_identity(self):
-        return {"name": self.name}
+def counting_advisor(name="Counting"):
+    """Replies with a fixed prompt; ``len(advisor.asked)`` counts the requests that really reached it."""
+    return ScriptedAdvisor([COUNTING_REPLY], name=name)
 
 
 def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
@@ -336,14 +328,14 @@ def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
         attempts["usage seen"] = advisor.usage.calls
         evaluator.score(baseline_prompt(), pair.val)
 
-    inner = CountingAdvisor()
+    inner = counting_advisor()
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(inner, store, max_calls=2)
     summary, _, _, _ = _run(tmp_path, budget_breaker, advisor=session, store=store)
     assert attempts == {"raise max_calls": "refused", "reset the charges": "refused",
                         "charge a negative amount": "refused", "reach the client": "refused",
                         "replace usage": "refused", "new attribute": "refused", "exhausted at": 2, "usage seen": 2}
-    assert inner.real_calls == 2 == summary.rows[0]["advisor_calls"] == session.usage.calls
+    assert len(inner.asked) == 2 == summary.rows[0]["advisor_calls"] == session.usage.calls
 
 
 def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
@@ -352,14 +344,14 @@ def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
     data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
-    inner = CountingAdvisor(text="<prompt>{question} Ответь только значением.</prompt>")
+    inner = counting_advisor()
     session = AdvisorSession(inner, store, max_calls=5)
     summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(), AdvisorOptimizer(n_candidates=1, max_reasks=0),
                                             session, store, CerMetric()),
                         RunSettings(tmp_path / "out", "r", advisor_name="Counting", progress=False))
     row = summary.rows[0]
     assert row["optimal prompt"] == "{question} Ответь только значением." and row["author"] == "Counting"
-    assert row["advisor_calls"] == inner.real_calls == session.usage.calls == 1
+    assert row["advisor_calls"] == len(inner.asked) == session.usage.calls == 1
 
 
 # -- hole 4: invented authors cost nothing -----------------------------------------------------
@@ -381,7 +373,7 @@ def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_pa
                 refused.append((author, str(err)))
 
     store = AnswerStore(tmp_path / "s.sqlite")
-    session = AdvisorSession(AdvisorPanel([CountingAdvisor("A"), CountingAdvisor("B")]), store)
+    session = AdvisorSession(AdvisorPanel([counting_advisor("A"), counting_advisor("B")]), store)
     model = ScriptedAnswerModel()
     summary, trials, pair, _ = _run(tmp_path, invents_authors, model=model, advisor=session, store=store)
     row = summary.rows[0]
@@ -464,7 +456,7 @@ def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_pat
         evaluator.score(baseline_prompt(), pair.val)
 
     store = AnswerStore(tmp_path / "store" / "s.sqlite")
-    session = AdvisorSession(CountingAdvisor(), store)
+    session = AdvisorSession(counting_advisor(), store)
     _run(tmp_path, records_what_it_got, advisor=session, store=store)
     strings, objects = _public_strings(received)
     assert strings  # it did read something
@@ -477,6 +469,6 @@ def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_pat
 def test_the_advisor_view_has_no_engine_attribute(tmp_path, attempt):
     from optimize.advisor_session import AdvisorView
 
-    view = AdvisorView(AdvisorSession(CountingAdvisor(), AnswerStore(tmp_path / "s.sqlite")))
+    view = AdvisorView(AdvisorSession(counting_advisor(), AnswerStore(tmp_path / "s.sqlite")))
     with pytest.raises(AttributeError):
         getattr(view, attempt)

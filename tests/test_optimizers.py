@@ -20,36 +20,17 @@ from optimizers.prompt_pool import ask_for_prompts, parse_prompts
 from prompt_opt_api import (
     DATASET_QUESTION,
     MANUAL,
-    Advisor,
     AdvisorBudgetExhausted,
     AdvisorError,
-    AdvisorReply,
     Prompt,
     Provenance,
 )
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
-
-
-class ScriptedAdvisor(Advisor):
-    """Replies from a list, in order (the last one repeats); records what it was asked."""
-
-    name = "Scripted"
-
-    def __init__(self, replies):
-        super().__init__()
-        self.replies = list(replies)
-        self.asked = []
-
-    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
-        self.asked.append((messages, temperature, sample))
-        text = self.replies[min(len(self.asked) - 1, len(self.replies) - 1)]
-        if isinstance(text, Exception):
-            raise text
-        return AdvisorReply(text=text, prompt_tokens=10, completion_tokens=5, cost_usd=0.001)
 
 
 def test_parse_prompts_is_lenient_but_clean():
@@ -271,20 +252,11 @@ def test_edits_keep_the_base_author_and_advisor_is_not_asked_when_nothing_could_
     assert advisor.asked == []
 
 
-class NamedScriptedAdvisor(ScriptedAdvisor):
-    def __init__(self, name, replies):
-        super().__init__(replies)
-        self.name = name
-
-    def cache_identity(self):
-        return {"name": self.name}
-
-
 def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
     from models.advisor_panel import AdvisorPanel
 
-    writer_a = NamedScriptedAdvisor("A", ["<prompt>Поле A {question}</prompt>", "<prompt>Поле A2 {question}</prompt>"])
-    writer_b = NamedScriptedAdvisor("B", ["<prompt>{question} EXACT</prompt>"])
+    writer_a = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле A2 {question}</prompt>"], name="A")
+    writer_b = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"], name="B")
     panel = AdvisorPanel({"first": writer_a, "second": writer_b})
     assert panel.name == "A+B"
     critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False)
@@ -310,25 +282,25 @@ def test_panel_budget_is_the_runs_and_replies_are_cached_per_member(tmp_path):
 
     store = AnswerStore(tmp_path / "s.sqlite")
     messages = [{"role": "user", "content": "write"}]
-    writer_a, writer_b = NamedScriptedAdvisor("A", ["a"]), NamedScriptedAdvisor("B", ["b"])
+    writer_a, writer_b = ScriptedAdvisor(["a"], name="A"), ScriptedAdvisor(["b"], name="B")
     session = AdvisorSession(AdvisorPanel([writer_a, writer_b]), store, max_calls=2)
     a, b = session.members()
     assert a.complete(messages) == "a" and b.complete(messages) == "b"  # same messages, own cache keys
     with pytest.raises(AdvisorBudgetExhausted):
         b.complete(messages, sample=1)  # the panel's 2 calls are spent, whoever asks
-    again = AdvisorSession(AdvisorPanel([NamedScriptedAdvisor("A", ["x"]), NamedScriptedAdvisor("B", ["y"])]), store)
+    again = AdvisorSession(AdvisorPanel([ScriptedAdvisor(["x"], name="A"), ScriptedAdvisor(["y"], name="B")]), store)
     a2, b2 = again.members()
     assert (a2.complete(messages), b2.complete(messages)) == ("a", "b")  # served from the store
     assert again.usage.cached_calls == 2 and again.usage.calls == 0
     with pytest.raises(ValueError, match="distinct names"):
-        AdvisorPanel([NamedScriptedAdvisor("A", []), NamedScriptedAdvisor("A", [])])
+        AdvisorPanel([ScriptedAdvisor([], name="A"), ScriptedAdvisor([], name="A")])
 
 
 def test_a_panels_usage_counts_what_its_members_count(tmp_path):
     from models.advisor_panel import AdvisorPanel
 
     # neither member ever writes a tagged prompt: each reply (and its correction) is unusable
-    writer_a, writer_b = NamedScriptedAdvisor("A", ["no tags"]), NamedScriptedAdvisor("B", ["no tags"])
+    writer_a, writer_b = ScriptedAdvisor(["no tags"], name="A"), ScriptedAdvisor(["no tags"], name="B")
     panel = AdvisorPanel([writer_a, writer_b])
     pair = dataclasses.replace(_pair(tmp_path), test=())
     evaluator = Evaluator(ScriptedAnswerModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), pair, Budget(None))

@@ -1,6 +1,7 @@
 """TextGrad and DSPy plugins on our engine, with a scripted advisor and answer model (fast)."""
 
 import importlib.util
+import itertools
 import json
 import re
 
@@ -11,10 +12,10 @@ from optimize.answer_store import AnswerStore
 from optimize.run_loop import run_pairs
 from optimize.run_settings import RunParts, RunSettings
 from optimizers.textgrad_plugin import TextGradOptimizer, constraint_problem
-from prompt_opt_api import Advisor, AdvisorReply
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -23,24 +24,16 @@ if importlib.util.find_spec("textgrad") is None:
     pytest.skip("textgrad is not installed (scripts/setup.sh installs the 'compare' extra)", allow_module_level=True)
 
 
-class ScriptedAdvisor(Advisor):
+def textgrad_advisor(rewrites) -> ScriptedAdvisor:
     """Replies by the kind of request TextGrad makes: feedback for backward, a rewrite for TGD."""
+    rewrites = list(rewrites)
 
-    name = "Scripted"
+    def reply(messages):
+        if "IMPROVED_VARIABLE" in messages[0]["content"] + messages[-1]["content"]:
+            return rewrites.pop(0) if rewrites else "no tags"
+        return "The answers carry extra words; ask for the value only."
 
-    def __init__(self, rewrites):
-        super().__init__()
-        self.rewrites = list(rewrites)
-        self.asked = []
-
-    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
-        self.asked.append(messages)
-        user = messages[-1]["content"]
-        if "IMPROVED_VARIABLE" in messages[0]["content"] + user:
-            text = self.rewrites.pop(0) if self.rewrites else "no tags"
-        else:
-            text = "The answers carry extra words; ask for the value only."
-        return AdvisorReply(text=text, prompt_tokens=10, completion_tokens=5, cost_usd=0.0)
+    return ScriptedAdvisor(reply, cost_usd=0.0)
 
 
 def _failed_steps(caplog):
@@ -64,7 +57,7 @@ def _run(tmp_path, optimizer, advisor, budget=None, second_pair=False):
 def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prompt(tmp_path, monkeypatch):
     monkeypatch.delenv("TEXTGRAD_LOG_DIR", raising=False)
     monkeypatch.chdir(tmp_path)  # TextGrad's import-time log file must not land here
-    advisor = ScriptedAdvisor([
+    advisor = textgrad_advisor([
         "Reasoning.\n<IMPROVED_VARIABLE>{question} Ответь только значением.</IMPROVED_VARIABLE>",  # no better
         "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>",  # perfect: kept
     ])
@@ -75,7 +68,7 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
     assert row["val_cer"] == 0.0
     # two steps, each one backward (feedback) and one update call; val CER 0 then: no third step
     assert len(advisor.asked) == 4
-    update = advisor.asked[1][-1]["content"]
+    update = advisor.asked[1][0][-1]["content"]
     assert "{question}" in update and "Constraint 1" in update and "extra words" in update
     forward = [t for t in trials if t["split"] == "train" and t["origin"] == "textgrad-forward"]
     assert len(forward) == 2 and all(t["n"] == 3 for t in forward)  # each step answered a train minibatch
@@ -89,7 +82,7 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
 
 
 def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tmp_path, caplog):
-    advisor = ScriptedAdvisor(["I think the prompt is fine.",  # no <IMPROVED_VARIABLE>: TextGrad's IndexError
+    advisor = textgrad_advisor(["I think the prompt is fine.",  # no <IMPROVED_VARIABLE>: TextGrad's IndexError
                                "<IMPROVED_VARIABLE>Фамилия? EXACT</IMPROVED_VARIABLE>"])  # lost {question}
     optimizer = TextGradOptimizer(steps=2, minibatch=2)
     summary, trials, *_ = _run(tmp_path, optimizer, advisor)
@@ -101,7 +94,7 @@ def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tm
 
 
 def test_textgrad_never_exceeds_the_answer_model_budget(tmp_path):
-    advisor = ScriptedAdvisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
+    advisor = textgrad_advisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
                                for i in range(10)])
     summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, manual_candidates=()), advisor,
                                budget=20)
@@ -121,27 +114,22 @@ def test_textgrad_constraints_are_checked_before_scoring(candidate, problem):
     assert constraint_problem(candidate, had_format_clause=True) == problem
 
 
-class DspyScriptedAdvisor(Advisor):
-    """Answers DSPy's proposer in its ChatAdapter format and GEPA's reflection in a code block."""
+def dspy_advisor(instruction) -> ScriptedAdvisor:
+    """Answers DSPy's proposer in its ChatAdapter format and GEPA's reflection in a code block;
+    ``{n}`` in ``instruction`` becomes the call's number (a new instruction each call)."""
+    calls = itertools.count(1)
 
-    name = "Scripted"
-
-    def __init__(self, instruction):
-        super().__init__()
-        self.instruction = instruction
-        self.asked = []
-
-    def reply(self, messages, *, temperature=None, sample=0, stop=None, max_tokens=None):
-        self.asked.append(messages)
-        instruction = self.instruction.format(n=len(self.asked))  # "{n}": a new one each call
+    def reply(messages):
+        text = instruction.format(n=next(calls))
         system = messages[0]["content"] if messages[0]["role"] == "system" else ""
         fields = re.findall(r"\d+\. `(\w+)`", system.split("Your output fields are:", 1)[-1]) if system else []
         if fields and "JSON" in system:  # GEPA's proposer reads JSON (DSPy's JSONAdapter)
-            return AdvisorReply(text=json.dumps({f: instruction for f in fields}, ensure_ascii=False))
+            return json.dumps({f: text for f in fields}, ensure_ascii=False)
         if fields:
-            body = "\n\n".join(f"[[ ## {f} ## ]]\n{instruction}" for f in fields)
-            return AdvisorReply(text=body + "\n\n[[ ## completed ## ]]")
-        return AdvisorReply(text=f"```\n{instruction}\n```")
+            return "\n\n".join(f"[[ ## {f} ## ]]\n{text}" for f in fields) + "\n\n[[ ## completed ## ]]"
+        return f"```\n{text}\n```"
+
+    return ScriptedAdvisor(reply, cost_usd=0.0)
 
 
 @pytest.mark.parametrize("method,settings", [
@@ -154,7 +142,7 @@ def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_p
     from prompt_opt_api import Prompt
 
     pytest.importorskip("dspy")
-    advisor = DspyScriptedAdvisor("Ответь только значением поля. EXACT")
+    advisor = dspy_advisor("Ответь только значением поля. EXACT")
     optimizer = DspyOptimizer(method=method, manual_candidates=(), **settings)
     summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
     row = summary.rows[0]
@@ -173,7 +161,7 @@ def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path,
     from optimizers.dspy_plugin import DspyOptimizer
 
     caplog.set_level("INFO", logger="optimizers.dspy_plugin")
-    advisor = DspyScriptedAdvisor("Ответь значением поля, вариант {n}.")  # never perfect: the search goes on
+    advisor = dspy_advisor("Ответь значением поля, вариант {n}.")  # never perfect: the search goes on
     optimizer = DspyOptimizer(method=method, max_metric_calls=500, num_candidates=12, num_trials=40, reserve=3)
     summary, trials, *_ = _run(tmp_path, optimizer, advisor, budget=40)
     row = summary.rows[0]
@@ -186,7 +174,7 @@ def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path,
 def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path, caplog):
     # minibatch >= train: every step answers the same examples; after a failed step the
     # request is byte-identical, and a cached reply would repeat the failure forever
-    advisor = ScriptedAdvisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
+    advisor = textgrad_advisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
     optimizer = TextGradOptimizer(steps=2, minibatch=50, manual_candidates=())
     summary, *_ = _run(tmp_path, optimizer, advisor)
     failed = _failed_steps(caplog)
@@ -219,7 +207,7 @@ def test_dspy_does_not_swallow_a_dead_answer_model(tmp_path, method):
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     model = UnreachableModel(answers_before_dying=4)  # the baseline's 3 val answers, then one more
-    advisor = AdvisorSession(DspyScriptedAdvisor("Вариант {n}: только значение."), store)
+    advisor = AdvisorSession(dspy_advisor("Вариант {n}: только значение."), store)
     with pytest.raises(EndpointUnreachable):
         run_pairs(pairs, [], RunParts(model, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), advisor,
                                       store, CerMetric()),
@@ -231,7 +219,7 @@ def test_textgrad_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_p
     # every step of both pairs fails (no tags): what a pair learned must not stay on the optimizer
     optimizer = TextGradOptimizer(steps=2, minibatch=2, manual_candidates=())
     before = dict(vars(optimizer))
-    summary, *_ = _run(tmp_path, optimizer, ScriptedAdvisor([]), second_pair=True)
+    summary, *_ = _run(tmp_path, optimizer, textgrad_advisor([]), second_pair=True)
     assert len(summary.rows) == 2 and len(_failed_steps(caplog)) == 4  # both pairs did fail
     assert vars(optimizer) == before
 
@@ -243,7 +231,7 @@ def test_dspy_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_path,
     caplog.set_level("INFO", logger="optimizers.dspy_plugin")
     optimizer = DspyOptimizer(method="gepa", max_metric_calls=500, reserve=3)
     before = dict(vars(optimizer))
-    summary, *_ = _run(tmp_path, optimizer, DspyScriptedAdvisor("Вариант {n}."), budget=30, second_pair=True)
+    summary, *_ = _run(tmp_path, optimizer, dspy_advisor("Вариант {n}."), budget=30, second_pair=True)
     assert len(summary.rows) == 2
     assert sum("stopped early" in r.getMessage() for r in caplog.records) == 2  # each pair's budget stopped it
     assert vars(optimizer) == before
