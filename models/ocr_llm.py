@@ -1,7 +1,7 @@
 """``model=ocr_llm``: Tesseract reads the image, a small GGUF LLM answers from its text.
 
 The CPU stand-in for a VLM: it is prompt-sensitive in the same way (format, brevity,
-which field), runs in about half a second a query on 2 cores, and needs no GPU.
+which field), runs on 2 CPU cores (speeds: docs/benchmarks.md), and needs no GPU.
 """
 
 from __future__ import annotations
@@ -128,8 +128,7 @@ class OcrLlmAnswerModel(AnswerModel):
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse). Answers
             are the same either way on the 30 queries of tests/test_ocr_llm_real.py, but not
             always: on a near-tie the different evaluation split of a reused prefix can flip a
-            greedy token (1 of 8 invoice totals in ``bench_optimizers.py --demo-cost``:
-            "118,886,00" with reuse, "118,886" without). The store keeps the first answer
+            greedy token (docs/benchmarks.md, few-shot cost). The store keeps the first answer
             computed, so runs on one store stay consistent; two fresh stores may differ there.
 
     Demos go before the page asked about as earlier chat turns, each with its page, so

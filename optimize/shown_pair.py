@@ -10,7 +10,7 @@ only this pair's train and val pages, named by content hash. The engine keeps th
 
 This keeps careless code away from the task's files. Code written to find them (resolving
 the link, walking the file system or the interpreter's frames) is outside what the engine
-can stop in-process: see "Trust boundary" in README.md.
+can stop in-process: see "Trust boundary" in docs/engine.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark the embedded CPU models on the demo set; prints the figures quoted in README.
+"""Benchmark the embedded CPU models on the demo set; prints the figures in docs/benchmarks.md.
 
     .venv/bin/python scripts/bench_cpu_models.py [--examples 24] [--pairs 2]
 
@@ -66,7 +66,7 @@ def main() -> None:
 
     pairs = sorted({e.pair_key for e in task.examples})[: args.pairs]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "optimize", "advisor=none", f"paths.store={tmp}/store.sqlite",
+        cmd = [sys.executable, "-m", "optimize", "optimizer=manual", "advisor=none", f"paths.store={tmp}/store.sqlite",
                f"paths.results_dir={tmp}/results", f"hydra.run.dir={tmp}/run",
                "pairs=[" + ",".join(f'"{p}"' for p in pairs) + "]"]
         times = []

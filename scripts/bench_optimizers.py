@@ -11,8 +11,8 @@ tokens, and wall time; writes everything to ``--out`` as JSON.
     .venv/bin/python scripts/bench_optimizers.py --per-class 20 --budget 60 --seeds 0 \\
         --optimizers baseline manual advisor critic critic_racing fewshot chain
 
-Generating the data set (``--per-class``) takes a minute; the runs take from minutes
-(baseline) to tens of minutes (critic, chain) on 2 cores.
+Generating the data set (``--per-class``) comes first; the runs' wall times are in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
