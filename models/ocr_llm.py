@@ -124,6 +124,9 @@ class OcrLlmAnswerModel(AnswerModel):
         n_ctx: Context window (a page of OCR text plus demos).
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
+        demo_chars: Each demo's page text is cut to this many characters around its answer
+            (None: the whole page). Shorter demos are cheaper to read: each query with demos
+            re-reads them (docs/benchmarks.md, few-shot cost).
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse). Answers
             are the same either way on the 30 queries of tests/test_ocr_llm_real.py, but not
@@ -158,6 +161,7 @@ class OcrLlmAnswerModel(AnswerModel):
         ocr_max_chars: int = 6000,
         batch_size: int = 8,
         kv_cache_mb: int = 1024,
+        demo_chars: int | None = None,
     ) -> None:
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
@@ -169,6 +173,9 @@ class OcrLlmAnswerModel(AnswerModel):
         self.n_ctx = n_ctx
         self.n_threads = n_threads or len(os.sched_getaffinity(0))
         self.ocr_max_chars = ocr_max_chars
+        if demo_chars is not None and demo_chars < 40:
+            raise ValueError(f"ocr_llm: demo_chars must be null or at least 40, got {demo_chars}")
+        self.demo_chars = demo_chars
         self._batch_size = batch_size
         self.kv_cache_bytes = kv_cache_mb << 20
         self.revision = weights.sha256
@@ -199,6 +206,8 @@ class OcrLlmAnswerModel(AnswerModel):
             "ocr_max_chars": self.ocr_max_chars,
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
             "context_fit": "answer-window/drop-last/v1",
+            # named only when set: answers cached without it keep their keys
+            **({"demo_chars": self.demo_chars, "demo_window": "answer-or-token/v1"} if self.demo_chars else {}),
         }
 
     def cache_identity(self) -> dict[str, Any]:
@@ -225,6 +234,10 @@ class OcrLlmAnswerModel(AnswerModel):
                 self._cache.put_blob(key, text)
         self._ocr_memo[key] = text
         return text
+
+    def page_text(self, example: Example) -> str:
+        """The page's text as the model reads it (retrieval by OCR text compares these)."""
+        return self.ocr_text(example)[: self.ocr_max_chars]
 
     def _load(self) -> Any:
         if self._llm is None:
@@ -263,7 +276,7 @@ class OcrLlmAnswerModel(AnswerModel):
                 to ``n_ctx`` (see the class docstring). The model passes its tokenizer.
         """
         demos = list(prompt.demos)
-        demo_limit = self.ocr_max_chars
+        demo_limit = min(self.ocr_max_chars, self.demo_chars or self.ocr_max_chars)
         page_limit = self.ocr_max_chars
 
         def build() -> list[dict[str, str]]:
@@ -310,6 +323,9 @@ class OcrLlmAnswerModel(AnswerModel):
         if len(text) <= limit:
             return text
         found = re.search(re.escape(example.answer), text, re.IGNORECASE)
+        if found is None and self.demo_chars:  # OCR misread the value: centre on its longest word found
+            words = sorted(re.findall(r"\w{3,}", example.answer), key=len, reverse=True)
+            found = next((m for m in (re.search(re.escape(w), text, re.IGNORECASE) for w in words) if m), None)
         start = max(0, min(found.start() - limit // 2, len(text) - limit)) if found else 0
         return text[start : start + limit]
 

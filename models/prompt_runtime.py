@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from prompt_opt_api import AnswerModel, Example, Prompt
-from prompt_opt_api.demo_retrieval import signature_memo
+from prompt_opt_api import AnswerModel, Example, Prompt, reads_text
+from prompt_opt_api.demo_retrieval import PageSignatures
 from prompt_opt_api.prompt_book import MODEL_TARGETS, PromptBook, build_component, file_sha256, load_book
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class PromptRuntime:
         self.trust = tuple(trust)
         self._models: dict[str, AnswerModel] = {}
         self._prompts: dict[tuple[str, str], Prompt] = {}
-        self._signature_of = signature_memo()  # page signatures for per-document demos
+        self._signatures: dict[tuple[str, str], PageSignatures] = {}  # per pair's model, for per-document demos
 
     def pairs(self) -> list[tuple[str, str]]:
         """The ``(doc_class, question_type)`` pairs the book has a prompt for."""
@@ -63,7 +63,14 @@ class PromptRuntime:
 
     def prompt_for(self, example: Example) -> Prompt:
         """The prompt with the demos this example gets (per-document demos resolved as the engine does)."""
-        return self.prompt(example.doc_class, example.question_type).for_example(example, self._signature_of)
+        key = (example.doc_class, example.question_type)
+        if key not in self._signatures:  # the model is built only if a rule compares page text
+            self._signatures[key] = PageSignatures(lambda page: self._page_text(key, page))
+        return self.prompt(*key).for_example(example, self._signatures[key])
+
+    def _page_text(self, key: tuple[str, str], example: Example) -> str | None:
+        model = self.model(*key)
+        return model.page_text(example) if reads_text(model) else None
 
     def model(self, doc_class: str, question_type: str) -> AnswerModel:
         """The answer model the pair's prompt was scored with (built, not loaded)."""

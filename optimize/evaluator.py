@@ -24,7 +24,7 @@ from typing import Any
 
 from optimize.answer_store import AnswerStore
 from optimize.attribution import Attribution
-from prompt_opt_api.demo_retrieval import DemoRetrieval, signature_memo
+from prompt_opt_api.demo_retrieval import DemoRetrieval, PageSignatures
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
@@ -39,6 +39,7 @@ from prompt_opt_api import (
     Score,
     cache_key,
     mean,
+    reads_text,
 )
 
 
@@ -160,7 +161,7 @@ class Evaluator:
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
                  "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
-                 "_split_name", "_shown_row", "_attribution", "_state", "_in_flight", "_closed", "_signature_of")
+                 "_split_name", "_shown_row", "_attribution", "_state", "_in_flight", "_closed", "_signatures")
 
     def __init__(
         self,
@@ -199,7 +200,8 @@ class Evaluator:
         self._state = threading.Condition()  # guards _in_flight and _closed
         self._in_flight = 0
         self._closed = False
-        self._signature_of = signature_memo()  # page signatures for demo retrieval, once per image
+        # page signatures for demo retrieval, once per image; OCR text only if the model reads text
+        self._signatures = PageSignatures(model.page_text if reads_text(model) else None)
 
     @property
     def budget(self) -> _BudgetView:
@@ -209,6 +211,10 @@ class Evaluator:
     @property
     def model_name(self) -> str:
         return self._model.name
+
+    @property
+    def retrieval_signatures(self) -> tuple[str, ...]:
+        return self._signatures.available()
 
     @property
     def model_calls(self) -> int:
@@ -353,7 +359,7 @@ class Evaluator:
         split = self._label(examples)
         # A retrieval rule becomes concrete demos per example: keys and answers are those of
         # ordinary few-shot requests.
-        requests = [(prompt.for_example(ex, self._signature_of), ex) for ex in examples]
+        requests = [(prompt.for_example(ex, self._signatures), ex) for ex in examples]
         keys = self._keys(requests)
         unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
         self._budget._charge(len(unpaid))

@@ -44,7 +44,8 @@ def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry
     retrieval = None
     if prompt.retrieval is not None:
         rule = prompt.retrieval
-        retrieval = BookRetrieval(rule.k, rule.signature, tuple(book_demo(d, data_dir) for d in rule.pool))
+        retrieval = BookRetrieval(rule.k, rule.signature, tuple(book_demo(d, data_dir) for d in rule.pool),
+                                  rule.distinct_answers)
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
                      demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
                      retrieval=retrieval)

@@ -36,6 +36,10 @@ class StepEvaluatorView:
         return self._evaluator.model_name
 
     @property
+    def retrieval_signatures(self) -> tuple[str, ...]:
+        return self._evaluator.retrieval_signatures
+
+    @property
     def budget(self) -> StepEvaluatorView:
         return self
 

@@ -158,10 +158,11 @@ class PromptPool:
 
     @staticmethod
     def key(prompt: Prompt) -> str:
-        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval size."""
+        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule."""
         demos = ",".join(d.source_row for d in prompt.demos)
         if prompt.retrieval is not None:
-            demos += f"retrieved:k={prompt.retrieval.k}"
+            rule = prompt.retrieval
+            demos += f"retrieved:k={rule.k},{rule.signature}" + (",distinct" if rule.distinct_answers else "")
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int) -> list[tuple[Prompt, Score]]:

@@ -1,10 +1,19 @@
 """``optimizer=retrieval``: demos chosen per document, the train pages most like the page asked about.
 
-The instructions are the best full-val prompts among the baseline, the starting prompts
-(``chain`` passes the previous step's winner) and the manual candidates; each is then tried with ``k`` retrieved
-demos for every ``k`` in ``ks``, all on full val. The pool is the pair's whole train
-split: the engine refuses any other example in it, so val and test pages are never demos.
-The winner's rule and pool go into the prompt book, and the runtime retrieves alike.
+A coordinate search on full val, each step keeping what wins so far:
+
+1. the best instruction without demos (the baseline, the starting prompts: ``chain``
+   passes the previous step's winner, and the manual candidates);
+2. with ``ks[0]`` retrieved demos, each page similarity in ``signatures`` the answer
+   model supports (OCR text needs a model that reads text);
+3. the other demo counts in ``ks``, with the best similarity;
+4. ``distinct_answers`` (k different values among the demos), when the best k is 2 or more;
+5. the next ``instructions - 1`` instructions with the best rule.
+
+The instruction without demos stays a candidate, so a field where every demo hurts keeps
+none; a pair already perfect on val gets no demo rule. The pool is the pair's whole train split: the engine refuses any other example in
+it, so val and test pages are never demos. The winner's rule and pool go into the prompt
+book, and the runtime retrieves alike.
 """
 
 from __future__ import annotations
@@ -12,45 +21,81 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.prompt_pool import PromptPool
 from prompt_opt_api import Advisor, Pair, Prompt, PromptEvaluator, Trial, derived_provenance
-from prompt_opt_api.demo_retrieval import DemoRetrieval
+from prompt_opt_api.demo_retrieval import OCR_TFIDF, PAGE_GRAY16, SIGNATURES, DemoRetrieval
 
 
 class RetrievalOptimizer(PoolOptimizer):
     """Per-document demos by page similarity (``prompt_opt_api.demo_retrieval``).
 
     Args:
-        ks: Demos per request to try, in order.
-        instructions: How many of the best instructions get demos (1: the best only).
+        ks: Demos per request to try; the first is the one similarities are compared at.
+        signatures: Page similarities to try (``demo_retrieval.SIGNATURES``), in order.
+        distinct_answers: Also try demos with k different answers.
+        instructions: How many of the best instructions get the best rule (1: the best only).
         manual_candidates: Instructions to choose from besides the baseline.
         racing, minibatch: See ``PoolOptimizer``.
     """
 
     name = "retrieval"
 
-    def __init__(self, ks: Sequence[int] = (1, 2, 3), instructions: int = 1, manual_candidates: Sequence[str] = (),
+    def __init__(self, ks: Sequence[int] = (2, 1, 3), signatures: Sequence[str] = (OCR_TFIDF, PAGE_GRAY16),
+                 distinct_answers: bool = True, instructions: int = 1, manual_candidates: Sequence[str] = (),
                  racing: bool = False, minibatch: int = 4) -> None:
         super().__init__(manual_candidates, racing, minibatch)
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"retrieval: ks must be demos counts >= 1, got {list(ks)}")
-        self.ks = tuple(ks)
+        unknown = [s for s in signatures if s not in SIGNATURES]
+        if unknown or not signatures:
+            raise ValueError(f"retrieval: signatures must be some of {list(SIGNATURES)}, got {list(signatures)}")
+        self.ks = tuple(dict.fromkeys(ks))
+        self.signatures = tuple(dict.fromkeys(signatures))
+        self.distinct_answers = distinct_answers
         self.instructions = max(1, instructions)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
-        with_demos = self.instructions * len(self.ks) if pair.train else 0
-        return (len(self.known_prompts(pair)) + with_demos) * len(pair.val)
+        rules = len(self.signatures) + len(self.ks) - 1 + int(self.distinct_answers) + self.instructions - 1
+        return (len(self.known_prompts(pair)) + (rules if pair.train else 0)) * len(pair.val)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         pool = self.starting_pool(pair, evaluator)
-        if pool.best is None or not pair.train:
+        if not pair.train or not self.worth_improving(pool, evaluator, len(pair.val)):
+            return pool.trials  # nothing to retrieve from, nothing to gain (val CER 0), or no budget
+        instructions = [p for p, _ in pool.ranked() if not p.demos and p.retrieval is None][: self.instructions]
+        signatures = [s for s in self.signatures if s in evaluator.retrieval_signatures]
+        search = _RuleSearch(pool, instructions[0], pair)
+        for signature in signatures:
+            search.try_rule(self.ks[0], signature, False, step=1)
+        if search.best is None:
             return pool.trials
-        instructions = [p for p, _ in pool.ranked() if not p.demos][: self.instructions]
-        for instruction in instructions:
-            for k in self.ks:
-                if pool.budget_spent:
-                    return pool.trials
-                rule = DemoRetrieval(k=min(k, len(pair.train)), pool=pair.train)
-                with_rule = Prompt(instruction.text, provenance=derived_provenance(instruction.provenance, "retrieval"),
-                                   retrieval=rule)
-                pool.add([with_rule], step=1)
+        for k in self.ks[1:]:
+            search.try_rule(k, search.best.signature, False, step=2)
+        if self.distinct_answers and search.best.k >= 2:
+            search.try_rule(search.best.k, search.best.signature, True, step=3)
+        for instruction in instructions[1:]:
+            search.try_rule(search.best.k, search.best.signature, search.best.distinct_answers, step=4,
+                            instruction=instruction)
         return pool.trials
+
+
+class _RuleSearch:
+    """The best retrieval rule so far and the scoring of one more."""
+
+    def __init__(self, pool: PromptPool, instruction: Prompt, pair: Pair) -> None:
+        self.pool, self.instruction, self.train = pool, instruction, pair.train
+        self.best: DemoRetrieval | None = None
+        self.cer = float("inf")
+
+    def try_rule(self, k: int, signature: str, distinct_answers: bool, step: int,
+                 instruction: Prompt | None = None) -> None:
+        """Score the rule on full val (unless the budget is spent); keep it if it is the best so far."""
+        if self.pool.budget_spent:
+            return
+        rule = DemoRetrieval(min(k, len(self.train)), self.train, signature, distinct_answers)
+        instruction = instruction or self.instruction
+        prompt = Prompt(instruction.text, provenance=derived_provenance(instruction.provenance, "retrieval"),
+                        retrieval=rule)
+        for _, score in self.pool.add([prompt], step=step):
+            if self.best is None or score.cer < self.cer:
+                self.best, self.cer = rule, score.cer

@@ -9,7 +9,7 @@ never on each other; ``tests/test_import_layers.py`` and import-linter keep it s
 """
 
 from prompt_opt_api.advisor import Advisor, AdvisorCharges, AdvisorReply, AdvisorUsage, Message
-from prompt_opt_api.answer_model import AnswerModel
+from prompt_opt_api.answer_model import AnswerModel, reads_text
 from prompt_opt_api.cache import DerivedDataCache, cache_key
 from prompt_opt_api.data import (
     ADVISOR_KINDS,
@@ -48,5 +48,5 @@ __all__ = [
     "AdvisorUsage", "AnswerModel", "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable",
     "EndpointUnusable", "Example", "ExampleResult", "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair",
     "Prompt", "PromptEvaluator", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt", "cache_key",
-    "derived_provenance", "mean", "pair_key",
+    "derived_provenance", "mean", "pair_key", "reads_text",
 ]

@@ -57,6 +57,12 @@ class AnswerModel(ABC):
         model served over HTTP (vLLM) takes. Text-only models have none."""
         raise NotImplementedError(f"{type(self).__name__} is not a vision chat model: use messages()")
 
+    def page_text(self, example: Example) -> str | None:
+        """The page's text as this model reads it (its OCR), for retrieving demos by text
+        (``demo_retrieval.OCR_TFIDF``); None for a model that reads pixels only. Must be a
+        pure function of the image and ``cache_identity()``, like the answers."""
+        return None
+
     def generation_params(self) -> dict[str, Any]:
         """Generation settings that change the output (part of ``cache_identity``)."""
         return {}
@@ -86,3 +92,9 @@ class AnswerModel(ABC):
 
         Default: nothing to cache.
         """
+
+
+def reads_text(model: AnswerModel) -> bool:
+    """Whether ``model`` gives its pages' text (overrides ``AnswerModel.page_text``)."""
+    own = getattr(type(model), "page_text", None)
+    return own is not None and own is not AnswerModel.page_text

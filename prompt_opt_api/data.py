@@ -6,13 +6,12 @@ edited in place, and every value can be turned into JSON for cache keys and logs
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from prompt_opt_api.demo_retrieval import DemoRetrieval
+    from prompt_opt_api.demo_retrieval import DemoRetrieval, PageSignatures
 
 QUESTION_PLACEHOLDER = "{question}"
 
@@ -151,11 +150,11 @@ class Prompt:
         """The instruction text the answer model sees for ``example``."""
         return self.text.replace(QUESTION_PLACEHOLDER, example.question)
 
-    def for_example(self, example: Example, signature_of: Callable[[Example], tuple[float, ...]]) -> Prompt:
+    def for_example(self, example: Example, signatures: PageSignatures) -> Prompt:
         """The prompt with concrete demos for ``example``: itself unless it retrieves demos."""
         if self.retrieval is None:
             return self
-        return replace(self, demos=self.retrieval.select(example, signature_of), retrieval=None)
+        return replace(self, demos=self.retrieval.select(example, signatures), retrieval=None)
 
     def identity(self) -> dict[str, Any]:
         """What changes model output: text and demos, or the retrieval rule (provenance is bookkeeping only)."""

@@ -53,6 +53,11 @@ class PromptEvaluator(Protocol):
     def model_name(self) -> str:
         """The answer model's display name (meta-prompts tell the advisor what it writes for)."""
 
+    @property
+    def retrieval_signatures(self) -> tuple[str, ...]:
+        """The page similarities a ``DemoRetrieval`` may use with this answer model
+        (``demo_retrieval.SIGNATURES``; comparing OCR text needs a model that reads text)."""
+
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers."""
 

@@ -27,10 +27,11 @@ from prompt_opt_api.demo_retrieval import DemoRetrieval
 from prompt_opt_api.errors import TaskError
 
 BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
-# 2 added per-document demos (``retrieval``); a reader of 1 would silently drop them, so
-# books are written as 2 and both are read.
-BOOK_SCHEMA_VERSION = 2
-_READS = (1, 2)
+# 2 added per-document demos (``retrieval``); a reader of 1 would silently drop them.
+# 3 added retrieval by OCR text and ``distinct_answers``, which a reader of 2 would
+# silently apply as page-signature retrieval or ignore. Books are written as 3; all are read.
+BOOK_SCHEMA_VERSION = 3
+_READS = (1, 2, 3)
 BOOK_SUFFIX = ".book.json"
 
 
@@ -63,11 +64,13 @@ class BookRetrieval:
         k: Demos per request.
         signature: How pages are compared.
         pool: The train examples demos are chosen from.
+        distinct_answers: Demos with k different answers (``DemoRetrieval``).
     """
 
     k: int
     signature: str
     pool: tuple[BookDemo, ...]
+    distinct_answers: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,8 +120,9 @@ class BookEntry:
     def demos_text(self) -> str:
         """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
         if self.retrieval is not None:
+            distinct = ", distinct answers" if self.retrieval.distinct_answers else ""
             return (f"per document: the {self.retrieval.k} most similar of {len(self.retrieval.pool)} train pages "
-                    f"({self.retrieval.signature})")
+                    f"({self.retrieval.signature}{distinct})")
         return "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
 
 
@@ -190,7 +194,8 @@ class PromptBook:
         if entry.retrieval is not None:
             pool = tuple(self._demo_example(entry, f"retrieval pool example {i + 1}", demo, root)
                          for i, demo in enumerate(entry.retrieval.pool))
-            retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature)
+            retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature,
+                                      distinct_answers=entry.retrieval.distinct_answers)
         return Prompt(text=entry.template, demos=demos, retrieval=retrieval)  # the book keeps the origin label
 
     def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
@@ -324,8 +329,11 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         rule = item["retrieval"]
         if not isinstance(rule, dict) or type(rule.get("k")) is not int or not isinstance(rule.get("signature"), str):
             raise PromptBookError(f"{where}: \"retrieval\" needs an integer k, a signature and a pool")
+        if type(rule.get("distinct_answers", False)) is not bool:
+            raise PromptBookError(f"{where}: \"retrieval\".distinct_answers must be true or false")
         retrieval = BookRetrieval(rule["k"], rule["signature"],
-                                  _demos_from_json(rule.get("pool") or [], f"{where}, retrieval pool example"))
+                                  _demos_from_json(rule.get("pool") or [], f"{where}, retrieval pool example"),
+                                  rule.get("distinct_answers", False))
     ci = item.get("test_ci") or [None, None]
     for key in ("val_cer", "test_cer"):
         if item.get(key) is not None and not isinstance(item[key], (int, float)):

@@ -86,3 +86,13 @@ class ScriptedAnswerModel(AnswerModel):
                 fh.flush()
                 os.fsync(fh.fileno())
         return outputs
+
+
+class ScriptedReader(ScriptedAnswerModel):
+    """A scripted model that reads text: a page's text is the ``<image>.txt`` file beside it
+    (a stand-in for OCR, so tests of retrieval by page text control what is similar)."""
+
+    name = "Scripted-Reader"
+
+    def page_text(self, example: Example) -> str:
+        return example.image.with_suffix(".txt").read_text(encoding="utf-8")

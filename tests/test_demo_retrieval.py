@@ -13,13 +13,14 @@ from models.prompt_runtime import PromptRuntime
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
 from prompt_opt_api import HeldOutAccessError, Prompt
-from prompt_opt_api.demo_retrieval import DemoRetrieval, page_signature, signature_memo
+from prompt_opt_api.demo_retrieval import OCR_TFIDF, PAGE_GRAY16, DemoRetrieval, PageSignatures, page_signature
 from prompt_opt_api.prompt_book import load_book
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, cli_env, run_cli
-from tests.scripted_answer_model import ScriptedAnswerModel
+from optimizers.retrieval import RetrievalOptimizer
+from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
 from tests.task_factory import draw_image, make_task, write_csv
 
 
@@ -39,7 +40,7 @@ def _pair(tmp_path, n_images=10):
 def test_the_nearest_pages_are_chosen_and_a_page_is_never_its_own_demo(tmp_path):
     pair = _pair(tmp_path)
     train = pair.train
-    signature_of = signature_memo()
+    signature_of = PageSignatures()
     rule = DemoRetrieval(k=2, pool=train)
     query = pair.val[0]
     chosen = rule.select(query, signature_of)
@@ -106,3 +107,77 @@ def test_a_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_p
         doc_class, question_type = next((e.doc_class, e.question_type) for e in book.entries if e.key == row["pair"])
         example = test_rows[(doc_class, question_type, row["row"].split(", ", 1)[-1])]
         assert runtime.prompt_for(example).demos[0].answer == row["prediction"]
+
+
+def _issuer_task(root, n=12):
+    """Pages of two issuers that look alike (same size, a number drawn) but read differently:
+    the page text (``<image>.txt``, the scripted reader's OCR) names the issuer."""
+    rows = []
+    for i in range(n):
+        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
+        draw_image(root / f"images/{i}.png", f"{i}")
+        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
+        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
+    return write_csv(root / "task.csv", rows)
+
+
+def test_ocr_text_retrieval_finds_the_same_issuer_and_can_require_distinct_answers(tmp_path):
+    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pair = pairs[0]
+    signatures = PageSignatures(ScriptedReader().page_text)
+    for query in pair.val:
+        nearest = DemoRetrieval(k=2, pool=pair.train, signature=OCR_TFIDF).select(query, signatures)
+        assert [d.answer for d in nearest] == [query.answer] * 2
+        distinct = DemoRetrieval(k=2, pool=pair.train, signature=OCR_TFIDF, distinct_answers=True).select(query, signatures)
+        assert distinct[0].answer == query.answer and distinct[1].answer != query.answer
+
+
+def test_a_model_that_reads_pixels_only_refuses_an_ocr_rule_and_the_optimizer_does_not_try_one(tmp_path):
+    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    visible = dataclasses.replace(pairs[0], test=())
+    model = ScriptedAnswerModel(echo_first_demo=True)
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
+    assert evaluator.retrieval_signatures == (PAGE_GRAY16,)
+    with pytest.raises(ValueError, match="reads pixels only"):
+        evaluator.score(Prompt("{question}", retrieval=DemoRetrieval(1, visible.train, OCR_TFIDF)), visible.val)
+    assert model.calls == 0
+    trials = RetrievalOptimizer(ks=(2, 1)).optimize(visible, evaluator, None)
+    assert {t.prompt.retrieval.signature for t in trials if t.prompt.retrieval} == {PAGE_GRAY16}
+
+
+def test_the_retrieval_search_spends_what_it_plans_and_keeps_the_best_rule(tmp_path):
+    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    visible = dataclasses.replace(pairs[0], test=())
+    optimizer = RetrievalOptimizer(ks=(2, 1, 3), instructions=2, manual_candidates=["{question} Только значением."])
+    evaluator = Evaluator(ScriptedReader(echo_first_demo=True), AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
+                          visible, Budget(None))
+    trials = optimizer.optimize(visible, evaluator, None)
+    # at most what it plans: two rules that retrieve the same demos for a page share its answer
+    assert 0 < evaluator.budget.used <= optimizer.planned_evaluations(visible, None)
+    assert len(trials) * len(visible.val) == optimizer.planned_evaluations(visible, None)
+    rules = [t.prompt.retrieval for t in trials if t.prompt.retrieval]
+    # both similarities at k=2, then k=1 and k=3 with the better one (OCR text: the issuer's
+    # own answer comes first), distinct answers at the best k, the second instruction last
+    assert [(r.k, r.signature, r.distinct_answers) for r in rules][:2] == [(2, OCR_TFIDF, False), (2, PAGE_GRAY16, False)]
+    assert all(r.signature == OCR_TFIDF for r in rules[2:]) and len(rules) == 2 + 2 + 1 + 1
+    ocr = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.signature == OCR_TFIDF]
+    assert min(t.score.cer for t in ocr) == 0.0
+
+
+def test_an_ocr_text_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_path):
+    data = _issuer_task(tmp_path / "data")
+    proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.manual_candidates=[]", "model.echo_first_demo=true",
+                   "model._target_=tests.scripted_answer_model.ScriptedReader", "optimizer.ks=[1]")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    book_path = tmp_path / "out" / "Scripted-Reader_sep_none.book.json"
+    (entry,) = load_book(book_path).entries
+    assert entry.retrieval.signature == OCR_TFIDF and entry.test_cer == 0.0
+    out = tmp_path / "applied.csv"
+    applied = _apply(book_path, data, "--split", "test", "--out", out)
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    figures = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    assert [p["cer"] for p in figures["pairs"]] == [entry.test_cer]
+    runtime = PromptRuntime(book_path, trust=("tests.",))
+    test_examples = [e for e in load_task(data).examples if e.source_row in
+                     {r["row"] for r in csv.DictReader(out.open(encoding="utf-8"))}]
+    assert test_examples and all(runtime.prompt_for(e).demos[0].answer == e.answer for e in test_examples)
