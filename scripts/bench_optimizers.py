@@ -86,26 +86,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "outputs/bench_optimizers.json")
     parser.add_argument("--store", type=Path, default=REPO / "outputs/bench_store.sqlite")
     parser.add_argument("--extra", nargs="*", default=[], help="more CLI overrides for every run")
-    parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query with and without demos on PAIR")
-    parser.add_argument("--kv-mb", nargs="+", type=int, default=[1024, 0], metavar="MB",
-                        help="--demo-cost: prefix-reuse RAM settings to compare (0: off)")
+    parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query and CER with k retrieved demos on PAIR")
+    parser.add_argument("--ks", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="--demo-cost: demo counts")
+    parser.add_argument("--demo-chars", nargs="+", type=int, default=[0, 300],
+                        help="--demo-cost: demo page text around the answer, in characters (0: whole page)")
+    parser.add_argument("--examples", type=int, default=8, help="--demo-cost: val examples asked about")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the table of result files")
     args = parser.parse_args()
 
     if args.table:
         table_from_runs(args.table)
         return
-    if args.demo_cost:
-        if not (args.data / "task.csv").is_file():
-            subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
-                            "--per-class", str(args.per_class)], cwd=REPO, check=True)
-        demo_cost(args.data, args.demo_cost, kv_mbs=tuple(args.kv_mb))
-        return
-
     task_csv = args.csv.resolve() if args.csv else args.data / "task.csv"
     if not task_csv.is_file():
         subprocess.run([sys.executable, "scripts/make_demo_data.py", "--out", str(args.data),
                         "--per-class", str(args.per_class)], cwd=REPO, check=True)
+    if args.demo_cost:
+        demo_cost(task_csv, args.demo_cost, args.ks, args.demo_chars, args.examples, tuple(args.extra))
+        return
     pairs_arg = "pairs=[" + ",".join(f'"{p}"' for p in args.pairs) + "]"
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     for seed in args.seeds:
@@ -147,14 +145,15 @@ def main() -> None:
     print_table(results)
 
 
-def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2, kv_mbs: tuple[int, ...] = (1024, 0)) -> None:
-    """Seconds per ocr_llm query without and with k demos, prefix reuse on and off.
+def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int], n_examples: int = 8,
+              extra: tuple[str, ...] = ()) -> None:
+    """Seconds per ocr_llm query and mean CER with k demos retrieved by OCR text, whole demo
+    pages against pages cut around their answers (``model.demo_chars``).
 
-    Queries run as the evaluator sends them: one prompt over all examples. Without demos
-    each page starts the context, so a page read once is reused by every later prompt on
-    it. With demos the page comes after them, so only the demo prefix is shared and every
-    query reads its page again. Each line also gives the mean CER of those answers on the
-    (val + test) examples.
+    Queries run as the evaluator sends them: one prompt over the first ``n_examples`` val
+    examples (split as ``extra`` says, e.g. ``split.val=0.2``), the pages' OCR done first (not
+    what is measured). k = 0 is the instruction alone; its first pass reads each page,
+    so it is timed once more after (a later prompt on cached pages).
     """
     import tempfile
 
@@ -162,36 +161,41 @@ def demo_cost(data: Path, pair_key: str, n_examples: int = 8, k: int = 2, kv_mbs
 
     from optimize.answer_store import AnswerStore
     from prompt_opt_api import Prompt
+    from prompt_opt_api.demo_retrieval import OCR_TFIDF, DemoRetrieval, PageSignatures
     from tasks.cer_metric import CerMetric
     from tasks.docqa_csv import load_task
     from tasks.pair_splits import SplitConfig, split_pairs
     from scripts.default_models import model_config
 
-    pairs, _ = split_pairs(load_task(data / "task.csv").examples, SplitConfig(), only=[pair_key])
-    pair = pairs[0]
-    examples = list(pair.val + pair.test)[:n_examples]
-    demos = tuple(pair.train[:k])
-    other_demos = tuple(pair.train[k : 2 * k]) or demos
+    split = dict(o.removeprefix("split.").split("=") for o in extra if o.startswith("split."))
+    config = SplitConfig(**{k: (int(v) if k == "seed" else float(v)) for k, v in split.items()})
+    pair = split_pairs(load_task(task_csv).examples, config, only=[pair_key])[0][0]
+    examples = list(pair.val)[:n_examples]
+    instruction = "{question} Reply with the value only, exactly as printed."
     metric = CerMetric()
     with tempfile.TemporaryDirectory() as tmp:
         store = AnswerStore(Path(tmp) / "s.sqlite")
-        for kv_mb in kv_mbs:
-            model = instantiate(model_config(kv_cache_mb=kv_mb))
+        for chars in demo_chars:
+            model = instantiate(model_config(demo_chars=chars or None))
             model.use_cache(store)
-            for ex in [*examples, *demos, *other_demos]:
-                model.ocr_text(ex)  # OCR is not what is measured
-            runs = [("no demos", [Prompt("{question}"), Prompt("{question} Только значение.")]),
-                    (f"{k} demos", [Prompt("{question}", demos=demos), Prompt("{question} Только значение.", demos=demos),
-                                    Prompt("{question}", demos=other_demos)])]
-            for label, prompts in runs:
-                for i, prompt in enumerate(prompts):
+            for ex in [*examples, *pair.train]:
+                model.ocr_text(ex)
+            signatures = PageSignatures(model.page_text)
+            for k in ks:
+                if k == 0 and chars != demo_chars[0]:
+                    continue  # no demos: nothing to cut
+                rule = DemoRetrieval(k, pair.train, OCR_TFIDF) if k else None
+                for repeat in range(2 if k == 0 else 1):
+                    prompt = Prompt(instruction + " " * repeat, retrieval=rule)
+                    requests = [(prompt.for_example(ex, signatures), ex) for ex in examples]
                     started = time.monotonic()
-                    answers = model.answer([(prompt, ex) for ex in examples])
+                    answers = model.answer(requests)
                     per_query = (time.monotonic() - started) / len(examples)
-                    cer = statistics.mean(metric.cer(ex.answer, a) for ex, a in zip(examples, answers))
-                    which = "first prompt" if i == 0 else ("other demos" if i == 2 else "later prompt")
-                    print(f"demo cost: {label:8s} {which:12s} prefix reuse {'on ' if kv_mb else 'off'}: "
-                          f"{per_query:.2f} s/query, mean CER {cer:.3f}", flush=True)
+                    cer = [metric.cer(ex.answer, a) for ex, a in zip(examples, answers)]
+                    label = "whole pages" if not chars else f"{chars} chars around the answer"
+                    note = " (pages cached)" if repeat else ""
+                    print(f"demo cost {pair_key}: k={k} demos, {label}{note}: {per_query:.2f} s/query, "
+                          f"mean CER {statistics.mean(cer):.3f}, clipped {clipped_mean(cer):.3f}", flush=True)
             model.close()
 
 
