@@ -53,6 +53,8 @@ class CriticOptimizer(PoolOptimizer):
             Pairs after that get the starting prompts and rule edits only.
         show_images: Attach the pages of the worst errors for advisors that read images.
         max_images: Pages attached per request.
+        analysis: Ask for two sentences of analysis before the prompts (False: the prompts
+            only, for a small advisor whose analysis runs to the reply cap).
         manual_candidates, racing, minibatch: See ``PoolOptimizer``.
     """
 
@@ -63,7 +65,8 @@ class CriticOptimizer(PoolOptimizer):
                  worst_errors: int = 5, temperature: float = 0.8, max_reasks: int = 1, rule_edits: bool = True,
                  manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
                  show_images: bool = False, max_images: int = 2,
-                 rule_edit_kinds: Sequence[str] = RULE_EDIT_KINDS, max_run_advisor_calls: int | None = None) -> None:
+                 rule_edit_kinds: Sequence[str] = RULE_EDIT_KINDS, max_run_advisor_calls: int | None = None,
+                 analysis: bool = True) -> None:
         super().__init__(manual_candidates, racing, minibatch)
         self.rounds = rounds
         self.patience = patience
@@ -77,6 +80,7 @@ class CriticOptimizer(PoolOptimizer):
         self.max_run_advisor_calls = max_run_advisor_calls
         self.show_images = show_images
         self.max_images = max_images
+        self.analysis = analysis
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         # the starting prompts; rule edits of the baseline and of each round's best; each
@@ -137,6 +141,7 @@ class CriticOptimizer(PoolOptimizer):
             task=task_block(pair, evaluator.model_name),
             scored=scored_block(pool.ranked()[: self.top_k]),
             mistakes=mistakes_block(mistakes),
+            lead=text.ANALYSIS_FIRST if self.analysis else text.PROMPTS_ONLY,
             n=self.per_round,
             top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
             placeholder_rule=placeholder_rule(pair),

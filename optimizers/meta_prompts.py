@@ -42,13 +42,21 @@ CRITIC = (
     "{scored}\n\n"
     "Mistakes of the best prompt on training documents (expected -> answered, error class):\n"
     "{mistakes}\n\n"
-    "First write two sentences of analysis: what the best prompts do right and what causes the "
-    "mistakes. Then write {n} new prompts, each different from all prompts above:\n"
+    "{lead} {n} new prompts, each different from all prompts above:\n"
     "1. a new prompt that avoids the listed mistakes;\n"
     "2. the best prompt with one small edit that fixes the most frequent mistake ({top_class});\n"
     "3. the best prompt with one added constraint on the output format.\n"
     "{placeholder_rule}"
 )
+
+# How the critic's request asks for its prompts: after a short analysis (OPRO-style; strong
+# advisors write better edits after it), or straight away (a 1.5B advisor spends its whole
+# reply on the analysis and never reaches the tags: docs/benchmarks.md, the main job).
+ANALYSIS_FIRST = (
+    "First write two sentences of analysis: what the best prompts do right and what causes the "
+    "mistakes. Then write"
+)
+PROMPTS_ONLY = "Write nothing but"
 
 CORRECTION = (
     "Your reply had no prompt between tags. Reply again with {n} prompts, prompt 1 between <prompt1> "

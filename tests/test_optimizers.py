@@ -137,6 +137,18 @@ def test_critic_rounds_show_scores_and_mistakes_and_stop_without_progress(tmp_pa
     assert summary.rows[0]["optimal prompt"] == "{question}"  # nothing beat the baseline
 
 
+def test_critic_asks_for_prompts_only_when_analysis_is_off(tmp_path):
+    """A small advisor spends its reply on the analysis: analysis=False asks for the prompts alone."""
+    requests = {}
+    for analysis in (True, False):
+        advisor = ScriptedAdvisor(["<prompt1>Поле A {question}</prompt1>"])
+        critic = CriticOptimizer(rounds=1, per_round=1, max_reasks=0, rule_edits=False, analysis=analysis)
+        _run(tmp_path / str(analysis), critic, advisor)
+        requests[analysis] = advisor.asked[0][0][1]["content"]
+    assert "two sentences of analysis" in requests[True] and "two sentences of analysis" not in requests[False]
+    assert "Write nothing but 1 new prompts" in requests[False]
+
+
 def test_critic_spends_no_advisor_call_when_val_is_already_perfect(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>x {question}</prompt>"])
     critic = CriticOptimizer(rounds=3, per_round=1, rule_edits=False, manual_candidates=["{question} EXACT"])
