@@ -135,7 +135,8 @@ class RunPlan:
         a = self.advisor
         if a is None:
             return "none (this optimizer writes no prompts)"
-        calls = "an unknown number of calls" if a.calls is None else f"up to {a.calls} calls"
+        calls = ("an unknown number of calls" if a.calls is None
+                 else f"up to {a.calls} call{'' if a.calls == 1 else 's'}")
         cap = f" (budget: {a.cap_calls} calls)" if a.cap_calls is not None else ""
         if a.local:
             usd = "$0 (local)"

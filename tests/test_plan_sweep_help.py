@@ -89,7 +89,7 @@ def test_plan_on_the_demo_set_is_fast_and_loads_no_model(tmp_path):
                           timeout=60)
     elapsed = time.monotonic() - started
     assert "LOADED []" in proc.stdout, proc.stdout + proc.stderr
-    assert "30 to run" in proc.stdout and "Local-Qwen2.5-1.5B, up to 8 calls, $0 (local)" in proc.stdout
+    assert "30 to run" in proc.stdout and "Local-Qwen2.5-1.5B, up to 1 call, $0 (local)" in proc.stdout
     assert elapsed < 5.0, f"plan took {elapsed:.1f} s"
 
 

@@ -39,7 +39,7 @@ def test_settings_that_do_not_change_answers_keep_the_run_id(base, execution_onl
 
 @pytest.mark.parametrize("changed", ["model.max_tokens=16", "model.n_ctx=2048", "model.tesseract_psm=6",
                                      "advisor.temperature=0.3", "advisor.max_tokens=100", "split.seed=1",
-                                     "optimizer.rounds=2", "budget.evaluations_per_pair=10",
+                                     "optimizer.steps.s1_critic.rounds=2", "budget.evaluations_per_pair=10",
                                      "budget.advisor_usd=1", "advisor=gpt4o"])
 def test_settings_that_change_answers_change_the_run_id(changed):
     assert _run_id(changed) != _run_id()
