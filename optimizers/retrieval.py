@@ -11,9 +11,9 @@ A coordinate search on full val, each step keeping what wins so far:
 5. the next ``instructions - 1`` instructions with the best rule.
 
 The instruction without demos stays a candidate, so a field where every demo hurts keeps
-none; a pair already perfect on val gets no demo rule. The pool is the pair's whole train split: the engine refuses any other example in
-it, so val and test pages are never demos. The winner's rule and pool go into the prompt
-book, and the runtime retrieves alike.
+none; a pair already perfect on val gets no demo rule. The pool is the pair's whole train
+split: the engine refuses any other example in it, so val and test pages are never demos.
+The winner's rule and pool go into the prompt book, and the runtime retrieves alike.
 """
 
 from __future__ import annotations
