@@ -49,7 +49,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
                            advisor_name=advisor.name if advisor is not None else "none",  # a panel names itself
                            task_info=task_info, sweep_job=_sweep_job())
     summary = _run_or_exit(cfg, pairs, too_small, optimizer, advisor, settings)
-    _log_outcome(summary, len(pairs))
+    _log_outcome(summary, len(pairs), _selection_note(cfg, task))
     return summary.mean_test_cer, summary.failed_pairs
 
 
@@ -64,12 +64,23 @@ def _load_task_or_exit(cfg: DictConfig):
     try:
         check_config(cfg)
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
-        pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or []))
+        pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or task.selection))
     except TaskError as err:
         log.error("%s", err)
         sys.exit(2)
     log.info("task %s: %d examples, %d pairs to run", task.csv_path, len(task.examples), len(pairs))
+    if note := _selection_note(cfg, task):
+        log.info("%s", note)
     return task, pairs, too_small
+
+
+def _selection_note(cfg: DictConfig, task) -> str:
+    """What to type for every pair, when the run took the task config's own selection."""
+    if cfg.pairs or not task.selection:
+        return ""
+    n_all = len({(e.doc_class, e.question_type) for e in task.examples})
+    return (f"pairs: the task's selection, {len(task.selection)} of its {n_all} (task.pairs); "
+            f"every pair: add task.pairs=[]")
 
 
 def _advisor_or_exit(cfg: DictConfig, optimizer):
@@ -128,11 +139,13 @@ def _run_or_exit(cfg: DictConfig, pairs, too_small, optimizer, advisor, settings
         store.close()
 
 
-def _log_outcome(summary, n_pairs: int) -> None:
+def _log_outcome(summary, n_pairs: int, selection_note: str = "") -> None:
     log.info(
         "mean test CER %.4f over %d pairs; %d model calls, %d cache hits; results: %s",
         summary.mean_test_cer, n_pairs, summary.model_calls, summary.cache_hits, summary.results_csv,
     )
+    if selection_note:
+        log.info("%s", selection_note)
     if summary.failed_pairs:
         log.error("%d pair(s) failed: %s; re-run the same command to retry only those",
                   len(summary.failed_pairs), ", ".join(summary.failed_pairs))
