@@ -38,6 +38,7 @@ DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 EXTENDING = ROOT / "docs" / "extending.md"
 SETUP_COMMAND = "bash scripts/setup.sh && .venv/bin/python -m optimize"
 TEST_COMMAND = ".venv/bin/python -m pytest -q"
+REAL_LANE_COMMAND = ".venv/bin/python -m pytest -q -m real"
 EXACT = "{question} Ответь только значением."  # the scripted model answers this one exactly
 
 FENCE = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
@@ -83,9 +84,10 @@ def test_readme_is_a_front_door_with_the_two_commands():
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 150
     first_block = FENCE.search("\n".join(lines)).group(0).splitlines()
-    assert SETUP_COMMAND in first_block and TEST_COMMAND in first_block  # exactly, each a line of its own
+    # exactly, each a line of its own
+    assert SETUP_COMMAND in first_block and TEST_COMMAND in first_block and REAL_LANE_COMMAND in first_block
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert TEST_COMMAND in ci  # CI runs the command README gives
+    assert TEST_COMMAND in ci and REAL_LANE_COMMAND in ci  # CI runs both lanes README gives
 
 
 def test_the_tests_the_docs_cite_exist():
