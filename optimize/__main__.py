@@ -190,7 +190,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from optimize.sweep_status import record_failed_job
+    from optimize.failed_jobs import record_failed_job
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -202,6 +202,6 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
-    from optimize.sweep_status import failed_jobs
+    from optimize.failed_jobs import failed_jobs
 
     sys.exit(1 if failed_jobs else 0)
