@@ -1,7 +1,8 @@
 """Hydra entry point: ``python -m optimize [overrides]``.
 
 Composes the config, instantiates task, model, optimizer and advisor, runs every
-pair and returns the mean held-out test CER (so Hydra sweepers can minimize it).
+pair and returns the mean val CER of the winners (``optimize.sweep_value``: what Hydra
+sweepers minimize; test CER stays in the results and never selects).
 Heavy libraries are imported only by the components that need them.
 """
 
@@ -27,7 +28,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     """Run the job described by ``cfg``, writing into ``out_dir``.
 
     Returns:
-        (mean test CER, failed pair names).
+        (the sweep value: mean val CER of the winners, ``inf`` if a pair failed; failed pair names).
 
     Exits:
         2 on bad input or a missing advisor (before any model is loaded); 3 when an
@@ -35,6 +36,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         a dead endpoint), or another live process runs the same run id.
     """
     from optimize.run_settings import run_id_of, settings_of
+    from optimize.sweep_value import sweep_value
     from optimize.task_identity import describe_task
 
     task, pairs, too_small = _load_task_or_exit(cfg)
@@ -49,8 +51,9 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
                            advisor_name=advisor.name if advisor is not None else "none",  # a panel names itself
                            task_info=task_info, sweep_job=_sweep_job())
     summary = _run_or_exit(cfg, pairs, too_small, optimizer, advisor, settings)
-    _log_outcome(summary, len(pairs))
-    return summary.mean_test_cer, summary.failed_pairs
+    value = sweep_value(summary.rows)
+    _log_outcome(summary, len(pairs), value)
+    return value, summary.failed_pairs
 
 
 def _load_task_or_exit(cfg: DictConfig):
@@ -128,10 +131,11 @@ def _run_or_exit(cfg: DictConfig, pairs, too_small, optimizer, advisor, settings
         store.close()
 
 
-def _log_outcome(summary, n_pairs: int) -> None:
+def _log_outcome(summary, n_pairs: int, value: float) -> None:
     log.info(
-        "mean test CER %.4f over %d pairs; %d model calls, %d cache hits; results: %s",
-        summary.mean_test_cer, n_pairs, summary.model_calls, summary.cache_hits, summary.results_csv,
+        "mean test CER %.4f over %d pairs; returned to a sweeper: %.4f (mean val CER of the winners); "
+        "%d model calls, %d cache hits; results: %s",
+        summary.mean_test_cer, n_pairs, value, summary.model_calls, summary.cache_hits, summary.results_csv,
     )
     if summary.failed_pairs:
         log.error("%d pair(s) failed: %s; re-run the same command to retry only those",

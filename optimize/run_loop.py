@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
-    """What a run produced; ``mean_test_cer`` is what the entry point returns."""
+    """What a run produced (the entry point returns ``optimize.sweep_value`` of its rows: val, never test)."""
 
     run_id: str
     mean_test_cer: float
