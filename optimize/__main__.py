@@ -57,15 +57,18 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
 
 
 def _load_task_or_exit(cfg: DictConfig):
-    """The task and its pairs, checked with the configuration before any model is loaded:
-    bad input fails in seconds (exit 2)."""
+    """The task and its pairs, checked with the configuration and the output paths before any
+    model is loaded: bad input fails in seconds (exit 2)."""
     from hydra.utils import instantiate
 
     from optimize.config_check import check_config
+    from optimize.output_paths import check_output_paths
     from prompt_opt_api import TaskError
 
     try:
         check_config(cfg)
+        if not cfg.get("plan"):  # a plan writes nothing
+            check_output_paths(cfg.paths.store, cfg.paths.get("results_dir"))
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
         pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or []))
     except TaskError as err:
