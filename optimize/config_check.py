@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prompt_opt_api import TaskError
+from prompt_opt_api.metric import MIN_CLIP_AT
 
 _MISSING = object()
 
@@ -43,6 +44,7 @@ class Setting:
         above: Values must be strictly greater than this (numbers).
         below: Values must be strictly less than this (numbers).
         choices: The only values allowed.
+        why: Why the bounds are what they are (said with a value out of them).
     """
 
     kind: str
@@ -51,6 +53,7 @@ class Setting:
     above: float | None = None
     below: float | None = None
     choices: tuple[Any, ...] = ()
+    why: str = ""
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value``, or None."""
@@ -65,7 +68,7 @@ class Setting:
                 return f"must be a finite number, not {value}"
             if (self.minimum is not None and value < self.minimum) or (self.above is not None and value <= self.above) \
                     or (self.below is not None and value >= self.below):
-                return f"must be {self.describe()}"
+                return f"must be {self.describe()}" + (f" ({self.why})" if self.why else "")
         return None
 
     def describe(self) -> str:
@@ -104,7 +107,9 @@ ENGINE_SCHEMA: dict[str, Any] = {
     "batch_size": Setting("int", nullable=True, minimum=1),
     "split": {"train": Setting("float", minimum=0, below=1), "val": Setting("float", above=0, below=1),
               "seed": Setting("int")},
-    "metric": {"casefold": Setting("bool"), "clip_at": Setting("float", nullable=True, above=0)},
+    "metric": {"casefold": Setting("bool"), "clip_at": Setting(
+        "float", nullable=True, minimum=MIN_CLIP_AT,
+        why="an empty answer scores 1; a lower cap scores wrong answers better than none")},
     "paths": {"store": Setting("str"), "results_dir": Setting("str", nullable=True), "models": Setting("str")},
     "lease_wait_s": Setting("float", nullable=True, minimum=0),
     "progress": Setting("bool", nullable=True),

@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
-    """What a run produced; ``mean_test_cer`` is what the entry point returns."""
+    """What a run produced (the entry point returns ``optimize.sweep_value`` of its rows: val, never test)."""
 
     run_id: str
     mean_test_cer: float
@@ -345,21 +345,20 @@ class _Attempt:
 
 def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[[], dict[str, Any]], advisor: str,
                    run_id: str) -> None:
-    """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one."""
-    rows = _ordered(rows)
+    """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one;
+    until then no book (one left there by another run in this folder is removed: it is not this run's)."""
+    rows, book = _ordered(rows), None
     write_results_csv(csv_path, rows)
-    if not any(r.get(ROW_ENTRY) for r in rows):
-        return
     try:
-        book = run_book(rows, header(), advisor, run_id)
+        book = run_book(rows, header(), advisor, run_id) if any(r.get(ROW_ENTRY) for r in rows) else None
     except Exception:  # noqa: BLE001 - e.g. a resumed run whose model cannot state its identity: the CSV stands
         log.exception("the prompt book beside %s was not written", csv_path.name)
-        return
     write_book(csv_path.parent / book_file_name(csv_path.name), book)
 
 
 def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path) -> None:
-    """The run folder's OptimalPrompts CSV and its book (entries from the books beside each CSV)."""
+    """The run folder's OptimalPrompts CSV and its book, from this run's own CSV and book only
+    (another run's files in a reused folder may be of another task)."""
     merged = merge_optimal_prompts(out_dir, model_name, run_id=run_id, own_csv=csv_path.name)
     if merged is None:
         return
@@ -405,7 +404,7 @@ def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSetti
     try:
         return write_report(settings.out_dir / "report.html", [record], run_frame(record, summary.results_csv),
                             title=f"Run {summary.run_id}: {record.optimizer}, advisor {record.advisor}",
-                            task_info=settings.task_info)
+                            task_info=settings.task_info, one_run=True)
     except Exception:  # the results are written; a report bug must not fail the run
         log.exception("the run's report was not written")
         return None

@@ -7,8 +7,9 @@ the file and row; with ``on_bad_row="skip"`` bad rows are dropped with a warning
 
 Text cells may hold tab and newline but no other control character (a NUL byte, an ANSI
 escape that would reach the terminal through the logs); an answer is at most
-``max_answer_chars`` long; a bbox is four finite numbers within the image (with a small
-margin for boxes drawn a little past the edge).
+``max_answer_chars`` long, a doc class or question type at most ``MAX_LABEL_CHARS``; a
+bbox is four finite numbers within the image (with a small margin for boxes drawn a
+little past the edge).
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 _BBOX_MARGIN_PX = 16
 _BBOX_MARGIN_SHARE = 0.05
 DEFAULT_MAX_ANSWER_CHARS = 1000
+# A doc class and a question type name a pair ("Паспорт Фамилия"): a short label shown in every
+# results row, progress line, report heading and figure axis. 200 characters is far more
+# than any real label; a longer cell is a text pasted into the wrong column.
+MAX_LABEL_CHARS = 200
 
 
 class DatasetError(TaskError):
@@ -285,6 +290,10 @@ def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_num
     for name in REQUIRED_COLUMNS:
         if not value[name]:
             raise ValueError(f"empty {name}")
+    for name in ("doc_class", "question_type"):
+        if len(value[name]) > MAX_LABEL_CHARS:
+            raise ValueError(f"{name} is {len(value[name])} characters long, over the limit of {MAX_LABEL_CHARS} "
+                             "for a label (a pair's name)")
     if len(value["answer"]) > max_answer_chars:
         raise ValueError(f"answer is {len(value['answer'])} characters long, over the limit of {max_answer_chars} "
                          "(task.max_answer_chars)")
