@@ -165,7 +165,7 @@ class RunPlan:
         if self.advisor is not None and self.advisor.calls:
             advisor = f", {self.advisor.seconds_per_call:.3g} s an advisor call" + (
                 "" if self.advisor.seconds_measured else " assumed")
-        return f"about {_duration(seconds)} ({speed}{advisor}; cached answers cost nothing)"
+        return f"up to about {_duration(seconds)} ({speed}{advisor}; cached answers cost nothing)"
 
 
 def _duration(seconds: float) -> str:
