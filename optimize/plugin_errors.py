@@ -70,7 +70,10 @@ class PairFailure:
 
 def log_pair_failure(pair_key: str, err: BaseException, parts: Any) -> str:
     """Log why ``pair_key`` failed with ``err`` (``parts``: the run's ``RunParts``); the row's status text."""
-    failure = describe_failure(err, parts.optimizer, parts.model, parts.advisor)
+    try:
+        failure = describe_failure(err, parts.optimizer, parts.model, parts.advisor)
+    except Exception:  # noqa: BLE001 - describing a failure must not fail the run: the plain reason
+        failure = PairFailure(f"{type(err).__name__}: {err}".replace("\n", " ")[:MAX_REASON], "engine")
     log.error("%s", failure.log_line(pair_key))
     log.debug("pair %r: the traceback", pair_key, exc_info=(type(err), err, err.__traceback__))
     return failure.status
@@ -144,7 +147,7 @@ def _at(frame: traceback.FrameSummary | None) -> str:
     path = Path(frame.filename).resolve()
     try:
         shown = os.path.relpath(path) if path.is_relative_to(Path.cwd()) else str(path)
-    except ValueError:  # another drive
+    except (ValueError, OSError):  # another drive; no working directory
         shown = str(path)
     return f"{shown}:{frame.lineno} in {frame.name}"
 

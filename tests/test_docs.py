@@ -305,6 +305,13 @@ def test_the_fast_loop_runs_the_example_optimizer_in_seconds(saved_checkout, tmp
     assert (tmp_path / "fast" / "report.html").is_file() and not (saved_checkout / "outputs" / "results").exists()
     assert elapsed < 60, elapsed  # seconds, not the minutes a real model takes
 
+    # an optimizer that asks an advisor: the same loop with the example advisor (no LLM, key or cost)
+    asking = _in_checkout(saved_checkout, [sys.executable, *fast[1:], *small, "optimizer=advisor", "advisor=templates",
+                                           "prompts.manual=[]", f"hydra.run.dir={tmp_path / 'asking'}"], timeout=120)
+    assert asking.returncode == 0, asking.stderr[-4000:]
+    with (tmp_path / "asking" / "Scripted-VLM_sep_Templates.csv").open(encoding="utf-8") as fh:
+        assert {(r["author"], r["cer"]) for r in csv.DictReader(fh)} == {("Templates", "0.0000")}
+
     plan = _in_checkout(saved_checkout, [sys.executable, *real[1:], *small, "plan=true",
                                          f"hydra.run.dir={tmp_path / 'real'}"], timeout=120)
     assert plan.returncode == 0, plan.stderr[-4000:]

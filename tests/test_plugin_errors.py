@@ -200,3 +200,13 @@ def test_a_winner_with_question_gets_no_such_warning(tmp_path, caplog):
     assert rows["passport Фамилия"]["status"] == "ok"
     assert not [r for r in caplog.records if "{question}" in r.getMessage() and r.levelno >= logging.WARNING]
     assert "No {question}" not in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_failure_that_cannot_be_described_is_still_logged_with_its_reason(caplog):
+    from types import SimpleNamespace
+
+    from optimize.plugin_errors import log_pair_failure
+
+    parts_without_an_optimizer = SimpleNamespace(model=ScriptedAnswerModel(), advisor=None)
+    assert log_pair_failure("p", RuntimeError("boom"), parts_without_an_optimizer) == "RuntimeError: boom"
+    assert _errors(caplog) == ["pair 'p' failed: RuntimeError: boom; in the engine (the run goes on)"]
