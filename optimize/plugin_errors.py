@@ -83,10 +83,9 @@ def describe_failure(err: BaseException, optimizer: Any, model: Any, advisor: An
     """Who raised ``err`` while a pair ran, where, and whether a retry may help."""
     reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:MAX_REASON]
     frames = traceback.extract_tb(err.__traceback__)
-    advisors = _advisor_classes(advisor)
-    if isinstance(err, AdvisorError) or _last_in(frames, _files(advisors)):
-        name = getattr(advisor, "name", "") or "?"
-        return PairFailure(reason, f"advisor {name}", _at(_last_in(frames, _files(advisors))), retry=True)
+    advisor_frame = _last_in(frames, _files(_advisor_classes(advisor)))
+    if isinstance(err, AdvisorError) or advisor_frame is not None:
+        return PairFailure(reason, f"advisor {getattr(advisor, 'name', '') or '?'}", _at(advisor_frame), retry=True)
     model_frame = _last_in(frames, _files([type(model)]))
     if model_frame is not None:
         return PairFailure(reason, f"answer model {getattr(model, 'name', '?')}", _at(model_frame), retry=True)
