@@ -7,7 +7,9 @@ model, optimizer, advisor, and nested ones such as a panel's members or a chain'
 against its target's signature: no key it does not take, and a value of the type its
 annotation names, where that is a plain type. Every problem is listed at once, each naming
 the key as an override is written (``budget.evaluations_per_pair=-5``); the entry point
-exits 2, as for any bad input. A plugin's own range rules stay in its ``__init__``.
+exits 2, as for any bad input. A plugin's own range rules stay in its ``__init__``. An
+optimizer's ``optimize`` is checked against the contract here too
+(``prompt_opt_api.signature_problem``): a plugin that would fail every pair fails once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_opt_api import TaskError
+from prompt_opt_api import Optimizer, TaskError, signature_problem
 from prompt_opt_api.metric import MIN_CLIP_AT
 
 _MISSING = object()
@@ -215,6 +217,8 @@ def _check_target(node: dict[str, Any], target: str, where: str, problems: list[
     if obj is None:
         problems.append(f"{where}._target_={target}: no such class or function")
         return
+    if inspect.isclass(obj) and issubclass(obj, Optimizer) and signature_problem(obj):
+        problems.append(f"{where}._target_={target}: {signature_problem(obj)}")
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):

@@ -168,8 +168,12 @@ def _best_table(best: Any) -> str:
     frame = frame[["doc type question type", "optimal prompt", "demos", "cer", "interval", "val_cer", "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = _mean(best["cer"])
+    blind = [str(pair) for pair, text in zip(best["doc type question type"], best["optimal prompt"])
+             if "{question}" not in str(text)]
+    warning = (f"<p class='note'>No {{question}} in the winning prompt of {_esc(', '.join(blind))}: it sends the same "
+               "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
-            + _html_table(frame, prompt_columns=("optimal prompt", "demos")))
+            + _html_table(frame, prompt_columns=("optimal prompt", "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:

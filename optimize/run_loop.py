@@ -34,6 +34,7 @@ from optimize.advisor_session import AdvisorSession, AdvisorView
 from optimize.attribution import Attribution
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
+from optimize.plugin_errors import log_pair_failure, winner_note
 from optimize.progress import RunProgress, progress_text
 from optimize.prompt_books import (
     ROW_ENTRY,
@@ -306,12 +307,10 @@ class _Attempt:
         except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
             raise  # the run's failure, not the pair's: stop here
         except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
-            reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
-            log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)", pair.key, reason)
             self.failed.append(pair.key)
             return {"doc type question type": pair.key, "optimizer": self.parts.optimizer.name,
                     "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
-                    "status": f"failed: {reason}"}
+                    "status": f"failed: {log_pair_failure(pair.key, err, self.parts)}"}  # where, and if a retry helps
         self.parts.store.mark_finished(self.settings.run_id, pair.key, row, lease=self.lease)
         for key in self.totals:
             self.totals[key] += stats[key]
@@ -497,6 +496,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         # the winner as the prompt book has it (demo images relative to the task CSV's folder)
         "winner": row.get(ROW_ENTRY) or {},
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
+        "status": row.get("status", ""),  # its notes: the split, disqualified candidates, no {question} in the winner
     }
 
 
@@ -611,6 +611,7 @@ def _status(pair: Pair, verdict: _Judgement) -> str:
         status = f"{status}; the optimizer did not score the baseline on val: the engine did"
     if verdict.leaks:
         status = f"{status}; {len(verdict.leaks)} candidate(s) disqualified: a test-only answer in the text"
+    status += winner_note(pair, verdict.best_prompt)  # logged as a warning too
     if pair.split_note:
         status = f"{status}; {pair.split_note}"
     return status

@@ -6,6 +6,7 @@ edited in place, and every value can be turned into JSON for cache keys and logs
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -211,3 +212,10 @@ SPLIT_LABELS = ("train", FULL_VAL, "val-subset", "mixed", "test")
 def baseline_prompt() -> Prompt:
     """The baseline every optimizer must beat: each example's own question."""
     return Prompt(text=QUESTION_PLACEHOLDER, provenance=DATASET_QUESTION)
+
+
+def manual_prompts(texts: Iterable[str], detail: str = "") -> list[Prompt]:
+    """Hand-written templates as candidates credited to ``manual`` (results' ``author`` column),
+    not to the optimizer that scores them; ``detail`` says which list (``per-pair``)."""
+    provenance = replace(MANUAL, detail=detail)
+    return [Prompt(text=text, provenance=provenance) for text in texts]
