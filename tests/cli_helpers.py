@@ -24,7 +24,7 @@ def cli_args(tmp: Path, csv_path: Path, *overrides: str, out: str = "out", model
         f"model={model}", *([] if any(o.startswith("advisor=") for o in overrides) else ["advisor=none"]),
         # the default optimizer writes prompts with an advisor; tests that want one say so
         *([] if any(o.startswith("optimizer=") for o in overrides) else ["optimizer=manual"]),
-        f"task.csv={csv_path}",
+        "task=csv", f"task.csv={csv_path}",
         f"paths.store={tmp / 'store.sqlite'}",
         f"paths.results_dir={tmp / 'results'}",
         f"hydra.run.dir={tmp / out}",

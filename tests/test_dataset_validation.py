@@ -197,3 +197,25 @@ def test_a_label_over_200_characters_names_the_row(tmp_path, column, name):
     assert "over the limit of 200" in msg and len(msg) < 1000  # the cell itself is not echoed
     rows[1][column] = "Я" * 200  # a long but possible label
     assert len(load_task(write_csv(tmp_path / "t2.csv", rows)).examples) == 3
+
+
+def test_a_task_selection_names_pairs_of_its_csv(tmp_path):
+    csv_path = make_task(tmp_path)
+    assert load_task(csv_path, pairs=["passport Номер"]).selection == ("passport Номер",)
+    assert load_task(csv_path).selection == ()
+    # the demo task's selection kept while task.csv points at another CSV: one line that says what to do
+    with pytest.raises(DatasetError, match=r"task.pairs: 'Паспорт Фамилия' is not a pair of .*task=csv task.csv=PATH"):
+        load_task(csv_path, pairs=["passport Номер", "Паспорт Фамилия"])
+
+
+def test_the_command_line_pairs_override_the_task_selection_and_empty_runs_all(tmp_path):
+    from tests.cli_helpers import run_cli
+
+    csv_path = make_task(tmp_path / "data")
+    chosen = run_cli(tmp_path, csv_path, "plan=true", '+task.pairs=["passport Номер"]')
+    assert chosen.returncode == 0, chosen.stderr
+    assert "1 to run" in chosen.stdout and "selection, 1 of its 2 (task.pairs)" in chosen.stderr
+    named = run_cli(tmp_path, csv_path, "plan=true", '+task.pairs=["passport Номер"]', 'pairs=["passport Фамилия"]')
+    assert "1 to run" in named.stdout and "passport Фамилия" in named.stdout and "selection" not in named.stderr
+    every = run_cli(tmp_path, csv_path, "plan=true", "+task.pairs=[]")
+    assert "2 to run" in every.stdout

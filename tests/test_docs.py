@@ -293,7 +293,7 @@ def test_the_fast_loop_runs_the_example_optimizer_in_seconds(saved_checkout, tmp
     assert fast[0] == ".venv/bin/python" and "optimizer=suffix_search" in fast
 
     data = make_task(tmp_path / "data", n_images=10)
-    small = [f"task.csv={data}", f"paths.store={tmp_path / 'store.sqlite'}"]
+    small = ["task=csv", f"task.csv={data}", f"paths.store={tmp_path / 'store.sqlite'}"]
     started = time.monotonic()
     proc = _in_checkout(saved_checkout, [sys.executable, *fast[1:], *small, f"hydra.run.dir={tmp_path / 'fast'}"],
                         timeout=120)
