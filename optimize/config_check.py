@@ -103,7 +103,7 @@ ENGINE_SCHEMA: dict[str, Any] = {
     },
     "batch_size": Setting("int", nullable=True, minimum=1),
     "split": {"train": Setting("float", minimum=0, below=1), "val": Setting("float", above=0, below=1),
-              "seed": Setting("int")},
+              "seed": Setting("int"), "near_duplicate_cosine": Setting("float", nullable=True, above=0, below=1)},
     "metric": {"casefold": Setting("bool"), "clip_at": Setting("float", nullable=True, above=0)},
     "paths": {"store": Setting("str"), "results_dir": Setting("str", nullable=True), "models": Setting("str")},
     "lease_wait_s": Setting("float", nullable=True, minimum=0),
