@@ -60,8 +60,12 @@ class PageUnits:
     def summary(self) -> str:
         """One line: ``50 pages in 48 split units (3 near-duplicate pages grouped at cosine >= 0.99)``."""
         rule = "by sha256 only" if self.threshold is None else f"at {UNIT_SIGNATURE} cosine >= {self.threshold:g}"
-        return (f"{self.pages} page(s) in {self.units} split unit(s) ({self.grouped_pages} near-duplicate page(s) "
-                f"grouped {rule})")
+        return (f"{_count(self.pages, 'page')} in {_count(self.units, 'split unit')} "
+                f"({_count(self.grouped_pages, 'near-duplicate page')} grouped {rule})")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def signature_of(example: Example) -> tuple[float, ...]:
