@@ -25,7 +25,7 @@ from prompt_opt_api.errors import TaskError
 
 NEAR_DUPLICATE_COSINE = 0.99
 UNIT_SIGNATURE = PAGE_GRAY16
-_BLOCK = 1024  # rows of the cosine matrix computed at once
+_BLOCK = 512  # rows of the cosine matrix computed at once
 _signatures: dict[tuple[str, str], tuple[float, ...]] = {}
 
 
@@ -101,7 +101,7 @@ def _similar_pairs(vectors: Sequence[tuple[float, ...]], threshold: float) -> li
     """Index pairs ``i < j`` whose cosine is at least ``threshold`` (signatures are unit vectors)."""
     import numpy as np  # lazy: the contracts import nothing heavy at module level
 
-    matrix = np.asarray(vectors, dtype=np.float64)
+    matrix = np.asarray(vectors, dtype=np.float32)
     found: list[tuple[int, int]] = []
     for start in range(0, len(matrix), _BLOCK):
         block = matrix[start : start + _BLOCK] @ matrix.T
