@@ -62,6 +62,7 @@ class LiteLLMAdvisor(Advisor):
         num_retries: Retries of a request that can heal.
         retry_initial_wait_s: First backoff (doubles each retry, with jitter).
         accepts_images: Whether the model reads images (GPT-4o, Claude, Gemini, Qwen2-VL-72B).
+        assumed_seconds_per_call: The run plan's guess of a call's duration before any was measured.
     """
 
     def __init__(
@@ -77,6 +78,7 @@ class LiteLLMAdvisor(Advisor):
         num_retries: int = 3,
         retry_initial_wait_s: float = 1.0,
         accepts_images: bool = False,
+        assumed_seconds_per_call: float | None = None,
     ) -> None:
         super().__init__()
         self.name = name
@@ -90,6 +92,7 @@ class LiteLLMAdvisor(Advisor):
         self.num_retries = num_retries
         self.retry_initial_wait_s = retry_initial_wait_s
         self.accepts_images = accepts_images
+        self.assumed_seconds_per_call = assumed_seconds_per_call
         self._started_base: str | None = None
         self._start_lock = threading.Lock()
         self._usage_lock = threading.Lock()

@@ -188,13 +188,35 @@ def _pypi_allowed() -> bool:
 
 
 def _hub_allowed() -> bool:
+    """The hub source: installed, not switched off (``HF_HUB_OFFLINE``) and reachable now.
+
+    One TCP connect to the hub's endpoint (3 s at most) decides: an unreachable hub is skipped
+    at once instead of being retried with back-off inside ``hf_hub_download``.
+    """
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
     try:
-        import huggingface_hub  # noqa: F401
+        from huggingface_hub import constants
     except ImportError:
         return False
+    if not endpoint_reachable(constants.ENDPOINT):
+        log.info("the model hub (%s) cannot be reached: skipping it", constants.ENDPOINT)
+        return False
     return True
+
+
+def endpoint_reachable(url: str, timeout_s: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host and port opens within ``timeout_s``."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def _from_hub(spec: ModelSpec, dst: Path) -> None:

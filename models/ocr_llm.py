@@ -128,6 +128,7 @@ class OcrLlmAnswerModel(AnswerModel):
             (None: the whole page). Shorter demos are cheaper to read: each query with demos
             re-reads them (docs/benchmarks.md, few-shot cost).
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
+        assumed_seconds_per_query: The run plan's guess before any query was measured.
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse). Answers
             are the same either way on the 30 queries of tests/test_ocr_llm_real.py, but not
             always: on a near-tie the different evaluation split of a reused prefix can flip a
@@ -162,6 +163,7 @@ class OcrLlmAnswerModel(AnswerModel):
         batch_size: int = 8,
         kv_cache_mb: int = 1024,
         demo_chars: int | None = None,
+        assumed_seconds_per_query: float | None = None,
     ) -> None:
         if weights is None:
             raise ValueError("ocr_llm needs a weights spec (see conf/model/ocr_llm.yaml)")
@@ -176,6 +178,7 @@ class OcrLlmAnswerModel(AnswerModel):
         if demo_chars is not None and demo_chars < 40:
             raise ValueError(f"ocr_llm: demo_chars must be null or at least 40, got {demo_chars}")
         self.demo_chars = demo_chars
+        self.assumed_seconds_per_query = assumed_seconds_per_query
         self._batch_size = batch_size
         self.kv_cache_bytes = kv_cache_mb << 20
         self.revision = weights.sha256

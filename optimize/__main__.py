@@ -1,7 +1,8 @@
 """Hydra entry point: ``python -m optimize [overrides]``.
 
 Composes the config, instantiates task, model, optimizer and advisor, runs every
-pair and returns the mean held-out test CER (so Hydra sweepers can minimize it).
+pair and returns the mean val CER of the winners (``optimize.sweep_value``: what Hydra
+sweepers minimize; test CER stays in the results and never selects).
 Heavy libraries are imported only by the components that need them.
 """
 
@@ -27,7 +28,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     """Run the job described by ``cfg``, writing into ``out_dir``.
 
     Returns:
-        (mean test CER, failed pair names).
+        (the sweep value: mean val CER of the winners, ``inf`` if a pair failed; failed pair names).
 
     Exits:
         2 on bad input or a missing advisor (before any model is loaded); 3 when an
@@ -35,6 +36,7 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         a dead endpoint), or another live process runs the same run id.
     """
     from optimize.run_settings import run_id_of, settings_of
+    from optimize.sweep_value import sweep_value
     from optimize.task_identity import describe_task
 
     task, pairs, too_small, audit = _load_task_or_exit(cfg)
@@ -49,24 +51,29 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
                            advisor_name=advisor.name if advisor is not None else "none",  # a panel names itself
                            task_info=task_info, sweep_job=_sweep_job())
     summary = _run_or_exit(cfg, pairs, too_small, optimizer, advisor, settings)
-    _log_outcome(summary, len(pairs))
-    return summary.mean_test_cer, summary.failed_pairs
+    value = sweep_value(summary.rows)
+    _log_outcome(summary, len(pairs), value, _selection_note(cfg, task))
+    return value, summary.failed_pairs
 
 
 def _load_task_or_exit(cfg: DictConfig):
-    """The task, its pairs and their split units, checked with the configuration before any
-    model is loaded: bad input, or a split that is not by document, fails in seconds (exit 2)."""
+    """The task, its pairs and their split units, checked with the configuration and the output
+    paths before any model is loaded: bad input, or a split that is not by document, fails in
+    seconds (exit 2)."""
     from hydra.utils import instantiate
 
     from optimize.config_check import check_config
+    from optimize.output_paths import check_output_paths
     from optimize.split_check import check_split
     from prompt_opt_api import TaskError
     from prompt_opt_api.page_units import NEAR_DUPLICATE_COSINE
 
     try:
         check_config(cfg)
+        if not cfg.get("plan"):  # a plan writes nothing
+            check_output_paths(cfg.paths.store, cfg.paths.get("results_dir"))
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
-        pairs, too_small = _instantiate_or_exit(cfg, "split").split(task.examples, list(cfg.pairs or []))
+        pairs, too_small = _instantiate_or_exit(cfg, "split").split(task.examples, list(cfg.pairs or task.selection))
         audit = check_split(pairs, cfg.split.get("near_duplicate_cosine", NEAR_DUPLICATE_COSINE),
                             cfg.split.get("_target_", ""))
     except TaskError as err:
@@ -74,7 +81,18 @@ def _load_task_or_exit(cfg: DictConfig):
         sys.exit(2)
     log.info("task %s: %d examples, %d pairs to run; split: %s", task.csv_path, len(task.examples), len(pairs),
              audit.summary)
+    if note := _selection_note(cfg, task):
+        log.info("%s", note)
     return task, pairs, too_small, audit
+
+
+def _selection_note(cfg: DictConfig, task) -> str:
+    """What to type for every pair, when the run took the task config's own selection."""
+    if cfg.pairs or not task.selection:
+        return ""
+    n_all = len({(e.doc_class, e.question_type) for e in task.examples})
+    return (f"pairs: the task's selection, {len(task.selection)} of its {n_all} (task.pairs); "
+            f"every pair: add task.pairs=[]")
 
 
 def _advisor_or_exit(cfg: DictConfig, optimizer):
@@ -133,11 +151,14 @@ def _run_or_exit(cfg: DictConfig, pairs, too_small, optimizer, advisor, settings
         store.close()
 
 
-def _log_outcome(summary, n_pairs: int) -> None:
+def _log_outcome(summary, n_pairs: int, value: float, selection_note: str = "") -> None:
     log.info(
-        "mean test CER %.4f over %d pairs; %d model calls, %d cache hits; results: %s",
-        summary.mean_test_cer, n_pairs, summary.model_calls, summary.cache_hits, summary.results_csv,
+        "mean test CER %.4f over %d pairs; returned to a sweeper: %.4f (mean val CER of the winners); "
+        "%d model calls, %d cache hits; results: %s",
+        summary.mean_test_cer, n_pairs, value, summary.model_calls, summary.cache_hits, summary.results_csv,
     )
+    if selection_note:
+        log.info("%s", selection_note)
     if summary.failed_pairs:
         log.error("%d pair(s) failed: %s; re-run the same command to retry only those",
                   len(summary.failed_pairs), ", ".join(summary.failed_pairs))
@@ -196,7 +217,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from optimize.sweep_status import record_failed_job
+    from optimize.failed_jobs import record_failed_job
 
     hydra_cfg = HydraConfig.get()
     out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -208,6 +229,6 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     main()
-    from optimize.sweep_status import failed_jobs
+    from optimize.failed_jobs import failed_jobs
 
     sys.exit(1 if failed_jobs else 0)

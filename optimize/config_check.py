@@ -7,7 +7,9 @@ model, optimizer, advisor, and nested ones such as a panel's members or a chain'
 against its target's signature: no key it does not take, and a value of the type its
 annotation names, where that is a plain type. Every problem is listed at once, each naming
 the key as an override is written (``budget.evaluations_per_pair=-5``); the entry point
-exits 2, as for any bad input. A plugin's own range rules stay in its ``__init__``.
+exits 2, as for any bad input. A plugin's own range rules stay in its ``__init__``. An
+optimizer's ``optimize`` is checked against the contract here too
+(``prompt_opt_api.signature_problem``): a plugin that would fail every pair fails once.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_opt_api import TaskError
+from prompt_opt_api import Optimizer, TaskError, signature_problem
+from prompt_opt_api.metric import MIN_CLIP_AT
 
 _MISSING = object()
 
@@ -43,6 +46,7 @@ class Setting:
         above: Values must be strictly greater than this (numbers).
         below: Values must be strictly less than this (numbers).
         choices: The only values allowed.
+        why: Why the bounds are what they are (said with a value out of them).
     """
 
     kind: str
@@ -51,6 +55,7 @@ class Setting:
     above: float | None = None
     below: float | None = None
     choices: tuple[Any, ...] = ()
+    why: str = ""
 
     def problem(self, value: Any) -> str | None:
         """What is wrong with ``value``, or None."""
@@ -65,7 +70,7 @@ class Setting:
                 return f"must be a finite number, not {value}"
             if (self.minimum is not None and value < self.minimum) or (self.above is not None and value <= self.above) \
                     or (self.below is not None and value >= self.below):
-                return f"must be {self.describe()}"
+                return f"must be {self.describe()}" + (f" ({self.why})" if self.why else "")
         return None
 
     def describe(self) -> str:
@@ -104,7 +109,9 @@ ENGINE_SCHEMA: dict[str, Any] = {
     "batch_size": Setting("int", nullable=True, minimum=1),
     "split": {"train": Setting("float", minimum=0, below=1), "val": Setting("float", above=0, below=1),
               "seed": Setting("int"), "near_duplicate_cosine": Setting("float", nullable=True, above=0, below=1)},
-    "metric": {"casefold": Setting("bool"), "clip_at": Setting("float", nullable=True, above=0)},
+    "metric": {"casefold": Setting("bool"), "clip_at": Setting(
+        "float", nullable=True, minimum=MIN_CLIP_AT,
+        why="an empty answer scores 1; a lower cap scores wrong answers better than none")},
     "paths": {"store": Setting("str"), "results_dir": Setting("str", nullable=True), "models": Setting("str")},
     "lease_wait_s": Setting("float", nullable=True, minimum=0),
     "progress": Setting("bool", nullable=True),
@@ -210,6 +217,8 @@ def _check_target(node: dict[str, Any], target: str, where: str, problems: list[
     if obj is None:
         problems.append(f"{where}._target_={target}: no such class or function")
         return
+    if inspect.isclass(obj) and issubclass(obj, Optimizer) and signature_problem(obj):
+        problems.append(f"{where}._target_={target}: {signature_problem(obj)}")
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):

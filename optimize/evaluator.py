@@ -24,6 +24,7 @@ from typing import Any
 
 from optimize.answer_store import AnswerStore
 from optimize.attribution import Attribution
+from optimize.plugin_errors import no_examples_message
 from prompt_opt_api.demo_retrieval import DemoRetrieval, PageSignatures
 from prompt_opt_api import (
     FULL_VAL,
@@ -354,7 +355,7 @@ class Evaluator:
         # made is used after this point.
         prompt = self._plain_prompt(prompt)
         if not examples:
-            raise ValueError("cannot score a prompt on zero examples")
+            raise ValueError(no_examples_message(examples))
         examples = self._own_copies(examples, "example", allowed=None)
         split = self._label(examples)
         # A retrieval rule becomes concrete demos per example: keys and answers are those of

@@ -53,6 +53,7 @@ class AdvisorPlan:
     seconds_per_call: float | None
     cap_calls: int | None
     cap_usd: float | None
+    seconds_measured: bool = True  # False: the advisor's assumed_seconds_per_call
 
     @property
     def usd(self) -> float | None:
@@ -157,15 +158,17 @@ class RunPlan:
         if self.seconds_per_query is None:
             return f"no measurement yet for {self.model} (the store records speeds as answers are computed)"
         seconds = self.wall_time_s()
-        speed = f"{self.seconds_per_query:.3g} s a query, median of {self.speed_samples} batches"
+        speed = (f"{self.seconds_per_query:.3g} s a query, median of {self.speed_samples} batches" if self.speed_samples
+                 else f"{self.seconds_per_query:.3g} s a query assumed: nothing measured yet")
         if seconds is None:
             if self.advisor is not None and self.advisor.calls and self.advisor.seconds_per_call is None:
                 return f"unknown: no advisor call of {self.advisor.name} measured yet ({speed})"
             return f"unknown ({speed})"
         advisor = ""
         if self.advisor is not None and self.advisor.calls:
-            advisor = f", {self.advisor.seconds_per_call:.3g} s an advisor call"
-        return f"about {_duration(seconds)} ({speed}{advisor}; cached answers cost nothing)"
+            advisor = f", {self.advisor.seconds_per_call:.3g} s an advisor call" + (
+                "" if self.advisor.seconds_measured else " assumed")
+        return f"up to about {_duration(seconds)} ({speed}{advisor}; cached answers cost nothing)"
 
 
 def _duration(seconds: float) -> str:
@@ -207,7 +210,8 @@ def make_plan(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], model
 
     speed = store.measured_speed("answer", model.name) if store is not None else None
     plan = RunPlan(model=model.name, optimizer=optimizer.name, budget_per_pair=budget, pairs=planned,
-                   skipped=list(too_small), advisor=None, seconds_per_query=speed["seconds"] if speed else None,
+                   skipped=list(too_small), advisor=None,
+                   seconds_per_query=speed["seconds"] if speed else model.assumed_seconds_per_query,
                    speed_samples=int(speed["samples"]) if speed else 0)
     if advisor is not None:
         plan.advisor = _advisor_plan(advisor, optimizer, visible_pairs, store, max_advisor_calls, max_advisor_usd)
@@ -225,7 +229,7 @@ def _advisor_plan(advisor: Advisor, optimizer: Optimizer, pairs: Sequence[Pair],
     if calls is not None and max_calls is not None:
         calls = min(calls, max_calls)
     # members share the calls (the critic's rounds rotate, the advisor recipe asks each)
-    prices, seconds, tokens, measured = [], [], [], True
+    prices, seconds, tokens, measured, measured_time = [], [], [], True, True
     for member in members:
         speed = store.measured_speed("advisor", member.name) if store is not None else None
         if speed and speed["prompt_tokens"]:
@@ -235,7 +239,8 @@ def _advisor_plan(advisor: Advisor, optimizer: Optimizer, pairs: Sequence[Pair],
             measured = False
         tokens.append(size)
         prices.append(member.estimated_cost_usd(int(size[0]), int(size[1])))
-        seconds.append(speed["seconds"] if speed else None)
+        seconds.append(speed["seconds"] if speed else member.assumed_seconds_per_call)
+        measured_time = measured_time and speed is not None
 
     def mean(values: list) -> float | None:
         return None if None in values else sum(values) / len(values)
@@ -244,4 +249,5 @@ def _advisor_plan(advisor: Advisor, optimizer: Optimizer, pairs: Sequence[Pair],
         name=advisor.name, calls=calls, usd_per_call=mean(prices), local=all(p == 0.0 for p in prices),
         tokens=(sum(t[0] for t in tokens) / len(tokens), sum(t[1] for t in tokens) / len(tokens)),
         tokens_measured=measured, seconds_per_call=mean(seconds), cap_calls=max_calls, cap_usd=max_usd,
+        seconds_measured=measured_time,
     )

@@ -1,8 +1,9 @@
 """Self-contained HTML reports of one run or of a task's collected runs, and the run's text summary.
 
 One file, no scripts and nothing fetched: figures (matplotlib) and page crops are
-embedded as base64 images, tables are pandas' HTML. Built from run records (the
-``run.json`` the run loop writes) and one table of result rows (text cells, as read
+embedded as base64 images, tables are pandas' HTML; every name and prompt is escaped, and
+figure texts are drawn as written (no mathtext), so any pair name survives. Built from run
+records (the ``run.json`` the run loop writes) and one table of result rows (text cells, as read
 from the results CSVs, labelled with model, advisor and run id).
 
 Sections per answer model: runs and their cost; the best prompt per pair (chosen by val
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from optimize.prompt_books import book_file_name
-from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair
+from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
 from optimize.run_record import RunRecord
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
@@ -48,7 +49,7 @@ _THUMB_MAX = (260, 260)
 
 
 def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: str,
-                 task_info: dict[str, Any] | None = None) -> Path:
+                 task_info: dict[str, Any] | None = None, one_run: bool = False) -> Path:
     """Write the HTML report of ``records`` (one run or a task's runs) to ``path``, atomically.
 
     Args:
@@ -57,19 +58,28 @@ def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: st
         table: Result rows of those runs (see ``optimize.collect.load_runs``).
         title: The page's heading.
         task_info: The task's ``task.json`` content, shown in the header when given.
+        one_run: A run's own report, in its folder: it names only that run's prompt books
+            (another run's books in a reused folder may be of another task).
 
     Returns:
         ``path``.
     """
-    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info, sorted(path.parent.glob("*.book.json")))]
+    import matplotlib
+
+    books = sorted(path.parent.glob("*.book.json"))
+    if one_run:
+        own = {book_file_name(n) for r in records for n in (r.results_csv, results_file_name(r.model, OPTIMAL_SUFFIX))}
+        books = [b for b in books if b.name in own]
+    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info, books)]
     data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
     models = sorted(set(table["model"])) or [""]
-    for model in models:
-        rows = table[table["model"] == model]
-        runs = [r for r in records if r.model == model]
-        if len(models) > 1:
-            parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
-        parts.append(_model_sections(runs, rows, data_dir))
+    with matplotlib.rc_context({"text.parse_math": False}):  # names drawn as written: "$" starts no mathtext
+        for model in models:
+            rows = table[table["model"] == model]
+            runs = [r for r in records if r.model == model]
+            if len(models) > 1:
+                parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
+            parts.append(_model_sections(runs, rows, data_dir))
     document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
                 f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(parts) + "\n</body></html>\n")
@@ -160,8 +170,12 @@ def _best_table(best: Any) -> str:
     frame = frame[["doc type question type", "optimal prompt", "demos", "cer", "interval", "val_cer", "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = _mean(best["cer"])
+    blind = [str(pair) for pair, text in zip(best["doc type question type"], best["optimal prompt"])
+             if "{question}" not in str(text)]
+    warning = (f"<p class='note'>No {{question}} in the winning prompt of {_esc(', '.join(blind))}: it sends the same "
+               "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
-            + _html_table(frame, prompt_columns=("optimal prompt", "demos")))
+            + _html_table(frame, prompt_columns=("optimal prompt", "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:

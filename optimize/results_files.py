@@ -151,17 +151,18 @@ def write_frame(path: Path, frame: Any) -> None:
 
 def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "",
                           own_csv: str | None = None) -> Path | None:
-    """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair across the advisor files in one folder.
+    """Write ``<model>_sep_OptimalPrompts.csv``: the best prompt per pair among advisor files in one folder.
 
-    Every ``<model>_sep_<advisor>.csv`` in ``results_dir`` competes, ranked by
-    ``best_per_pair`` (val CER; test CER never decides). Used for a run's own folder; the
-    results folder where runs meet is merged per task by ``optimize.collect``.
+    Ranked by ``best_per_pair`` (val CER; test CER never decides). A run's own folder
+    passes ``own_csv``: then that file alone competes, since other files in a reused
+    folder may be of another run on another task. Runs meet and merge in the results
+    folder, per task (``optimize.collect``).
 
     Args:
         results_dir: The folder.
         model_name: The answer model whose files compete.
-        run_id: Written as the run id of ``own_csv``'s rows (the folder's files do not name one).
-        own_csv: The run's own results file name (None: every file is taken as the run's).
+        run_id: Written as the run id of the rows (the files do not name one).
+        own_csv: The run's own results file name (None: every advisor file in the folder competes).
 
     Returns:
         The written file, or None if no advisor file was found.
@@ -172,14 +173,11 @@ def merge_optimal_prompts(results_dir: Path, model_name: str, run_id: str = "",
     frames = []
     for path in sorted(results_dir.glob(f"{prefix}*.csv")):
         advisor = path.stem[len(prefix) :]
-        if advisor == OPTIMAL_SUFFIX:
+        if advisor == OPTIMAL_SUFFIX or (own_csv is not None and path.name != own_csv):
             continue
-        # only the run's own file is this run's: another advisor's file in a reused folder is not
-        frames.append(read_results_frame(path).assign(
-            advisor=advisor, run_id=run_id if own_csv is None or path.name == own_csv else ""))
+        frames.append(read_results_frame(path).assign(advisor=advisor, run_id=run_id))
     if not frames:
         return None
     out = results_dir / f"{prefix}{OPTIMAL_SUFFIX}.csv"
     write_frame(out, best_per_pair(pd.concat(frames, ignore_index=True)))
     return out
-

@@ -33,6 +33,7 @@ from optimize.attribution import Attribution
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
 from optimize.leak_check import metric_normalizer, test_answer_leaks
+from optimize.plugin_errors import log_pair_failure, winner_note
 from optimize.progress import RunProgress, progress_text
 from optimize.prompt_books import (
     ROW_ENTRY,
@@ -73,7 +74,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunSummary:
-    """What a run produced; ``mean_test_cer`` is what the entry point returns."""
+    """What a run produced (the entry point returns ``optimize.sweep_value`` of its rows: val, never test)."""
 
     run_id: str
     mean_test_cer: float
@@ -252,12 +253,10 @@ class _Attempt:
         except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
             raise  # the run's failure, not the pair's: stop here
         except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
-            reason = f"{type(err).__name__}: {err}".replace("\n", " ")[:500]
-            log.error("pair %r failed: %s (the run goes on; re-run the same command to retry it)", pair.key, reason)
             self.failed.append(pair.key)
             return {"doc type question type": pair.key, "optimizer": self.parts.optimizer.name,
                     "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
-                    "status": f"failed: {reason}"}
+                    "status": f"failed: {log_pair_failure(pair.key, err, self.parts)}"}  # where, and if a retry helps
         self.parts.store.mark_finished(self.settings.run_id, pair.key, row, lease=self.lease)
         for key in self.totals:
             self.totals[key] += stats[key]
@@ -291,21 +290,20 @@ class _Attempt:
 
 def _write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[[], dict[str, Any]], advisor: str,
                    run_id: str) -> None:
-    """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one."""
-    rows = _ordered(rows)
+    """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one;
+    until then no book (one left there by another run in this folder is removed: it is not this run's)."""
+    rows, book = _ordered(rows), None
     write_results_csv(csv_path, rows)
-    if not any(r.get(ROW_ENTRY) for r in rows):
-        return
     try:
-        book = run_book(rows, header(), advisor, run_id)
+        book = run_book(rows, header(), advisor, run_id) if any(r.get(ROW_ENTRY) for r in rows) else None
     except Exception:  # noqa: BLE001 - e.g. a resumed run whose model cannot state its identity: the CSV stands
         log.exception("the prompt book beside %s was not written", csv_path.name)
-        return
     write_book(csv_path.parent / book_file_name(csv_path.name), book)
 
 
 def _merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path) -> None:
-    """The run folder's OptimalPrompts CSV and its book (entries from the books beside each CSV)."""
+    """The run folder's OptimalPrompts CSV and its book, from this run's own CSV and book only
+    (another run's files in a reused folder may be of another task)."""
     merged = merge_optimal_prompts(out_dir, model_name, run_id=run_id, own_csv=csv_path.name)
     if merged is None:
         return
@@ -352,7 +350,7 @@ def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSetti
     try:
         return write_report(settings.out_dir / "report.html", [record], run_frame(record, summary.results_csv),
                             title=f"Run {summary.run_id}: {record.optimizer}, advisor {record.advisor}",
-                            task_info=settings.task_info)
+                            task_info=settings.task_info, one_run=True)
     except Exception:  # the results are written; a report bug must not fail the run
         log.exception("the run's report was not written")
         return None
@@ -445,6 +443,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         # the winner as the prompt book has it (demo images relative to the task CSV's folder)
         "winner": row.get(ROW_ENTRY) or {},
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
+        "status": row.get("status", ""),  # its notes: the split, disqualified candidates, no {question} in the winner
     }
 
 
@@ -559,6 +558,7 @@ def _status(pair: Pair, verdict: _Judgement) -> str:
         status = f"{status}; the optimizer did not score the baseline on val: the engine did"
     if verdict.leaks:
         status = f"{status}; {len(verdict.leaks)} candidate(s) disqualified: a test-only answer in the text"
+    status += winner_note(pair, verdict.best_prompt)  # logged as a warning too
     if pair.split_note:
         status = f"{status}; {pair.split_note}"
     return status

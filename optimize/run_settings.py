@@ -30,6 +30,7 @@ NOT_THE_RUN = ("paths", "hydra", "progress", "progress_every_s", "lease_wait_s",
 # answer and reply caches leave them out of their keys for the same reason.
 EXECUTION_ONLY = frozenset({
     "batch_size", "n_threads", "kv_cache_mb", "concurrency",  # throughput
+    "assumed_seconds_per_query", "assumed_seconds_per_call",  # the run plan's guesses
     "timeout_s", "num_retries", "retry_initial_wait_s",  # patience with an endpoint
     "store_dir", "local_path", "hf_repo", "hf_filename", "pypi_parts", "pypi_version",  # where weights come from
 })

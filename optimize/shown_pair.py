@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from optimize.plugin_errors import HELD_OUT_TEST
 from prompt_opt_api import Example, Pair
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,9 @@ def row_label(source_row: str, fallback: str) -> str:
 def shown_pair(pair: Pair) -> Iterator[tuple[Pair, dict[Example, Example]]]:
     """The pair as an optimizer sees it, and the map from each own example to its shown copy.
 
-    The shown pair has no test split; its examples' rows carry no file name and their images
-    are links in a temporary folder removed when the block ends.
+    The shown pair's test split is empty (``HELD_OUT_TEST``, so that scoring it says why); its
+    examples' rows carry no file name and their images are links in a temporary folder
+    removed when the block ends.
     """
     folder = Path(tempfile.mkdtemp(prefix="vlm-prompt-opt-pages-"))
     try:
@@ -52,7 +54,7 @@ def shown_pair(pair: Pair) -> Iterator[tuple[Pair, dict[Example, Example]]]:
             shown[ex] = dataclasses.replace(ex, image=_page_link(folder, ex),
                                             source_row=row_label(ex.source_row, f"example {index}"))
         visible = dataclasses.replace(pair, train=tuple(shown[ex] for ex in pair.train),
-                                      val=tuple(shown[ex] for ex in pair.val), test=())
+                                      val=tuple(shown[ex] for ex in pair.val), test=HELD_OUT_TEST)
         yield visible, shown
     finally:
         shutil.rmtree(folder, ignore_errors=True)

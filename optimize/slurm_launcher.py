@@ -16,7 +16,7 @@ that need them: 1. and 2. in the launching process when the sweep starts, 3. in 
    raises at the first job without a result, while later jobs still run. Here the launcher
    waits for all of them; a job that ended without a result is logged in one line (its
    SLURM state, the error its log ends with) and recorded like a job with failed pairs
-   (``optimize/sweep_status.py``), so the sweep exits 1 after every job ran, and the same
+   (``optimize/failed_jobs.py``), so the sweep exits 1 after every job ran, and the same
    command resumes it.
 3. **A job SLURM stops does not fail a pair.** SLURM sends ``USR2`` ``signal_delay_s`` before a
    job's time limit; submitit's handler would then raise inside the running pair (recorded as
@@ -42,7 +42,7 @@ from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from omegaconf import open_dict
 from submitit.slurm import slurm as submitit_slurm
 
-from optimize.sweep_status import record_failed_job
+from optimize.failed_jobs import record_failed_job
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,11 @@
 the whole sweep, so one failed job does not stop the others. Jobs of Hydra's basic
 launcher run in the entry point's process and are seen directly; jobs of the joblib or
 submitit (SLURM) launchers run in worker processes or on other machines, so every job
-with failed pairs also appends its folder to ``failed_jobs.txt`` in the sweep folder,
-and ``SweepExitStatus`` (a Hydra callback, run in the launching process) reads it back
-when the sweep ends. ``SlurmSweep`` (a Hydra callback too) fixes the SLURM launcher so that a
-job SLURM killed is waited for and counted the same way (``optimize/slurm_launcher.py``).
+with failed pairs also appends its folder to ``failed_jobs.txt`` in the sweep folder
+(``optimize/failed_jobs.py``), and ``SweepExitStatus`` (a Hydra callback, run in the
+launching process) reads it back when the sweep ends. ``SlurmSweep`` (a Hydra callback too)
+fixes the SLURM launcher so that a job SLURM killed is waited for and counted the same way
+(``optimize/slurm_launcher.py``, which imports ``optimize/failed_jobs.py``, never this module).
 """
 
 from __future__ import annotations
@@ -19,24 +20,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-FAILED_JOBS_FILE = "failed_jobs.txt"
+from optimize.failed_jobs import FAILED_JOBS_FILE, failed_jobs
+
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
-
-# Output folders of jobs whose pairs failed, as far as this process knows.
-failed_jobs: list[str] = []
-
-
-def record_failed_job(out_dir: Path, sweep_dir: Path | None) -> None:
-    """Remember a job with failed pairs here and, in a sweep, in the sweep folder's list."""
-    failed_jobs.append(str(out_dir))
-    if sweep_dir is not None:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        # one short O_APPEND write per job: parallel jobs never interleave within a line
-        fd = os.open(sweep_dir / FAILED_JOBS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, f"{out_dir}\n".encode())
-        finally:
-            os.close(fd)
 
 
 class SweepExitStatus(Callback):

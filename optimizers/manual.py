@@ -5,19 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from prompt_opt_api import (
-    MANUAL,
     Advisor,
     BudgetExhausted,
     Optimizer,
     Pair,
     Prompt,
     PromptEvaluator,
-    Provenance,
     Trial,
     baseline_prompt,
+    manual_prompts,
 )
-
-PER_PAIR = Provenance(kind="manual", author="manual", detail="per-pair")
 
 
 class ManualOptimizer(Optimizer):
@@ -36,9 +33,8 @@ class ManualOptimizer(Optimizer):
         self.per_pair = {k: tuple(v) for k, v in (per_pair or {}).items()}
 
     def proposals(self, pair: Pair) -> list[Prompt]:
-        prompts = [baseline_prompt()]
-        prompts += [Prompt(text=t, provenance=MANUAL) for t in self.candidates]
-        prompts += [Prompt(text=t, provenance=PER_PAIR) for t in self.per_pair.get(pair.key, ())]
+        prompts = [baseline_prompt(), *manual_prompts(self.candidates),
+                   *manual_prompts(self.per_pair.get(pair.key, ()), detail="per-pair")]
         unique: dict[str, Prompt] = {}
         for p in prompts:
             unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from optimizers.prompt_pool import PromptPool
-from prompt_opt_api import MANUAL, Advisor, Optimizer, Pair, Prompt, PromptEvaluator, baseline_prompt
+from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, baseline_prompt, manual_prompts
 
 
 class PoolOptimizer(Optimizer):
@@ -28,8 +28,7 @@ class PoolOptimizer(Optimizer):
         """The baseline, the starting prompts and the manual candidates, repeats dropped as
         the pool drops them (what ``starting_pool`` scores; the run plan counts them)."""
         unique: dict[str, Prompt] = {}
-        manual = (Prompt(text, provenance=MANUAL) for text in self.manual_candidates)
-        for prompt in [baseline_prompt(), *self.starting_prompts, *manual]:
+        for prompt in [baseline_prompt(), *self.starting_prompts, *manual_prompts(self.manual_candidates)]:
             unique.setdefault(PromptPool.key(prompt), prompt)
         return list(unique.values())
 

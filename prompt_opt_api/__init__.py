@@ -28,6 +28,7 @@ from prompt_opt_api.data import (
     Trial,
     baseline_prompt,
     derived_provenance,
+    manual_prompts,
     pair_key,
 )
 from prompt_opt_api.errors import (
@@ -40,7 +41,7 @@ from prompt_opt_api.errors import (
     TaskError,
 )
 from prompt_opt_api.metric import Metric, mean
-from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator
+from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator, signature_problem
 
 __all__ = [
     "ADVISOR_KINDS", "DATASET_QUESTION", "FULL_VAL", "MANUAL", "PROVENANCE_KINDS", "QUESTION_PLACEHOLDER",
@@ -48,5 +49,5 @@ __all__ = [
     "AdvisorUsage", "AnswerModel", "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable",
     "EndpointUnusable", "Example", "ExampleResult", "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair",
     "Prompt", "PromptEvaluator", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt", "cache_key",
-    "derived_provenance", "mean", "pair_key", "reads_text",
+    "derived_provenance", "manual_prompts", "mean", "pair_key", "reads_text", "signature_problem",
 ]

@@ -84,10 +84,13 @@ class Advisor:
         name: Display name, used in output file names (``<model>_sep_<name>.csv``).
         accepts_images: Whether messages may carry page images (VLM advisors).
         usage: Calls, tokens and dollars spent so far.
+        assumed_seconds_per_call: The run plan's guess of a call's duration before the store
+            has measured one; None: no guess.
     """
 
     name: str = "advisor"
     accepts_images: bool = False
+    assumed_seconds_per_call: float | None = None
 
     def __init__(self) -> None:
         self.usage = AdvisorUsage()

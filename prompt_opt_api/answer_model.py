@@ -33,10 +33,13 @@ class AnswerModel(ABC):
     Attributes:
         name: Display name, used in output file names (``<name>_sep_<advisor>.csv``).
         revision: Identity of the weights; part of every cache key.
+        assumed_seconds_per_query: The run plan's guess of a query's cost before the store
+            has measured one (``plan=true`` on a fresh machine); None: no guess.
     """
 
     name: str = "answer-model"
     revision: str = ""
+    assumed_seconds_per_query: float | None = None
 
     @abstractmethod
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:

@@ -6,11 +6,13 @@ edited in place, and every value can be turned into JSON for cache keys and logs
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from prompt_opt_api.example import Example, pair_key
+
+if TYPE_CHECKING:  # demo_retrieval imports example.py, never this module: no import circle
     from prompt_opt_api.demo_retrieval import DemoRetrieval, PageSignatures
 
 QUESTION_PLACEHOLDER = "{question}"
@@ -69,54 +71,6 @@ def derived_provenance(parent: Provenance | None, kind: str, detail: str = "") -
 
 DATASET_QUESTION = Provenance(kind="dataset", author="dataset", detail="question")
 MANUAL = Provenance(kind="manual", author="manual")
-
-
-@dataclass(frozen=True)
-class Example:
-    """One labelled question about one document image.
-
-    Attributes:
-        image: Absolute path of the image (already validated to lie inside the data folder).
-        question: The data set's own question text.
-        answer: Ground-truth field value.
-        doc_class: Document class, e.g. ``passport``.
-        question_type: Field asked for, e.g. ``Фамилия``.
-        bbox: Pixel box ``(x1, y1, x2, y2)`` of the answer, or None.
-        image_sha256: Hex sha256 of the image bytes (cache keys use it, never the path).
-        source_row: Where the example came from, ``"file.csv:line"``, for error messages.
-    """
-
-    image: Path
-    question: str
-    answer: str
-    doc_class: str
-    question_type: str
-    bbox: tuple[float, float, float, float] | None
-    image_sha256: str
-    source_row: str = ""
-
-    @property
-    def pair_key(self) -> str:
-        """The pair's display name, ``"<doc type> <question type>"``."""
-        return pair_key(self.doc_class, self.question_type)
-
-    @property
-    def pair_identity(self) -> tuple[str, str]:
-        """The pair this example belongs to: ``(doc_class, question_type)``."""
-        return (self.doc_class, self.question_type)
-
-    def identity(self) -> dict[str, Any]:
-        """What makes this example's model input: used in cache keys (no paths)."""
-        return {"image_sha256": self.image_sha256, "question": self.question}
-
-
-def pair_key(doc_class: str, question_type: str) -> str:
-    """The brief's display name for a pair: ``"<doc type> <question type>"``.
-
-    For display and file rows only: a pair's identity is the ``(doc_class,
-    question_type)`` tuple, and the task loader refuses two pairs that display alike.
-    """
-    return f"{doc_class} {question_type}"
 
 
 @dataclass(frozen=True)
@@ -258,3 +212,10 @@ SPLIT_LABELS = ("train", FULL_VAL, "val-subset", "mixed", "test")
 def baseline_prompt() -> Prompt:
     """The baseline every optimizer must beat: each example's own question."""
     return Prompt(text=QUESTION_PLACEHOLDER, provenance=DATASET_QUESTION)
+
+
+def manual_prompts(texts: Iterable[str], detail: str = "") -> list[Prompt]:
+    """Hand-written templates as candidates credited to ``manual`` (results' ``author`` column),
+    not to the optimizer that scores them; ``detail`` says which list (``per-pair``)."""
+    provenance = replace(MANUAL, detail=detail)
+    return [Prompt(text=text, provenance=provenance) for text in texts]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prompt_opt_api.data import Example
+from prompt_opt_api.example import Example
 
 PAGE_GRAY16 = "page-gray16/v1"
 OCR_TFIDF = "ocr-char3-tfidf/v1"

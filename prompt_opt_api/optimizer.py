@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
@@ -71,8 +72,9 @@ class Optimizer(ABC):
     """Searches for the prompt with the lowest CER for one pair.
 
     Contract:
-        * ``optimize(pair, evaluator, advisor)`` has exactly this signature in every
-          plugin (a test checks it); options go to ``__init__``, from Hydra.
+        * ``optimize(pair, evaluator, advisor)`` has exactly these parameters, in this
+          order, in every plugin (``signature_problem``; the configuration check and a
+          test hold it); options go to ``__init__``, from Hydra.
         * ``pair.test`` is empty: the held-out split is scored only by the run loop.
         * Score only through ``evaluator.score`` (see ``PromptEvaluator``); never call a
           model directly.
@@ -132,3 +134,33 @@ class Optimizer(ABC):
         """At most how many advisor calls a run over ``pairs`` makes (``members``: advisors in a
         panel). Default: none without an advisor, unknown (None) with one."""
         return None if self.uses_advisor else 0
+
+
+def signature_problem(cls: type) -> str | None:
+    """What breaks the frozen ``optimize(self, pair, evaluator, advisor)`` in ``cls``, or None.
+
+    Parameter names, order and kinds are compared, not annotations: a module with or without
+    ``from __future__ import annotations`` states the same contract (defaults are allowed).
+    """
+    expected, actual = _bare(Optimizer.optimize), _bare(getattr(cls, "optimize", None))
+    if actual == expected:
+        return None
+    contract = f"every optimizer's optimize is {expected} (prompt_opt_api.Optimizer)"
+    if actual is None:
+        return f"{cls.__name__}.optimize cannot be inspected; {contract}"
+    missing = [name for name in expected.parameters if name not in actual.parameters]
+    if missing:
+        return (f"{cls.__name__}.optimize{actual} lacks the parameter{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}; {contract}")
+    return f"{cls.__name__}.optimize{actual} changes the contract: {contract}, in this order"
+
+
+def _bare(function: object) -> inspect.Signature | None:
+    """``function``'s signature with names and kinds only (no annotations, no defaults)."""
+    try:
+        signature = inspect.signature(function)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    parameters = [p.replace(annotation=inspect.Parameter.empty, default=inspect.Parameter.empty)
+                  for p in signature.parameters.values()]
+    return signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prompt_opt_api.data import Example
+from prompt_opt_api.example import Example
 from prompt_opt_api.demo_retrieval import PAGE_GRAY16, page_signature
 from prompt_opt_api.errors import TaskError
 

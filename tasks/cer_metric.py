@@ -6,6 +6,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from prompt_opt_api.metric import MIN_CLIP_AT
+
 # Quotes and punctuation a model tends to wrap answers in ("«Иванов».", 'Ivanov:'),
 # stripped only at the ends: inner punctuation (dates, codes like 770-001) is content.
 _SURROUNDING = "\"'`«»„“”‘’‹›.,;:!?()[]{}<>*_ \t\n"
@@ -20,11 +22,20 @@ class CerMetric:
     Args:
         casefold: Compare case-insensitively (default True).
         clip_at: Cap each example's CER at this value (None: raw CER, which exceeds 1.0
-            when the prediction has many extra characters, e.g. a chatty answer).
+            when the prediction has many extra characters, e.g. a chatty answer); at least
+            ``MIN_CLIP_AT`` (1.0), so a wrong answer never scores better than an empty one.
+
+    Raises:
+        ValueError: for a ``clip_at`` below ``MIN_CLIP_AT`` (or not a number).
     """
 
     casefold: bool = True
     clip_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.clip_at is not None and not (isinstance(self.clip_at, (int, float)) and self.clip_at >= MIN_CLIP_AT):
+            raise ValueError(f"clip_at={self.clip_at!r}: must be >= {MIN_CLIP_AT:g} or None (below it a wrong "
+                             "answer would score better than an empty one)")
 
     def normalize(self, text: str) -> str:
         text = unicodedata.normalize("NFKC", text or "")

@@ -7,8 +7,9 @@ the file and row; with ``on_bad_row="skip"`` bad rows are dropped with a warning
 
 Text cells may hold tab and newline but no other control character (a NUL byte, an ANSI
 escape that would reach the terminal through the logs); an answer is at most
-``max_answer_chars`` long; a bbox is four finite numbers within the image (with a small
-margin for boxes drawn a little past the edge).
+``max_answer_chars`` long, a doc class or question type at most ``MAX_LABEL_CHARS``; a
+bbox is four finite numbers within the image (with a small margin for boxes drawn a
+little past the edge).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import logging
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +57,10 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 _BBOX_MARGIN_PX = 16
 _BBOX_MARGIN_SHARE = 0.05
 DEFAULT_MAX_ANSWER_CHARS = 1000
+# A doc class and a question type name a pair ("Паспорт Фамилия"): a short label shown in every
+# results row, progress line, report heading and figure axis. 200 characters is far more
+# than any real label; a longer cell is a text pasted into the wrong column.
+MAX_LABEL_CHARS = 200
 
 
 class DatasetError(TaskError):
@@ -77,6 +83,7 @@ class LoadedTask:
     csv_path: Path
     examples: tuple[Example, ...]
     skipped: tuple[RowProblem, ...]
+    selection: tuple[str, ...] = ()  # the pairs a run takes when it names none (``task.pairs``); () = all
 
 
 def _normalize_header(name: str) -> str:
@@ -175,7 +182,7 @@ class _ImageChecker:
 
 
 def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path | None = None,
-              max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> LoadedTask:
+              max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS, pairs: Sequence[str] | None = None) -> LoadedTask:
     """Read and validate a task CSV.
 
     Args:
@@ -184,6 +191,8 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
         data_root: Folder images must lie in; defaults to the CSV's folder.
         max_answer_chars: Longest answer accepted (``task.max_answer_chars``); a longer one
             is a bad row.
+        pairs: The task's own selection of pairs (``task.pairs``, as "<doc_class> <question_type>"),
+            run when the command line names none (``pairs=``); empty or None: every pair.
 
     Returns:
         The validated examples, in file order.
@@ -254,7 +263,20 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
         log.warning("%s: skipped %d bad row(s), kept %d", csv_path, len(problems), len(examples))
     if not examples:
         raise DatasetError(f"{csv_path}: no usable rows (the task is empty)")
-    return LoadedTask(csv_path=csv_path, examples=tuple(examples), skipped=tuple(problems))
+    return LoadedTask(csv_path=csv_path, examples=tuple(examples), skipped=tuple(problems),
+                      selection=_checked_selection(csv_path, examples, pairs))
+
+
+def _checked_selection(csv_path: Path, examples: Sequence[Example], pairs: Sequence[str] | None) -> tuple[str, ...]:
+    """``task.pairs`` as a tuple, every name a pair of the CSV (a DatasetError names the first that is not)."""
+    selection = tuple(str(p) for p in (pairs or ()))
+    known = {f"{e.doc_class} {e.question_type}" for e in examples}
+    unknown = [p for p in selection if p not in known]
+    if unknown:
+        raise DatasetError(f"task.pairs: {unknown[0]!r} is not a pair of {csv_path} (this task config runs a "
+                           f"selection of its pairs: task.pairs=[] runs every pair; for your own CSV use "
+                           f"task=csv task.csv=PATH)")
+    return selection
 
 
 def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_number, max_answer_chars) -> Example:
@@ -268,6 +290,10 @@ def _parse_row(cells, index, n_columns, root, images, where, first_seen, row_num
     for name in REQUIRED_COLUMNS:
         if not value[name]:
             raise ValueError(f"empty {name}")
+    for name in ("doc_class", "question_type"):
+        if len(value[name]) > MAX_LABEL_CHARS:
+            raise ValueError(f"{name} is {len(value[name])} characters long, over the limit of {MAX_LABEL_CHARS} "
+                             "for a label (a pair's name)")
     if len(value["answer"]) > max_answer_chars:
         raise ValueError(f"answer is {len(value['answer'])} characters long, over the limit of {max_answer_chars} "
                          "(task.max_answer_chars)")

@@ -55,3 +55,11 @@ def test_raw_cer_exceeds_one_for_chatty_answers_unless_clipped():
     assert CerMetric().cer("Иванов", chatty) > 1.0
     assert CerMetric(clip_at=1.0).cer("Иванов", chatty) == 1.0
     assert CerMetric(clip_at=1.0).cer("Иванов", "Иваноа") == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("clip_at", [1e-9, 0, -1, 0.5])
+def test_a_cap_below_one_is_refused(clip_at):
+    """Below 1 a wrong answer would score better than an empty one (CER 1.0)."""
+    with pytest.raises(ValueError, match="must be >= 1"):
+        CerMetric(clip_at=clip_at)
+    assert CerMetric(clip_at=1.0).cer("Иванов", "Петров") == CerMetric().cer("Иванов", "Петров") > 0.5  # kept exact

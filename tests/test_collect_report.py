@@ -25,7 +25,7 @@ from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, cli_env, run_cli
 from tests.scripted_answer_model import ScriptedAnswerModel
-from tests.task_factory import make_task
+from tests.task_factory import draw_image, make_task, write_csv
 
 EXACT = "{question} Ответь только значением."  # the scripted model answers exactly
 VAGUE = "Опиши документ."  # ...wrongly: the baseline "{question}" (one character short) wins
@@ -309,14 +309,65 @@ def test_report_shows_demo_winners_and_fits_a_1400_pixel_page(tmp_path):
     assert width <= window <= 1400  # no page-wide scrolling: long prompts wrap, wide tables scroll in their own box
 
 
-def test_a_run_folders_merge_credits_only_its_own_file_to_the_run(tmp_path):
+def test_a_run_folders_merge_reads_only_its_own_file(tmp_path):
     from optimize.results_files import merge_optimal_prompts, write_results_csv
 
     row = {"doc type question type": "passport Фамилия", "optimal prompt": "{question}", "cer": 0.5, "val_cer": 0.5}
     write_results_csv(tmp_path / "M_sep_Mine.csv", [row])
-    write_results_csv(tmp_path / "M_sep_Other.csv", [dict(row, **{"optimal prompt": "{q}", "val_cer": 0.1,
-                                                                 "doc type question type": "passport Имя"})])
+    write_results_csv(tmp_path / "M_sep_Other.csv", [dict(row, **{"optimal prompt": "{q}", "val_cer": 0.1}),
+                                                     dict(row, **{"doc type question type": "passport Имя"})])
     out = merge_optimal_prompts(tmp_path, "M", run_id="run-1", own_csv="M_sep_Mine.csv")
     with out.open(encoding="utf-8") as fh:
-        by_pair = {r["doc type question type"]: r for r in csv.DictReader(fh)}
-    assert by_pair["passport Фамилия"]["run_id"] == "run-1" and by_pair["passport Имя"]["run_id"] == ""
+        rows = list(csv.DictReader(fh))
+    assert [(r["doc type question type"], r["optimal prompt"], r["run_id"]) for r in rows] == [
+        ("passport Фамилия", "{question}", "run-1")]  # the other file's better val CER is not this run's
+
+
+def test_two_runs_of_different_tasks_in_one_folder_keep_its_merged_files_their_own(tmp_path):
+    """A reused run folder (one ``hydra.run.dir``): its OptimalPrompts CSV and book show the last
+    run's own winners, never a winner of the other task's run, whatever its val CER."""
+    other = make_task(tmp_path / "other", n_images=10)
+    _run(tmp_path, other, "A", [EXACT], "o", "r1", report=True)  # another task: exact answers, val CER 0
+    with (tmp_path / "o" / "Scripted-VLM_sep_OptimalPrompts.csv").open(encoding="utf-8") as fh:
+        assert {r["optimal prompt"] for r in csv.DictReader(fh)} == {EXACT}  # a run alone: its own winners
+    data = make_task(tmp_path / "data", n_images=9)
+    summary = _run(tmp_path, data, "B", [VAGUE], "o", "r2", report=True)  # this task: the baseline wins, val CER > 0
+    own = {r["doc type question type"]: r["optimal prompt"] for r in summary.rows}
+    assert set(own.values()) == {"{question}"}
+    with (tmp_path / "o" / "Scripted-VLM_sep_OptimalPrompts.csv").open(encoding="utf-8") as fh:
+        merged = list(csv.DictReader(fh))
+    assert {r["doc type question type"]: r["optimal prompt"] for r in merged} == own
+    assert {r["advisor"] for r in merged} == {"B"} and {r["run_id"] for r in merged} == {"r2"}
+    book = load_book(tmp_path / "o" / "Scripted-VLM_sep_OptimalPrompts.book.json")
+    assert {e.template for e in book.entries} == {"{question}"} and {e.run_id for e in book.entries} == {"r2"}
+    html = (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+    assert "Scripted-VLM_sep_B.book.json" in html and "Scripted-VLM_sep_A.book.json" not in html
+
+
+def test_a_run_with_no_winner_leaves_no_book_of_another_run_beside_its_csv(tmp_path):
+    other = make_task(tmp_path / "other", n_images=10)
+    _run(tmp_path / "first", other, "A", [EXACT], "../o", "r1")  # its own store: nothing cached for the next run
+    assert (tmp_path / "o" / "Scripted-VLM_sep_A.book.json").is_file()
+    data = make_task(tmp_path / "data", n_images=9, with_second_pair=False)
+    _run(tmp_path, data, "A", [VAGUE], "o", "r2", model=ScriptedAnswerModel(fail_pair="passport Фамилия"))
+    with (tmp_path / "o" / "Scripted-VLM_sep_A.csv").open(encoding="utf-8") as fh:
+        assert [r["status"][:7] for r in csv.DictReader(fh)] == ["failed:"]
+    assert not (tmp_path / "o" / "Scripted-VLM_sep_A.book.json").exists()  # the other task's book is gone
+    assert not list((tmp_path / "results").glob("*/runs/r2/*.book.json"))  # and was not published as this run's
+
+
+@pytest.mark.parametrize("doc_class, question_type", [("$\\frac{a}{$", "<b>Фамилия</b>"), ("passport", "Фамилия")])
+def test_both_reports_survive_any_pair_name(tmp_path, doc_class, question_type):
+    """A ``$`` is a dollar sign in the figures (no mathtext), and markup in a name is text in the page."""
+    rows = [[f"images/{i}.png", "Какая фамилия?", name, doc_class, question_type, ""]
+            for i, name in enumerate(["Иванов", "Петрова", "Сидоров", "Кузнецова", "Смирнов", "Попова"])]
+    for i in range(len(rows)):
+        draw_image(tmp_path / "data" / "images" / f"{i}.png", f"doc {i}")
+    data = write_csv(tmp_path / "data" / "task.csv", rows)
+    _run(tmp_path, data, "A$^{x}$", [VAGUE], "o", "r1", report=True)
+    (task_dir,) = _task_dirs(tmp_path / "results")
+    shown = f"{doc_class} {question_type}".replace("<", "&lt;").replace(">", "&gt;")
+    for report in (tmp_path / "o" / "report.html", task_dir / "report.html"):
+        html = report.read_text(encoding="utf-8")
+        assert html.count("<figure><img") == 2  # the advisor x pair matrix and the val-CER curve
+        assert f"<h3>{shown} (test CER" in html and "<b>Фамилия</b>" not in html

@@ -1,5 +1,6 @@
 """The whole configuration is checked before anything loads: every mistake named, exit 2."""
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ def test_every_shipped_option_passes(group):
         check_config(_compose(f"{group}={option}", *extra))  # raises if a shipped config is refused
     check_config(_compose("optimizer=chain", "advisor=panel", "budget.evaluations_per_pair=null",
                           "budget.advisor_calls=0", "split.train=0", "metric.clip_at=1"))
+    check_config(_compose("metric.clip_at=2.5"))
 
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -39,6 +41,10 @@ def test_every_shipped_option_passes(group):
     (["split.train=0.9", "split.val=0.5"], "split.train=0.9 split.val=0.5: train + val is 1.4"),
     (["split.val=0"], "split.val=0: must be a number > 0 and < 1"),
     (["split.seed=1.5"], "split.seed=1.5: must be a whole number"),
+    (["metric.clip_at=1e-9"], "metric.clip_at=1e-09: must be a number >= 1 or null (an empty answer scores 1"),
+    (["metric.clip_at=0"], "metric.clip_at=0: must be a number >= 1 or null"),
+    (["metric.clip_at=-1"], "metric.clip_at=-1: must be a number >= 1 or null"),
+    (["metric.clip_at=0.99"], "metric.clip_at=0.99: must be a number >= 1 or null"),
     (["batch_size=0"], "batch_size=0: must be a whole number >= 1 or null"),
     (["budget.advisor_usd=-1"], "budget.advisor_usd=-1: must be a number >= 0 or null"),
     (["budget.advisor_usd=nan"], "must be a finite number"),
@@ -81,3 +87,18 @@ def test_a_value_a_plugin_refuses_exits_2_naming_the_group(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "bad configuration: optimizer (optimizers.chain.ChainOptimizer)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_clip_below_one_exits_2_in_one_line_before_any_model_call(tmp_path):
+    """A tiny cap would report CER 0.0000 for answers all wrong; a cap of 1 keeps honest scores exact."""
+    data = make_task(tmp_path / "data", n_images=4)
+    calls = tmp_path / "calls.log"
+    proc = run_cli(tmp_path, data, "metric.clip_at=1e-9", f"model.calls_log={calls}")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "metric.clip_at" in ln]
+    assert "metric.clip_at=1e-09: must be a number >= 1 or null" in line
+    assert "Traceback" not in proc.stderr and not calls.exists() and not (tmp_path / "store.sqlite").exists()
+    proc = run_cli(tmp_path, data, "metric.clip_at=1")
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "out" / "Scripted-VLM_sep_none.csv").open(encoding="utf-8") as fh:
+        assert len(list(csv.DictReader(fh))) == 2

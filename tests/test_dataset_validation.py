@@ -184,3 +184,16 @@ def test_answer_length_limit_names_the_row_and_is_configurable(tmp_path):
     assert len(load_task(write_csv(tmp_path / "t2.csv", rows), max_answer_chars=2000).examples) == 3
     with pytest.raises(ValueError, match="max_answer_chars"):
         load_task(path, max_answer_chars=0)
+
+
+@pytest.mark.parametrize("column, name", [(3, "doc_class"), (4, "question_type")])
+def test_a_label_over_200_characters_names_the_row(tmp_path, column, name):
+    """A doc class or question type is a pair's short name; 5,000 characters is text in the wrong column."""
+    rows = _good_rows(tmp_path)
+    rows[1][column] = "Паспорт " * 625  # 5,000 characters
+    path = write_csv(tmp_path / "t.csv", rows)
+    msg = _error(path)
+    assert str(path) in msg and "row 2 (line 3)" in msg and f"{name} is 4999 characters long" in msg
+    assert "over the limit of 200" in msg and len(msg) < 1000  # the cell itself is not echoed
+    rows[1][column] = "Я" * 200  # a long but possible label
+    assert len(load_task(write_csv(tmp_path / "t2.csv", rows)).examples) == 3

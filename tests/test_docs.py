@@ -1,7 +1,9 @@
 """The documentation stays true: links resolve, README stays a front door with the two
 commands CI runs, the tests the docs cite exist, and docs/extending.md's worked examples
 run as printed (each marked block is executed, its YAML instantiated, and the result run
-through the engine's public pieces)."""
+through the engine's public pieces); saved where their first lines say, in a copy of the
+checkout, they pass the contract tests every plugin passes, and the documented fast loop runs
+the example optimizer there."""
 
 from __future__ import annotations
 
@@ -10,9 +12,13 @@ import csv
 import hashlib
 import json
 import re
+import shlex
+import shutil
 import socket
+import subprocess
 import sys
 import threading
+import time
 import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +35,7 @@ from prompt_opt_api import EndpointUnreachable, Prompt, baseline_prompt
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.cli_helpers import cli_env
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -38,6 +45,7 @@ DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 EXTENDING = ROOT / "docs" / "extending.md"
 SETUP_COMMAND = "bash scripts/setup.sh && .venv/bin/python -m optimize"
 TEST_COMMAND = ".venv/bin/python -m pytest -q"
+REAL_LANE_COMMAND = ".venv/bin/python -m pytest -q -m real"
 EXACT = "{question} Ответь только значением."  # the scripted model answers this one exactly
 
 FENCE = re.compile(r"^```.*?^```[ \t]*$", re.S | re.M)
@@ -83,9 +91,10 @@ def test_readme_is_a_front_door_with_the_two_commands():
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 150
     first_block = FENCE.search("\n".join(lines)).group(0).splitlines()
-    assert SETUP_COMMAND in first_block and TEST_COMMAND in first_block  # exactly, each a line of its own
+    # exactly, each a line of its own
+    assert SETUP_COMMAND in first_block and TEST_COMMAND in first_block and REAL_LANE_COMMAND in first_block
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
-    assert TEST_COMMAND in ci  # CI runs the command README gives
+    assert TEST_COMMAND in ci and REAL_LANE_COMMAND in ci  # CI runs both lanes README gives
 
 
 def test_the_tests_the_docs_cite_exist():
@@ -106,7 +115,7 @@ def _examples() -> dict[str, tuple[str, str]]:
 
 def test_every_example_in_extending_is_marked_and_run_here():
     examples = _examples()
-    assert set(examples) == {"new-optimizer", "new-optimizer-yaml", "new-answer-model",
+    assert set(examples) == {"fast-loop", "real-loop", "new-optimizer", "new-optimizer-yaml", "new-answer-model",
                              "new-answer-model-yaml", "new-advisor", "new-advisor-yaml"}
     python_blocks = re.findall(r"^```python$", EXTENDING.read_text(encoding="utf-8"), re.M)
     assert len(python_blocks) == sum(lang == "python" for lang, _ in examples.values())  # none runs untested
@@ -220,3 +229,92 @@ def test_the_example_advisor_writes_the_prompt_that_wins(tmp_path, monkeypatch):
     assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000"
     assert row["author"] == "Templates" and row["advisor_calls"] == "1"
     assert advisor.usage.calls == 1
+
+
+def test_a_hand_written_prompt_that_wins_is_credited_to_manual(tmp_path, monkeypatch):
+    optimizer = _from_yaml("new-optimizer", monkeypatch, manual=(EXACT,))
+    row = _run_engine(tmp_path, optimizer)
+    assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000"
+    assert row["author"] == "manual" and row["origin"] == "manual"  # docs/cli.md: hand-written prompts are manual's
+
+
+# -- the examples saved to disk, and the fast loop -------------------------------------------------
+
+CHECKOUT = ("conf", "models", "optimize", "optimizers", "prompt_opt_api", "scripts", "tasks", "tests", "pyproject.toml")
+
+
+@pytest.fixture(scope="module")
+def saved_checkout(tmp_path_factory) -> Path:
+    """A copy of the checkout (demo images left out) with every example of docs/extending.md
+    saved where its first line says, as a reader would save it."""
+    root = tmp_path_factory.mktemp("checkout")
+    ignore = shutil.ignore_patterns("__pycache__", "*.sqlite", "demo", "outputs")
+    for name in CHECKOUT:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, root / name, ignore=ignore)
+        else:
+            shutil.copy2(source, root / name)
+    for name, (lang, code) in _examples().items():
+        if lang in ("python", "yaml"):
+            target = root / re.match(r"# ([\w/.]+)\n", code).group(1)
+            target.write_text(code, encoding="utf-8")
+    return root
+
+
+def _in_checkout(root: Path, args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    env = dict(cli_env(), PYTHONPATH=str(root))
+    return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_the_examples_saved_as_printed_pass_the_contract_tests_of_every_plugin(saved_checkout):
+    assert (saved_checkout / "optimizers" / "suffix_search.py").is_file()
+    proc = _in_checkout(saved_checkout, [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider",
+                                         "tests/test_configs_and_contracts.py"], timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    for test in ("test_optimizer_configs_instantiate_and_keep_the_signature[suffix_search]",
+                 "test_every_optimizer_module_keeps_the_signature",
+                 "test_model_configs_instantiate_without_loading_weights[field_service]",
+                 "test_advisor_configs_instantiate_without_network_or_secrets[templates]"):
+        assert re.search(rf"{re.escape(test)} PASSED", proc.stdout), test
+
+
+def _documented(name: str) -> list[str]:
+    lang, code = _examples()[name]
+    assert lang == "bash"
+    (line,) = [line for line in code.splitlines() if line.strip()]
+    return shlex.split(line)
+
+
+def test_the_fast_loop_runs_the_example_optimizer_in_seconds(saved_checkout, tmp_path):
+    fast, real = _documented("fast-loop"), _documented("real-loop")
+    scripted = ["-cd", "tests/conf", "model=scripted", "paths.results_dir=null"]
+    assert [a for a in fast if a not in scripted] == real  # the same command, with the real model
+    assert fast[0] == ".venv/bin/python" and "optimizer=suffix_search" in fast
+
+    data = make_task(tmp_path / "data", n_images=10)
+    small = [f"task.csv={data}", f"paths.store={tmp_path / 'store.sqlite'}"]
+    started = time.monotonic()
+    proc = _in_checkout(saved_checkout, [sys.executable, *fast[1:], *small, f"hydra.run.dir={tmp_path / 'fast'}"],
+                        timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    with (tmp_path / "fast" / "Scripted-VLM_sep_none.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 and all(r["optimizer"] == "suffix_search" and r["status"] == "ok" for r in rows)
+    # conf/config.yaml's first hand-written prompt holds the scripted model's marker: it wins, credited to manual
+    assert all("только значением" in r["optimal prompt"] and r["author"] == "manual" for r in rows)
+    assert (tmp_path / "fast" / "report.html").is_file() and not (saved_checkout / "outputs" / "results").exists()
+    assert elapsed < 60, elapsed  # seconds, not the minutes a real model takes
+
+    # an optimizer that asks an advisor: the same loop with the example advisor (no LLM, key or cost)
+    asking = _in_checkout(saved_checkout, [sys.executable, *fast[1:], *small, "optimizer=advisor", "advisor=templates",
+                                           "prompts.manual=[]", f"hydra.run.dir={tmp_path / 'asking'}"], timeout=120)
+    assert asking.returncode == 0, asking.stderr[-4000:]
+    with (tmp_path / "asking" / "Scripted-VLM_sep_Templates.csv").open(encoding="utf-8") as fh:
+        assert {(r["author"], r["cer"]) for r in csv.DictReader(fh)} == {("Templates", "0.0000")}
+
+    plan = _in_checkout(saved_checkout, [sys.executable, *real[1:], *small, "plan=true",
+                                         f"hydra.run.dir={tmp_path / 'real'}"], timeout=120)
+    assert plan.returncode == 0, plan.stderr[-4000:]
+    assert "suffix_search" in plan.stdout and "Scripted-VLM" not in plan.stdout + plan.stderr

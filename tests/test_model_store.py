@@ -100,3 +100,38 @@ def test_pypi_source_is_off_in_tests_unless_asked(tmp_path, monkeypatch):
     monkeypatch.setenv("VLM_PROMPT_OPT_PYPI_WEIGHTS", "1")
     sources = [name for name, _ in ModelStore(tmp_path / "store")._sources(spec)]
     assert sources == ["PyPI parts no-such-part1..no-such-part1==0.1"]
+
+
+def test_an_unreachable_hub_is_skipped_at_once(monkeypatch):
+    """Set-up on a machine without the hub: one connect attempt, no download retries."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from models import model_store
+
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(model_store, "_from_hub", lambda spec, dst: pytest.fail("the hub was tried"))
+    spec = ModelSpec(name="x.gguf", size=1, sha256="0" * 64, hf_repo="org/repo", hf_filename="x.gguf")
+    started = time.monotonic()
+    assert [name for name, _ in ModelStore("unused")._sources(spec)] == []
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_reachable_hub_stays_a_source(monkeypatch):
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+        spec = ModelSpec(name="x.gguf", size=1, sha256="0" * 64, hf_repo="org/repo", hf_filename="x.gguf")
+        assert [name for name, _ in ModelStore("unused")._sources(spec)] == ["huggingface org/repo"]

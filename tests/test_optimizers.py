@@ -215,6 +215,19 @@ def test_provenance_labels_keep_the_origin_style_and_derived_prompts_keep_the_au
     assert Prompt("{question} x", provenance=critic).identity() == Prompt("{question} x").identity()
 
 
+def test_hand_written_candidates_are_credited_to_manual_by_every_optimizer_that_takes_them(tmp_path):
+    from optimizers.manual import ManualOptimizer
+
+    pair = _pair(tmp_path)
+    hand = ["{question} Кратко."]
+    for optimizer in (ManualOptimizer(hand), AdvisorOptimizer(manual_candidates=hand),
+                      FewShotOptimizer(manual_candidates=hand)):
+        (prompt,) = [p for p in optimizer.known_prompts(pair) if p.text == hand[0]]
+        assert prompt.provenance == MANUAL, type(optimizer).__name__
+    per_pair = ManualOptimizer(per_pair={pair.key: ["Опиши."]}).known_prompts(pair)[-1]
+    assert (per_pair.provenance.author, per_pair.origin) == ("manual", "manual:per-pair")
+
+
 def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
     data = make_task(tmp_path / "data", n_images=10)  # two pairs
     pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
