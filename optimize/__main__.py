@@ -39,14 +39,14 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
     from optimize.sweep_value import sweep_value
     from optimize.task_identity import describe_task
 
-    task, pairs, too_small = _load_task_or_exit(cfg)
+    task, pairs, too_small, audit = _load_task_or_exit(cfg)
     optimizer = _instantiate_or_exit(cfg, "optimizer")
     advisor = _advisor_or_exit(cfg, optimizer)
     if cfg.get("plan"):
-        print_plan(cfg, pairs, too_small, optimizer, advisor)
+        print_plan(cfg, pairs, too_small, optimizer, advisor, audit)
         return float("nan"), []
     _check_ready_or_exit(advisor)
-    task_info = describe_task(cfg, task)
+    task_info = {**describe_task(cfg, task), "split_units": audit.to_json()}
     settings = settings_of(cfg, out_dir, run_id=run_id_of(cfg, task_info["task_sha256"], optimizer.uses_advisor),
                            advisor_name=advisor.name if advisor is not None else "none",  # a panel names itself
                            task_info=task_info, sweep_job=_sweep_job())
@@ -57,27 +57,33 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
 
 
 def _load_task_or_exit(cfg: DictConfig):
-    """The task and its pairs, checked with the configuration and the output paths before any
-    model is loaded: bad input fails in seconds (exit 2)."""
+    """The task, its pairs and their split units, checked with the configuration and the output
+    paths before any model is loaded: bad input, or a split that is not by document, fails in
+    seconds (exit 2)."""
     from hydra.utils import instantiate
 
     from optimize.config_check import check_config
     from optimize.output_paths import check_output_paths
+    from optimize.split_check import check_split
     from prompt_opt_api import TaskError
+    from prompt_opt_api.page_units import NEAR_DUPLICATE_COSINE
 
     try:
         check_config(cfg)
         if not cfg.get("plan"):  # a plan writes nothing
             check_output_paths(cfg.paths.store, cfg.paths.get("results_dir"))
         task = instantiate(cfg.task, _partial_=True)()  # called here so its errors are not wrapped
-        pairs, too_small = instantiate(cfg.split).split(task.examples, list(cfg.pairs or task.selection))
+        pairs, too_small = _instantiate_or_exit(cfg, "split").split(task.examples, list(cfg.pairs or task.selection))
+        audit = check_split(pairs, cfg.split.get("near_duplicate_cosine", NEAR_DUPLICATE_COSINE),
+                            cfg.split.get("_target_", ""))
     except TaskError as err:
         log.error("%s", err)
         sys.exit(2)
-    log.info("task %s: %d examples, %d pairs to run", task.csv_path, len(task.examples), len(pairs))
+    log.info("task %s: %d examples, %d pairs to run; split: %s", task.csv_path, len(task.examples), len(pairs),
+             audit.summary)
     if note := _selection_note(cfg, task):
         log.info("%s", note)
-    return task, pairs, too_small
+    return task, pairs, too_small, audit
 
 
 def _selection_note(cfg: DictConfig, task) -> str:
@@ -187,7 +193,7 @@ def _sweep_job() -> tuple[int | None, bool]:
     return (None if launcher.endswith("BasicLauncher") else int(hydra_cfg.job.num)), True
 
 
-def print_plan(cfg: DictConfig, pairs, too_small, optimizer, advisor) -> None:
+def print_plan(cfg: DictConfig, pairs, too_small, optimizer, advisor, audit) -> None:
     """``plan=true``: print what the run would do and cost; no model is loaded or called."""
     from hydra.utils import instantiate
 
@@ -199,6 +205,7 @@ def print_plan(cfg: DictConfig, pairs, too_small, optimizer, advisor) -> None:
     try:
         plan = make_plan(pairs, too_small, model, optimizer, advisor, store, cfg.budget.evaluations_per_pair,
                          cfg.budget.get("advisor_calls"), cfg.budget.get("advisor_usd"))
+        plan.split = audit.summary
     finally:
         if store is not None:
             store.close()

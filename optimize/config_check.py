@@ -108,7 +108,7 @@ ENGINE_SCHEMA: dict[str, Any] = {
     },
     "batch_size": Setting("int", nullable=True, minimum=1),
     "split": {"train": Setting("float", minimum=0, below=1), "val": Setting("float", above=0, below=1),
-              "seed": Setting("int")},
+              "seed": Setting("int"), "near_duplicate_cosine": Setting("float", nullable=True, above=0, below=1)},
     "metric": {"casefold": Setting("bool"), "clip_at": Setting(
         "float", nullable=True, minimum=MIN_CLIP_AT,
         why="an empty answer scores 1; a lower cap scores wrong answers better than none")},

@@ -76,6 +76,7 @@ class RunPlan:
     seconds_per_query: float | None
     speed_samples: int = 0
     notes: list[str] = field(default_factory=list)
+    split: str = ""  # the split units (``optimize.split_check.SplitAudit.summary``)
 
     @property
     def optimizer_evaluations(self) -> int | None:
@@ -120,6 +121,8 @@ class RunPlan:
         total = "unknown (no budget cap)" if evaluations is None else f"{evaluations + self.test_evaluations:,}"
         lines.append(f"pairs:           {len(self.pairs)} to run" + (f", {len(self.skipped)} skipped" if self.skipped
                                                                       else ""))
+        if self.split:
+            lines.append(f"split:           by document, {self.split}")
         lines.append(f"answer model:    {total} evaluations planned ("
                      f"{'?' if evaluations is None else f'{evaluations:,}'} by the optimizer, at most, "
                      f"+ {self.test_evaluations:,} test)")

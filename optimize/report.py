@@ -96,6 +96,8 @@ def _header(records: Sequence[RunRecord], task_info: dict[str, Any] | None, book
             settings = {k: v for k, v in (task_info.get(key) or {}).items() if not k.startswith("_")}
             if settings:
                 items.append(f"{key} " + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in settings.items()))
+        if (task_info.get("split_units") or {}).get("summary"):
+            items.append(f"split by document: {_esc(task_info['split_units']['summary'])}")
     elif records:
         items.append(f"task {_esc(records[0].task_id)}")
     deploy = ""

@@ -22,9 +22,7 @@ import functools
 import json
 import logging
 import math
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +32,7 @@ from optimize.advisor_session import AdvisorSession, AdvisorView
 from optimize.attribution import Attribution
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
+from optimize.leak_check import metric_normalizer, test_answer_leaks
 from optimize.plugin_errors import log_pair_failure, winner_note
 from optimize.progress import RunProgress, progress_text
 from optimize.prompt_books import (
@@ -54,7 +53,7 @@ from optimize.results_files import (
 )
 from optimize.run_record import RUN_JSON, RunCost, RunRecord, TrialRecord, candidate_key
 from optimize.run_settings import RunParts, RunSettings
-from optimize.shown_pair import row_label, shown_pair
+from optimize.shown_pair import shown_pair
 from optimize.stats import bootstrap_interval
 from optimize.task_identity import task_id as task_id_from, task_sha256
 from prompt_opt_api import (
@@ -62,11 +61,9 @@ from prompt_opt_api import (
     Advisor,
     BudgetExhausted,
     EndpointUnusable,
-    Metric,
     Optimizer,
     Pair,
     Prompt,
-    Example,
     Score,
     baseline_prompt,
     mean,
@@ -168,57 +165,6 @@ def pick_best(records: Sequence[TrialRecord], n_val: int,
         return baseline_prompt(), None
     best = min(enumerate(full), key=lambda item: (item[1].cer, item[0]))[1]
     return best.prompt, best
-
-
-# A test answer this short ("да", "12") turns up in honest prompts by chance.
-MIN_LEAK_CHARS = 4
-
-
-def test_answer_leaks(records: Sequence[TrialRecord], pair: Pair, normalize: Callable[[str], str],
-                      ) -> dict[tuple[str, tuple[str, ...]], str]:
-    """Full-val candidates whose text carries an answer that only the test split has, with the reason.
-
-    Whatever way a plugin built its text (a "possible values" list read from the data
-    file, a gazetteer), a candidate that shows the answer model an answer no train or val
-    example has cannot win. Texts are compared as the metric normalizes them, rendered for
-    every val example; what the example's own question says is not the prompt's doing.
-    Demos are train examples, so their answers are not test-only.
-    """
-    seen = {normalize(ex.answer) for ex in (*pair.train, *pair.val)}
-    test_only = {}
-    for ex in pair.test:
-        answer = normalize(ex.answer)
-        if len(answer) >= MIN_LEAK_CHARS and answer not in seen:
-            test_only.setdefault(answer, ex)
-    out: dict[tuple[str, tuple[str, ...]], str] = {}
-    if not test_only:
-        return out
-    for record in records:
-        if not record.on_full(FULL_VAL, len(pair.val)) or record.key in out:
-            continue
-        reason = _leak_reason(record.prompt, pair.val, test_only, normalize)
-        if reason:
-            out[record.key] = reason
-    return out
-
-
-def _leak_reason(prompt: Prompt, val: Sequence[Example], test_only: Mapping[str, Example],
-                 normalize: Callable[[str], str]) -> str | None:
-    for ex in val:
-        shown, question = normalize(prompt.render(ex)), normalize(ex.question)
-        for answer, test_example in test_only.items():
-            if answer in shown and answer not in question:
-                return (f"its text carries the answer of test {row_label(test_example.source_row, 'example')} "
-                        f"({len(answer)} characters), which no train or val example has: it cannot win")
-    return None
-
-
-def metric_normalizer(metric: Metric) -> Callable[[str], str]:
-    """The metric's own normalization (``normalize``), else NFKC, collapsed whitespace, case folded."""
-    own = getattr(metric, "normalize", None)
-    if callable(own):
-        return own
-    return lambda text: re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text or "")).strip().casefold()
 
 
 def run_pairs(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], parts: RunParts,
@@ -373,6 +319,7 @@ def _publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair]
 
     task_id = settings.task_id or _task_id_of_pairs(pairs)
     record = _run_record(summary, context, task_id, pairs, store, settings.out_dir)
+    record.split_units = (settings.task_info or {}).get("split_units")
     record.write(settings.out_dir / RUN_JSON)
     run_report = _write_run_report(record, summary, settings) if settings.report else None
     task = None

@@ -90,6 +90,8 @@ class RunRecord:
     advisor_usage: dict[str, Any] | None = None
     advisor_members: dict[str, dict[str, Any]] | None = None  # a panel's members, each its own usage
     answer_model_diagnostics: dict[str, int] = field(default_factory=dict)
+    # the task's pages and split units (near-duplicates grouped): ``optimize.split_check.SplitAudit``
+    split_units: dict[str, Any] | None = None
     # per pair: curve, top candidates, test CERs, worst errors, each author's best, winner, disqualified
     pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
 

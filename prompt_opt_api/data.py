@@ -123,7 +123,7 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Pair:
-    """All examples of one doc class × question type, split by image.
+    """All examples of one doc class × question type, split by document (one split for the whole task).
 
     Attributes:
         doc_class: Document class.

@@ -168,7 +168,7 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     from scripts.default_models import model_config
 
     split = dict(o.removeprefix("split.").split("=") for o in extra if o.startswith("split."))
-    config = SplitConfig(**{k: (int(v) if k == "seed" else float(v)) for k, v in split.items()})
+    config = SplitConfig(**{k: (int(v) if k == "seed" else None if v == "null" else float(v)) for k, v in split.items()})
     pair = split_pairs(load_task(task_csv).examples, config, only=[pair_key])[0][0]
     examples = list(pair.val)[:n_examples]
     instruction = "{question} Reply with the value only, exactly as printed."

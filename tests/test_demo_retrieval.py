@@ -122,8 +122,9 @@ def _issuer_task(root, n=12):
 
 
 def test_ocr_text_retrieval_finds_the_same_issuer_and_can_require_distinct_answers(tmp_path):
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path, n=14)).examples, SplitConfig())
     pair = pairs[0]
+    assert min(sum(e.answer == a for e in pair.train) for a in ("ALPHA", "MARKET")) >= 2  # k=2 of one issuer exist
     signatures = PageSignatures(ScriptedReader().page_text)
     for query in pair.val:
         nearest = DemoRetrieval(k=2, pool=pair.train, signature=OCR_TFIDF).select(query, signatures)
