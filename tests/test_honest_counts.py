@@ -17,6 +17,7 @@ import pytest
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
+from optimize.report import summary_lines
 from optimize.run_loop import run_pairs
 from optimize.run_record import RunRecord
 from optimize.run_settings import RunParts, RunSettings
@@ -271,6 +272,9 @@ def test_a_plugin_that_fails_the_pairs_it_does_badly_on_cannot_lower_the_runs_me
     mean = run_mean(cheat.rows, "cer")
     assert mean.value is None and mean.failed == ("passport Номер",) and mean.scored == 1
     assert "1 of 2 pair(s) failed" in mean.describe("test CER")
+    first = summary_lines(record, cheat.rows)[0]
+    assert "no mean test CER: 1 of 2 pair(s) failed (passport Номер)" in first and "+inf" in first
+    assert "mean test CER 0." in summary_lines(_record(tmp_path / "honest"), honest.rows)[0]
 
 
 def test_run_mean_ignores_skipped_pairs_and_counts_missing_values():
