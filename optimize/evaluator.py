@@ -267,12 +267,13 @@ class Evaluator:
         """Answer the keys this thread claimed, batch by batch (those stored by another thread since
         the first look come from the store); each key is released once its answer is stored, the
         rest (on a failure) without one. Adds the answers to ``found``; returns how many were computed."""
-        answers = self._store.get_answers(list(claimed)) if claimed else {}
+        answers: dict[str, str] = {}
         held = set(claimed)
-        self._flights.release([k for k in answers], answers)
-        held -= answers.keys()
-        pending = [(k, request) for k, request in claimed.items() if k not in answers]
         try:
+            answers.update(self._store.get_answers(list(claimed)) if claimed else {})
+            self._flights.release(list(answers), answers)
+            held -= answers.keys()
+            pending = [(k, request) for k, request in claimed.items() if k not in answers]
             for start in range(0, len(pending), self._batch_size):
                 self._gate.refuse_if_closed()  # a call in flight when the evaluator closed stops here
                 fresh = self._batch(pending[start : start + self._batch_size])

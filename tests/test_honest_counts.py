@@ -136,6 +136,34 @@ def test_one_thread_scoring_the_same_prompts_is_counted_as_before(tmp_path):
     assert model.calls == 27 == _row(summary)["answer_model_evaluations"] == summary.model_calls
 
 
+def test_threads_charging_the_same_request_at_once_pay_for_it_once(tmp_path):
+    """The charge is atomic: a thread that arrives while another is charging a request finds it paid."""
+
+    class SlowBudget(Budget):  # widens the moment between seeing a request unpaid and paying for it
+        def _charge(self, n):
+            time.sleep(0.05)
+            super()._charge(n)
+
+    pair = _pairs(tmp_path)[0]
+    visible = type(pair)(pair.doc_class, pair.question_type, pair.train, pair.val, ())
+    budget = SlowBudget(len(visible.val))
+    evaluator = Evaluator(ScriptedAnswerModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, budget)
+    refused = []
+
+    def worker():
+        try:
+            evaluator.score(baseline_prompt(), visible.val)
+        except BudgetExhausted as err:
+            refused.append(err)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused == [] and budget.used == len(visible.val)
+
+
 def test_a_repeat_waiting_on_a_failed_first_computes_it_after_that_failure(tmp_path):
     """A thread waiting on another's answer is not left hanging when that one fails: it computes
     the answer itself, after the failure (never beside it)."""
@@ -345,27 +373,28 @@ def test_an_honest_retry_after_a_failure_ends_where_an_uninterrupted_run_does(tm
 def test_a_failed_attempts_advisor_calls_are_counted_and_charged_on_the_retry(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     inner = ScriptedAdvisor(["<prompt>{question}</prompt>"], name="Counting")
-    asked_in = {}
 
-    def asks(tag, then_fail):
+    def asks(requests, then_fail):
         def body(pair, evaluator, advisor):
             evaluator.score(baseline_prompt(), pair.val)
-            for i in range(5):
+            for request in requests:
                 try:
-                    advisor.complete([{"role": "user", "content": f"{tag} {i}"}])
+                    advisor.complete([{"role": "user", "content": request}])
                 except AdvisorBudgetExhausted:
                     break
-            asked_in[tag] = len(inner.asked)
             if then_fail:
                 raise RuntimeError("bad pair")
         return body
 
-    one, _ = _run(tmp_path, asks("first", True), advisor=AdvisorSession(inner, store, max_calls=3), store=store,
+    first = [f"first {i}" for i in range(5)]
+    one, _ = _run(tmp_path, asks(first, True), advisor=AdvisorSession(inner, store, max_calls=3), store=store,
                   run_id="r")
-    assert asked_in["first"] == 3 and _row(one)["advisor_calls"] == 3 == _record(tmp_path).cost.advisor_calls
-    two, _ = _run(tmp_path, asks("second", False), advisor=AdvisorSession(inner, store, max_calls=4), store=store,
+    assert len(inner.asked) == 3 and _row(one)["advisor_calls"] == 3 == _record(tmp_path).cost.advisor_calls
+    # the retry asks the failed attempt's requests again (free: paid for), then new ones
+    retry = [*first[:3], *(f"second {i}" for i in range(5))]
+    two, _ = _run(tmp_path, asks(retry, False), advisor=AdvisorSession(inner, store, max_calls=4), store=store,
                   run_id="r", out="out2")
-    assert len(inner.asked) == 4  # the run's 4 calls over both attempts
+    assert [m[0]["content"] for m, _, _ in inner.asked] == [*first[:3], "second 0"]  # the run's 4 calls
     assert _row(two)["advisor_calls"] == 4 == _record(tmp_path, "out2").cost.advisor_calls
 
 
