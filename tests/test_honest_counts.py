@@ -484,6 +484,26 @@ def test_a_members_own_prompt_and_a_rule_edit_of_it_keep_its_credit(tmp_path):
     row = _row(summary)
     assert row["optimal prompt"] == A_WROTE and row["author"] == "MemberA" and row["advisor_calls"] == 1
     assert row["by_author"]["MemberA"]["test_cer"] is not None
+    trials = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
+    assert [(t["author"], t["origin"]) for t in trials if t["split"] == "val"] == [
+        ("dataset", "dataset-question"), ("MemberA", "critic:MemberA/round1"),
+        ("MemberA", "critic:MemberA/round1+rule:value-only")]
+
+
+def test_what_came_out_of_a_members_replies():
+    from optimize.attribution import ReplyLedger
+
+    ledger = ReplyLedger()
+    ledger.add("A", "Вот варианты:\n<prompt1>{question} Фамилия владельца. Ответь только значением.</prompt1>\n"
+                    "[[ ## proposed_instruction ## ]]\nRead the surname as printed,\n  letter by letter.\n")
+    wrote = lambda text: ledger.wrote("A", text)  # noqa: E731
+    assert wrote("{question} Фамилия владельца. Ответь только значением.")  # the prompt it wrote
+    assert wrote("{question}   Фамилия владельца.\nОтветь только значением. Скопируй точно.")  # a rule edit
+    assert wrote("{question} Read the surname as printed, letter by letter.")  # DSPy's form
+    assert wrote("Фамилия владельца.")  # a part of what it wrote
+    assert not wrote("{question}")  # in every reply: says nothing
+    assert not wrote("{question} Моё. Ответь только значением.")  # common words are not a passage
+    assert not ledger.wrote("B", "{question} Фамилия владельца. Ответь только значением.")  # another member
 
 
 # -- prompt length is capped before anything is charged or stored ----------------------------------
