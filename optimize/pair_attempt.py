@@ -24,7 +24,8 @@ from typing import Any
 
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore, RunLease
-from optimize.evaluator import Budget, Evaluator, paid_keys
+from optimize.budget import Budget
+from optimize.evaluator import Evaluator, paid_keys
 from prompt_opt_api import Advisor, AdvisorCharges
 
 
