@@ -6,6 +6,8 @@ Tables:
     blobs(key, value): other derived data keyed the same way (e.g. OCR text per image).
     trials(run_id, pair, seq, record): every scored candidate of a run, as it happens.
     finished_pairs(run_id, pair, result): a pair whose result is final for that run.
+    failed_spending(run_id, pair, spending): what the failed attempts of a pair spent, so a
+        retry counts it and charges it against the pair's budget.
     run_leases(run_id, ...): which live process is running a run id right now.
     timings(kind, name, n, seconds, ...): measured speeds (answer-model batches, advisor
         calls), so ``plan=true`` can estimate a run's wall time.
@@ -99,6 +101,8 @@ class AnswerStore:
                     seq INTEGER NOT NULL, record TEXT NOT NULL, PRIMARY KEY (run_id, pair, seq))""",
                 """CREATE TABLE IF NOT EXISTS finished_pairs (run_id TEXT NOT NULL, pair TEXT NOT NULL,
                     result TEXT NOT NULL, PRIMARY KEY (run_id, pair))""",
+                """CREATE TABLE IF NOT EXISTS failed_spending (run_id TEXT NOT NULL, pair TEXT NOT NULL,
+                    spending TEXT NOT NULL, PRIMARY KEY (run_id, pair))""",
                 """CREATE TABLE IF NOT EXISTS run_leases (run_id TEXT PRIMARY KEY, holder TEXT NOT NULL,
                     host TEXT NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, acquired REAL NOT NULL,
                     heartbeat REAL NOT NULL)""",
@@ -258,14 +262,28 @@ class AnswerStore:
         return json.loads(rows[0][0]) if rows else None
 
     def mark_finished(self, run_id: str, pair: str, result: dict[str, Any], lease: RunLease | None = None) -> None:
-        text = json.dumps(result, ensure_ascii=False, sort_keys=True)
+        self._put_run_state("finished_pairs", "result", run_id, pair, result, lease)
 
-        def mark(db: sqlite3.Connection) -> None:
+    def failed_spending(self, run_id: str, pair: str) -> dict[str, Any] | None:
+        """What the failed attempts of ``pair`` spent (``optimize.pair_attempt``); None: none failed."""
+        rows = self._read("SELECT spending FROM failed_spending WHERE run_id = ? AND pair = ?", (run_id, pair))
+        return json.loads(rows[0][0]) if rows else None
+
+    def keep_failed_spending(self, run_id: str, pair: str, spending: dict[str, Any],
+                             lease: RunLease | None = None) -> None:
+        """Record what the failed attempts of ``pair`` spent so far (all of them: it replaces the last)."""
+        self._put_run_state("failed_spending", "spending", run_id, pair, spending, lease)
+
+    def _put_run_state(self, table: str, column: str, run_id: str, pair: str, value: dict[str, Any],
+                       lease: RunLease | None) -> None:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+        def put(db: sqlite3.Connection) -> None:
             self._check_lease(db, run_id, lease)
-            db.execute("INSERT OR REPLACE INTO finished_pairs (run_id, pair, result) VALUES (?, ?, ?)",
+            db.execute(f"INSERT OR REPLACE INTO {table} (run_id, pair, {column}) VALUES (?, ?, ?)",
                        (run_id, pair, text))
 
-        self._write(mark)
+        self._write(put)
 
     # -- leases ----------------------------------------------------------------
     def acquire_run(self, run_id: str, ttl_s: float = 300.0, wait_s: float = 0.0) -> RunLease:

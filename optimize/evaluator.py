@@ -10,8 +10,12 @@ What a plugin hands it is never used as is: ``score`` first makes the engine's o
 copy of the prompt (exact ``str`` text and provenance, demos replaced by the evaluator's
 stored train examples), and keys, answers, records and returns that copy's results. A
 ``Prompt`` subclass with its own ``render`` or a ``str`` subclass with its own ``replace``
-never reaches the model. Once the run loop closes it (when ``optimize()`` returns), every
-call raises ``EvaluatorClosed`` before any model call.
+never reaches the model (``optimize.plain_copy``). Once the run loop closes it (when
+``optimize()`` returns), every call raises ``EvaluatorClosed`` before any model call.
+
+Threads may share it: charging is atomic, and a request another thread is answering right
+now is waited for, never sent twice (``optimize.single_flight``), so every answer the model
+computes is charged once and counted once.
 """
 
 from __future__ import annotations
@@ -19,82 +23,31 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from optimize.answer_store import AnswerStore
 from optimize.attribution import Attribution
+from optimize.budget import Budget, ReadOnlyBudget
+from optimize.call_gate import CallGate
+from optimize.plain_copy import plain_prompt
 from optimize.plugin_errors import no_examples_message
-from prompt_opt_api.demo_retrieval import DemoRetrieval, PageSignatures
+from optimize.single_flight import SingleFlight
+from prompt_opt_api.demo_retrieval import PageSignatures
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
-    BudgetExhausted,
     Example,
     ExampleResult,
     HeldOutAccessError,
     Metric,
     Pair,
     Prompt,
-    Provenance,
     Score,
     cache_key,
     mean,
     reads_text,
 )
-
-
-class Budget:
-    """Answer-model evaluations allowed for one pair; only the engine charges it.
-
-    One unit is one (prompt, example) scored, whether computed or served from cache:
-    counting logical evaluations keeps a resumed run's decisions identical to an
-    uninterrupted run's.
-
-    Args:
-        max_evaluations: The limit; None for no limit.
-    """
-
-    __slots__ = ("_limit", "_used")
-
-    def __init__(self, max_evaluations: int | None = None) -> None:
-        self._limit = max_evaluations
-        self._used = 0
-
-    @property
-    def limit(self) -> int | None:
-        return self._limit
-
-    @property
-    def used(self) -> int:
-        return self._used
-
-    @property
-    def remaining(self) -> int | None:
-        return None if self._limit is None else self._limit - self._used
-
-    def _charge(self, n: int) -> None:
-        if n < 0:
-            raise ValueError(f"cannot charge {n} evaluations")
-        if self._limit is not None and self._used + n > self._limit:
-            raise BudgetExhausted(f"budget of {self._limit} evaluations: {self._used} used, {n} more requested")
-        self._used += n
-
-
-class _BudgetView:
-    """Read-only face of a ``Budget`` (what optimizers see)."""
-
-    __slots__ = ("_budget",)
-
-    def __init__(self, budget: Budget) -> None:
-        self._budget = budget
-
-    limit = property(lambda self: self._budget.limit)
-    used = property(lambda self: self._budget.used)
-    remaining = property(lambda self: self._budget.remaining)
-
-    def __repr__(self) -> str:
-        return f"BudgetView(used={self.used}, limit={self.limit})"
 
 
 ScoreListener = Callable[[Prompt, str, Score], None]
@@ -103,33 +56,6 @@ ScoreListener = Callable[[Prompt, str, Score], None]
 class EvaluatorClosed(RuntimeError):
     """The evaluator was used after ``optimize()`` returned: a new call is refused before it is
     charged; a call in flight at that moment stops before its next model batch."""
-
-
-def plain_provenance(provenance: object) -> Provenance | None:
-    """An exact copy of a prompt's provenance: plain ``str`` fields, parents copied too."""
-    if provenance is None:
-        return None
-    if not isinstance(provenance, Provenance):
-        raise TypeError(f"Prompt.provenance takes a Provenance, not {type(provenance).__name__}")
-    kind, author, detail, parent = provenance.kind, provenance.author, provenance.detail, provenance.parent
-    return Provenance(kind=plain_text(kind, "provenance kind"), author=plain_text(author, "author"),
-                      detail=plain_text(detail, "provenance detail"), parent=plain_provenance(parent))
-
-
-def plain_text(value: object, what: str) -> str:
-    """An exact ``str`` copy of ``value`` (a ``str`` subclass loses its own methods here).
-
-    Raises:
-        TypeError: if ``value`` is not a string at all.
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"a prompt's {what} must be a str, not {type(value).__name__}")
-    # str.__str__ is str's own C slot: it copies the characters without calling anything
-    # the subclass defines (str(x) would call an overridden __str__).
-    text = str.__str__(value)
-    if type(text) is not str:  # pragma: no cover - CPython guarantees it; kept as the rule's statement
-        raise TypeError(f"a prompt's {what} could not be copied to a plain str")
-    return text
 
 
 def answer_cache_key(model_identity: dict[str, Any], prompt: Prompt, example: Example) -> str:
@@ -158,11 +84,13 @@ class Evaluator:
             task's files, see ``optimize.shown_pair``), keyed by the pair's own example.
             When given, only those copies are accepted and the scores returned name
             their rows; None: the pair's own examples (the engine's scorers).
+        attribution: Checks each prompt's provenance (``optimize.attribution``); None: copied only.
+        paid: Answer keys already charged to ``budget`` (a failed attempt's, on retry): free here.
     """
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
                  "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
-                 "_split_name", "_shown_row", "_attribution", "_state", "_in_flight", "_closed", "_signatures")
+                 "_split_name", "_shown_row", "_attribution", "_gate", "_count_lock", "_flights", "_signatures")
 
     def __init__(
         self,
@@ -176,6 +104,7 @@ class Evaluator:
         allow_test: bool = False,
         shown: Mapping[Example, Example] | None = None,
         attribution: Attribution | None = None,
+        paid: Iterable[str] = (),
     ) -> None:
         self._model = model
         self._attribution = attribution  # None: provenance is copied, not checked (the engine's own scoring)
@@ -197,17 +126,18 @@ class Evaluator:
         self._identity: dict[str, Any] | None = None
         self._model_calls = 0  # requests actually sent to the model (cache misses)
         self._cache_hits = 0
-        self._charged: set[str] = set()  # answer keys already paid for in this evaluator
-        self._state = threading.Condition()  # guards _in_flight and _closed
-        self._in_flight = 0
-        self._closed = False
+        self._charged: set[str] = set(paid)  # answer keys already paid for in this evaluator
+        self._count_lock = threading.Lock()  # guards the charge and the two counters
+        self._flights = SingleFlight()  # answers being computed right now, each by one thread
+        self._gate = CallGate(EvaluatorClosed, "this evaluator was closed when optimize() returned: "
+                                               "no further answer is given")
         # page signatures for demo retrieval, once per image; OCR text only if the model reads text
         self._signatures = PageSignatures(model.page_text if reads_text(model) else None)
 
     @property
-    def budget(self) -> _BudgetView:
+    def budget(self) -> ReadOnlyBudget:
         """The pair's budget, read-only."""
-        return _BudgetView(self._budget)
+        return ReadOnlyBudget(self._budget)
 
     @property
     def model_name(self) -> str:
@@ -228,39 +158,7 @@ class Evaluator:
     def close(self) -> None:
         """Refuse every later call; return once no call is in flight (the run loop calls it
         when ``optimize()`` returns, so a plugin's leftover thread gets no answer)."""
-        with self._state:
-            self._closed = True
-            while self._in_flight:
-                self._state.wait()
-
-    def _refuse_if_closed(self) -> None:
-        if self._closed:
-            raise EvaluatorClosed("this evaluator was closed when optimize() returned: no further answer is given")
-
-    def _plain_prompt(self, prompt: Prompt) -> Prompt:
-        """The engine's own copy of ``prompt``: exact ``str`` text and provenance (checked, see
-        ``optimize.attribution``), demos replaced by this evaluator's stored train examples.
-        Every attribute is read once, here."""
-        if not isinstance(prompt, Prompt):
-            raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
-        text, demos, provenance, retrieval = prompt.text, tuple(prompt.demos), prompt.provenance, prompt.retrieval
-        provenance = plain_provenance(provenance)
-        if self._attribution is not None:
-            provenance = self._attribution.checked(provenance)
-        return Prompt(text=plain_text(text, "text"), demos=self._own_copies(demos, "demo", allowed="train"),
-                      provenance=provenance, retrieval=self._plain_retrieval(retrieval))
-
-    def _plain_retrieval(self, retrieval: Any) -> DemoRetrieval | None:
-        """The engine's copy of a retrieval rule: an exact int ``k``, a pool of this pair's train examples."""
-        if retrieval is None:
-            return None
-        if not isinstance(retrieval, DemoRetrieval):
-            raise TypeError(f"Prompt.retrieval takes a DemoRetrieval, not {type(retrieval).__name__}")
-        k, pool, signature = retrieval.k, tuple(retrieval.pool), retrieval.signature
-        if type(k) is not int or k < 1:
-            raise ValueError(f"demo retrieval needs k >= 1, got {k!r}")
-        return DemoRetrieval(k=k, pool=self._own_copies(pool, "retrieval pool example", allowed="train"),
-                             signature=plain_text(signature, "signature"))
+        self._gate.close()
 
     def _own_copies(self, examples: Sequence[Example], what: str, allowed: str | None) -> tuple[Example, ...]:
         """The evaluator's stored copies of ``examples``; anything else is refused.
@@ -295,27 +193,60 @@ class Evaluator:
         return [answer_cache_key(self._identity, prompt, ex) for prompt, ex in requests]
 
     def _answers(self, requests: Sequence[tuple[Prompt, Example]], keys: list[str]) -> list[str]:
-        """Model answers (cached, batched). Uncharged: only ``score`` may call it."""
-        cached = self._store.get_answers(keys)
-        todo = {k: request for k, request in zip(keys, requests) if k not in cached}
-        self._cache_hits += len(keys) - len(todo)
-        pending = list(todo.items())
-        for start in range(0, len(pending), self._batch_size):
-            self._refuse_if_closed()  # a call in flight when the evaluator closed stops here
-            chunk = pending[start : start + self._batch_size]
-            started = time.monotonic()
-            outputs = self._model.answer([request for _, request in chunk])
-            elapsed = time.monotonic() - started
-            if len(outputs) != len(chunk):
-                raise RuntimeError(
-                    f"answer model {self._model.name!r} returned {len(outputs)} answers for {len(chunk)} requests"
-                )
-            fresh = {k: str(out) for (k, _), out in zip(chunk, outputs)}
-            self._store.put_answers(fresh, self._model.name)  # commit per batch: a kill loses one batch at most
-            self._store.record_timing("answer", self._model.name, len(chunk), elapsed)  # for plan=true
+        """Model answers (cached, batched; a key another thread is computing is waited for).
+        Uncharged: only ``score`` may call it."""
+        found = self._store.get_answers(keys)
+        wanted = {k: request for k, request in zip(keys, requests) if k not in found}
+        computed = 0
+        while wanted:
+            mine, theirs = self._flights.claim(wanted)
+            computed += self._compute({k: wanted[k] for k in mine}, found)
+            for key, flight in theirs.items():
+                answer = flight.wait()
+                if answer is not None:  # None: its owner failed, this thread claims it next round
+                    found[key] = answer
+            wanted = {k: request for k, request in wanted.items() if k not in found}
+        with self._count_lock:
+            self._cache_hits += len(keys) - computed
+        return [found[k] for k in keys]
+
+    def _compute(self, claimed: dict[str, tuple[Prompt, Example]], found: dict[str, str]) -> int:
+        """Answer the keys this thread claimed, batch by batch (those stored by another thread since
+        the first look come from the store); each key is released once its answer is stored, the
+        rest (on a failure) without one. Adds the answers to ``found``; returns how many were computed."""
+        answers: dict[str, str] = {}
+        held = set(claimed)
+        try:
+            answers.update(self._store.get_answers(list(claimed)) if claimed else {})
+            self._flights.release(list(answers), answers)
+            held -= answers.keys()
+            pending = [(k, request) for k, request in claimed.items() if k not in answers]
+            for start in range(0, len(pending), self._batch_size):
+                self._gate.refuse_if_closed()  # a call in flight when the evaluator closed stops here
+                fresh = self._batch(pending[start : start + self._batch_size])
+                answers.update(fresh)
+                self._flights.release(fresh, fresh)
+                held -= fresh.keys()
+        finally:
+            self._flights.release(held, {})
+            found.update(answers)
+        return len(pending)
+
+    def _batch(self, chunk: Sequence[tuple[str, tuple[Prompt, Example]]]) -> dict[str, str]:
+        """One model call: its answers, stored (committed per batch: a kill loses one batch at most)."""
+        started = time.monotonic()
+        outputs = self._model.answer([request for _, request in chunk])
+        elapsed = time.monotonic() - started
+        if len(outputs) != len(chunk):
+            raise RuntimeError(
+                f"answer model {self._model.name!r} returned {len(outputs)} answers for {len(chunk)} requests"
+            )
+        fresh = {k: str(out) for (k, _), out in zip(chunk, outputs)}
+        self._store.put_answers(fresh, self._model.name)
+        self._store.record_timing("answer", self._model.name, len(chunk), elapsed)  # for plan=true
+        with self._count_lock:
             self._model_calls += len(chunk)
-            cached.update(fresh)
-        return [cached[k] for k in keys]
+        return fresh
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers.
@@ -338,22 +269,17 @@ class Evaluator:
             TypeError: if ``prompt`` is not a ``Prompt`` or its text or provenance fields not strings.
             ValueError: if its provenance names a kind or an author the run does not allow
                 (see ``optimize.attribution``).
+            PromptTooLong: if its text or a provenance field is larger than the engine scores
+                (``prompt_opt_api.MAX_PROMPT_CHARS``; nothing is charged).
             EvaluatorClosed: after the run loop closed the evaluator (nothing is charged).
         """
-        with self._state:
-            self._refuse_if_closed()
-            self._in_flight += 1
-        try:
+        with self._gate.call():
             return self._score(prompt, examples)
-        finally:
-            with self._state:
-                self._in_flight -= 1
-                self._state.notify_all()
 
     def _score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         # The plain copy and the evaluator's own examples come first: nothing the plugin
         # made is used after this point.
-        prompt = self._plain_prompt(prompt)
+        prompt = plain_prompt(prompt, self._own_copies, self._attribution)
         if not examples:
             raise ValueError(no_examples_message(examples))
         examples = self._own_copies(examples, "example", allowed=None)
@@ -362,9 +288,10 @@ class Evaluator:
         # ordinary few-shot requests.
         requests = [(prompt.for_example(ex, self._signatures), ex) for ex in examples]
         keys = self._keys(requests)
-        unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
-        self._budget._charge(len(unpaid))
-        self._charged.update(unpaid)
+        with self._count_lock:  # threads may share the evaluator: a key is paid once
+            unpaid = [k for k in dict.fromkeys(keys) if k not in self._charged]
+            self._budget._charge(len(unpaid))
+            self._charged.update(unpaid)
         predictions = self._answers(requests, keys)
         results = tuple(
             ExampleResult(
@@ -417,3 +344,10 @@ class Evaluator:
             if best is None or full.cer < best.cer:
                 best = full
         return out
+
+
+def paid_keys(evaluator: Evaluator) -> frozenset[str]:
+    """The answer keys charged to ``evaluator``'s budget so far, for the engine (what a failed
+    attempt paid is free again on retry: ``optimize.pair_attempt``)."""
+    with evaluator._count_lock:
+        return frozenset(evaluator._charged)

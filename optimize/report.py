@@ -26,6 +26,7 @@ from typing import Any
 
 from optimize.prompt_books import book_file_name
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
+from optimize.run_mean import run_mean
 from optimize.run_record import RunRecord
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
@@ -452,9 +453,9 @@ def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Pat
         authors[str(r.get("author") or "?")] = authors.get(str(r.get("author") or "?"), 0) + 1
     ranked = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))
     cost = record.cost
+    test_mean = run_mean(rows, "cer").describe("test CER")  # none when a pair failed: failing never lowers it
     lines = [
-        f"run {record.run_id} ({record.optimizer}, advisor {record.advisor}): mean test CER "
-        f"{_fmt(record.mean_test_cer)} over {len(scored)} pair(s) "
+        f"run {record.run_id} ({record.optimizer}, advisor {record.advisor}): {test_mean} "
         f"({sum(s.startswith('failed') for s in statuses)} failed, {sum(s.startswith('skipped') for s in statuses)} "
         "skipped)",
         "winners by author: " + (", ".join(f"{a} {n}" for a, n in ranked) or "none"),

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from optimize.advisor_session import AdvisorSession, AdvisorView
-from optimize.attribution import Attribution
+from optimize.attribution import Attribution, ReplyLedger
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
 from optimize.evaluator import Budget, Evaluator
 from optimize.leak_check import metric_normalizer, test_answer_leaks
 from optimize.plugin_errors import log_pair_failure, winner_note
+from optimize.pair_attempt import PairMeter
 from optimize.progress import RunProgress, progress_text
 from optimize.prompt_books import (
     ROW_ENTRY,
@@ -51,6 +52,7 @@ from optimize.results_files import (
     results_file_name,
     write_results_csv,
 )
+from optimize.run_mean import run_mean
 from optimize.run_record import RUN_JSON, RunCost, RunRecord, TrialRecord, candidate_key
 from optimize.run_settings import RunParts, RunSettings
 from optimize.shown_pair import shown_pair
@@ -66,7 +68,6 @@ from prompt_opt_api import (
     Prompt,
     Score,
     baseline_prompt,
-    mean,
 )
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,9 @@ def n_demos(prompt: Prompt) -> int:
 
 def demo_rows(prompt: Prompt) -> list[str]:
     """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart)."""
-    if prompt.retrieval is not None:
-        return [f"retrieved per document: k={prompt.retrieval.k} of {len(prompt.retrieval.pool)} train pages"]
+    if (rule := prompt.retrieval) is not None:
+        return [f"retrieved per document: k={rule.k} of {len(rule.pool)} train pages, {rule.signature}"
+                + (", distinct answers" if rule.distinct_answers else "")]
     return [d.source_row for d in prompt.demos]
 
 
@@ -247,16 +249,19 @@ class _Attempt:
 
     def _run_new(self, pair: Pair) -> dict[str, Any]:
         """The pair's row: its result, or its failure (one pair's failure is not the run's)."""
+        meter = PairMeter.start(self.parts.store, self.settings.run_id, pair.key,
+                                self.settings.max_evaluations_per_pair, self.parts.advisor)
         try:
             row, stats = _run_one_pair(pair, self.parts, self.settings, self.trial_log, self.lease, self.bar,
-                                       self.data_dir)
+                                       self.data_dir, meter)
         except (EndpointUnusable, RunLeaseHeld, KeyboardInterrupt):
             raise  # the run's failure, not the pair's: stop here
-        except Exception as err:  # noqa: BLE001 - one pair's failure is not the run's
+        except BaseException as err:  # noqa: BLE001 - one pair's failure (SystemExit too) is not the run's
             self.failed.append(pair.key)
             return {"doc type question type": pair.key, "optimizer": self.parts.optimizer.name,
                     "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
-                    "status": f"failed: {log_pair_failure(pair.key, err, self.parts)}"}  # where, and if a retry helps
+                    "status": f"failed: {log_pair_failure(pair.key, err, self.parts)}",  # where, and if a retry helps
+                    **meter.failed(self.parts.store, self.settings.run_id, pair.key, self.lease, self.totals)}
         self.parts.store.mark_finished(self.settings.run_id, pair.key, row, lease=self.lease)
         for key in self.totals:
             self.totals[key] += stats[key]
@@ -270,10 +275,10 @@ class _Attempt:
 
     def summary(self, elapsed_s: float) -> RunSummary:
         rows, advisor = _ordered(self.rows), self.parts.advisor
-        scored = [float(r["cer"]) for r in rows if r.get("cer") not in (None, "")]
+        test_mean = run_mean(rows, "cer").value  # None when a pair failed: failing cannot lower it
         return RunSummary(
             run_id=self.settings.run_id,
-            mean_test_cer=mean(scored) if scored else float("nan"),
+            mean_test_cer=float("nan") if test_mean is None else test_mean,
             rows=rows,
             results_csv=self.csv_path,
             **self.totals,
@@ -461,51 +466,48 @@ class _Judgement:
 
 
 def _run_one_pair(pair: Pair, parts: RunParts, settings: RunSettings, trial_log: _TrialLog, lease: RunLease,
-                  bar: Any, data_dir: Path | None) -> tuple[dict[str, Any], dict[str, int]]:
+                  bar: Any, data_dir: Path | None, meter: PairMeter) -> tuple[dict[str, Any], dict[str, int]]:
     """Optimize one pair, judge its candidates, score the winner on test: its row and counters."""
     advisor = parts.advisor
     parts.store.clear_trials(settings.run_id, pair.key, lease=lease)  # an unfinished attempt is redone from cache
-    cost_at_start, calls_at_start = _advisor_cost(advisor), _advisor_calls(advisor)
+    cost_at_start = _advisor_cost(advisor)
     records: list[TrialRecord] = []
-    budget, engine_budget = Budget(settings.max_evaluations_per_pair), Budget(None)
-    listener = _listener(pair.key, trial_log, records, budget, bar, lambda: _advisor_cost(advisor) - cost_at_start,
-                         lambda: _advisor_so_far(advisor))
-    evaluator = _optimize(pair, parts, budget, settings.batch_size, listener)
+    listener = _listener(pair.key, trial_log, records, meter.budget, bar,
+                         lambda: _advisor_cost(advisor) - cost_at_start, lambda: _advisor_so_far(advisor))
+    _optimize(pair, parts, meter, settings.batch_size, listener)
     # The engine's own scoring (not the optimizer's budget): the baseline on val when the
     # optimizer skipped it, the winner (and a panel's members' bests) on test.
-    engine = Evaluator(parts.model, parts.store, parts.metric, pair, engine_budget, settings.batch_size, listener,
-                       allow_test=True)
+    engine = meter.watch(Evaluator(parts.model, parts.store, parts.metric, pair, meter.engine_budget,
+                                   settings.batch_size, listener, allow_test=True))
     verdict = _judge(pair, parts, engine, records)
     row = _result_row(pair, parts.optimizer.name, verdict, winner_entry(pair, verdict.best_prompt, data_dir))
-    row["answer_model_evaluations"] = budget.used + engine_budget.used
-    row["advisor_calls"] = _advisor_calls(advisor) - calls_at_start
-    row["advisor_cost_usd"] = _advisor_cost(advisor) - cost_at_start  # unrounded: a resume re-charges it
-    stats = {
-        "model_calls": evaluator.model_calls + engine.model_calls,
-        "cache_hits": evaluator.cache_hits + engine.cache_hits,
-        "evaluations": budget.used + engine_budget.used,
-    }
-    return row, stats
+    row.update(meter.row_totals())  # every attempt's evaluations, advisor calls and dollars
+    return row, meter.this_attempt()
 
 
-def _optimize(pair: Pair, parts: RunParts, budget: Budget, batch_size: int | None, listener: Any) -> Evaluator:
-    """Let the optimizer work on ``pair``; the closed evaluator it used (for its counters).
+def _optimize(pair: Pair, parts: RunParts, meter: PairMeter, batch_size: int | None, listener: Any) -> None:
+    """Let the optimizer work on ``pair`` (its evaluator counted by ``meter``).
 
     The optimizer sees the pair without its test split and without paths to the task's
     files; its evaluator holds the pair's train and val only, so nothing it can reach
-    names a test example, and it is closed when optimize() returns.
+    names a test example. The evaluator and the advisor view are closed when optimize()
+    returns (calls in flight are finished and counted first).
     """
-    advisor = parts.advisor
+    advisor, replies = parts.advisor, ReplyLedger()
+    view = AdvisorView(advisor, replies) if advisor is not None else None
     with shown_pair(pair) as (visible, shown_of):
-        evaluator = Evaluator(parts.model, parts.store, parts.metric, dataclasses.replace(pair, test=()), budget,
-                              batch_size, listener, shown=shown_of, attribution=_attribution(parts.optimizer, advisor))
+        evaluator = meter.watch(Evaluator(
+            parts.model, parts.store, parts.metric, dataclasses.replace(pair, test=()), meter.budget, batch_size,
+            listener, shown=shown_of, attribution=_attribution(parts.optimizer, advisor, replies),
+            paid=meter.paid_keys), optimizer=True)
         try:
-            parts.optimizer.optimize(visible, evaluator, AdvisorView(advisor) if advisor is not None else None)
+            parts.optimizer.optimize(visible, evaluator, view)
         except BudgetExhausted as err:
             log.info("pair %r: %s; keeping the best prompt found so far", pair.key, err)
         finally:
             evaluator.close()
-    return evaluator
+            if view is not None:
+                view.close()
 
 
 def _judge(pair: Pair, parts: RunParts, engine: Evaluator, records: list[TrialRecord]) -> _Judgement:
@@ -587,9 +589,11 @@ def _is_panel(advisor: Advisor | None) -> bool:
     return advisor is not None and len(advisor.members()) > 1
 
 
-def _attribution(optimizer: Optimizer, advisor: Advisor | None) -> Attribution:
-    """Who the optimizer's prompts may be credited to: the advisors (a panel's members), or itself."""
-    return Attribution.of(optimizer.name, (m.name for m in advisor.members()) if advisor is not None else ())
+def _attribution(optimizer: Optimizer, advisor: Advisor | None, replies: ReplyLedger) -> Attribution:
+    """Who the optimizer's prompts may be credited to: the advisors (a panel's members: only for
+    text that came out of their own ``replies``), or itself."""
+    return Attribution.of(optimizer.name, (m.name for m in advisor.members()) if advisor is not None else (),
+                          replies if _is_panel(advisor) else None)
 
 
 def _best_by_author(records: Sequence[TrialRecord], n_val: int, winner: TrialRecord | None,
@@ -647,11 +651,6 @@ def _advisor_so_far(advisor: Advisor | None) -> tuple[int, float] | None:
         return None
     charges = advisor.charges()
     return charges.calls, charges.usd
-
-
-def _advisor_calls(advisor: Advisor | None) -> int:
-    """Advisor calls charged to the run's budget so far (cached ones included)."""
-    return advisor.charges().calls if advisor is not None else 0
 
 
 def _ordered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

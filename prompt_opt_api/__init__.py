@@ -16,6 +16,9 @@ from prompt_opt_api.data import (
     DATASET_QUESTION,
     FULL_VAL,
     MANUAL,
+    MAX_PROMPT_CHARS,
+    MAX_PROVENANCE_CHARS,
+    MAX_PROVENANCE_DEPTH,
     PROVENANCE_KINDS,
     QUESTION_PLACEHOLDER,
     SPLIT_LABELS,
@@ -38,16 +41,18 @@ from prompt_opt_api.errors import (
     EndpointUnreachable,
     EndpointUnusable,
     HeldOutAccessError,
+    PromptTooLong,
     TaskError,
 )
 from prompt_opt_api.metric import Metric, mean
 from prompt_opt_api.optimizer import BudgetView, Optimizer, PromptEvaluator, signature_problem
 
 __all__ = [
-    "ADVISOR_KINDS", "DATASET_QUESTION", "FULL_VAL", "MANUAL", "PROVENANCE_KINDS", "QUESTION_PLACEHOLDER",
+    "ADVISOR_KINDS", "DATASET_QUESTION", "FULL_VAL", "MANUAL", "MAX_PROMPT_CHARS", "MAX_PROVENANCE_CHARS",
+    "MAX_PROVENANCE_DEPTH", "PROVENANCE_KINDS", "QUESTION_PLACEHOLDER",
     "SPLIT_LABELS", "Advisor", "AdvisorBudgetExhausted", "AdvisorCharges", "AdvisorError", "AdvisorReply",
     "AdvisorUsage", "AnswerModel", "BudgetExhausted", "BudgetView", "DerivedDataCache", "EndpointUnreachable",
     "EndpointUnusable", "Example", "ExampleResult", "HeldOutAccessError", "Message", "Metric", "Optimizer", "Pair",
-    "Prompt", "PromptEvaluator", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt", "cache_key",
-    "derived_provenance", "manual_prompts", "mean", "pair_key", "reads_text", "signature_problem",
+    "Prompt", "PromptEvaluator", "PromptTooLong", "Provenance", "Score", "TaskError", "Trial", "baseline_prompt",
+    "cache_key", "derived_provenance", "manual_prompts", "mean", "pair_key", "reads_text", "signature_problem",
 ]

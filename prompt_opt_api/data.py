@@ -17,6 +17,12 @@ if TYPE_CHECKING:  # demo_retrieval imports example.py, never this module: no im
 
 QUESTION_PLACEHOLDER = "{question}"
 
+# The largest prompt the engine scores: its text, each provenance field, the chain of parents.
+# Larger ones are refused (``PromptTooLong``) before anything is charged, stored or recorded.
+MAX_PROMPT_CHARS = 4000
+MAX_PROVENANCE_CHARS = 200
+MAX_PROVENANCE_DEPTH = 16
+
 # How a prompt's text came about (``Provenance.kind``). The kinds in ``ADVISOR_KINDS`` are
 # written by an advisor: their ``author`` must be one of the run's advisors (the engine
 # checks it). ``optimizer`` is what the engine records for a prompt handed in without a

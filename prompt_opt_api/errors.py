@@ -9,6 +9,8 @@
 * ``BudgetExhausted``: the pair's answer-model budget is spent; the optimizer keeps
   what it has.
 * ``HeldOutAccessError``: an optimizer reached for examples it may not score.
+* ``PromptTooLong``: a prompt (its text, or a provenance field) is larger than the engine
+  accepts (``prompt_opt_api.MAX_PROMPT_CHARS``); refused before anything is charged.
 * ``AdvisorError``: the advisor gave no usable reply after retries. Optimizers count
   it as a failed proposal and go on; if one escapes, that pair fails, the run goes on.
 * ``AdvisorBudgetExhausted``: the run's advisor budget (calls or dollars) is spent;
@@ -43,6 +45,12 @@ class BudgetExhausted(RuntimeError):
 
 class HeldOutAccessError(RuntimeError):
     """An optimizer asked to score examples outside its pair's train and val splits."""
+
+
+class PromptTooLong(ValueError):
+    """A prompt's text (over ``MAX_PROMPT_CHARS``) or a provenance field (over
+    ``MAX_PROVENANCE_CHARS``, or a chain of parents deeper than ``MAX_PROVENANCE_DEPTH``) is
+    larger than the engine scores, stores or records; nothing was charged."""
 
 
 class AdvisorError(RuntimeError):

@@ -40,6 +40,10 @@ class PromptEvaluator(Protocol):
       ``BudgetExhausted`` without scoring anything when the budget cannot pay.
     * Only examples of the pair's train and val splits may be scored; anything else
       raises ``HeldOutAccessError``.
+    * A prompt whose text is over ``MAX_PROMPT_CHARS`` characters (or a provenance field
+      over ``MAX_PROVENANCE_CHARS``) raises ``PromptTooLong`` before anything is charged.
+    * Threads may share it: a request another thread is answering right now is waited for,
+      never sent twice. Once ``optimize()`` returns, every call raises.
     * Every score is recorded as it is made, labelled ``val`` only when ``examples`` is
       the whole val split (each example once). Scores on part of val (``val-subset``),
       on train or on a mix never win selection: to compete, score on ``pair.val``.
@@ -90,7 +94,8 @@ class Optimizer(ABC):
         * Prompts are values: build new ``Prompt`` objects, never mutate one.
         * Say who wrote each prompt (``Prompt.provenance``): an advisor-written kind names
           the advisor member that wrote it; a prompt without one is credited to the
-          optimizer (the engine checks both).
+          optimizer (the engine checks both; under a panel, a member keeps the credit only
+          for text that came out of its own replies).
         * Keep nothing on ``self`` from one pair to the next: what one pair learned is
           returned or logged, never read by the next.
 

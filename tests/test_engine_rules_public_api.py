@@ -365,6 +365,7 @@ def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_pa
         evaluator.score(baseline_prompt(), pair.val)
         names = [m.name for m in advisor.members()]
         assert names == ["A", "B"]
+        advisor.members()[0].complete([{"role": "user", "content": "write a prompt"}])  # A writes "вариант 0"
         for i, author in enumerate(["A", "Mallory", "Eve", "Trent", "Oscar"]):
             try:
                 written = Provenance("critic", author, "round1")
@@ -373,7 +374,8 @@ def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_pa
                 refused.append((author, str(err)))
 
     store = AnswerStore(tmp_path / "s.sqlite")
-    session = AdvisorSession(AdvisorPanel([counting_advisor("A"), counting_advisor("B")]), store)
+    writer_a = ScriptedAdvisor(["<prompt>{question} вариант 0</prompt>"], name="A")
+    session = AdvisorSession(AdvisorPanel([writer_a, counting_advisor("B")]), store)
     model = ScriptedAnswerModel()
     summary, trials, pair, _ = _run(tmp_path, invents_authors, model=model, advisor=session, store=store)
     row = summary.rows[0]
