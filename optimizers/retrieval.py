@@ -35,6 +35,8 @@ class RetrievalOptimizer(PoolOptimizer):
         distinct_answers: Also try demos with k different answers.
         instructions: How many of the best instructions get the best rule (1: the best only).
         manual_candidates: Instructions to choose from besides the baseline.
+        stop_when_beaten: Score each rule on val a chunk at a time and stop it once it can no
+            longer beat the best so far (``PromptPool.add``): the same winner, fewer queries.
         racing, minibatch: See ``PoolOptimizer``.
     """
 
@@ -42,8 +44,9 @@ class RetrievalOptimizer(PoolOptimizer):
 
     def __init__(self, ks: Sequence[int] = (2, 1, 3), signatures: Sequence[str] = (OCR_TFIDF, PAGE_GRAY16),
                  distinct_answers: bool = True, instructions: int = 1, manual_candidates: Sequence[str] = (),
-                 racing: bool = False, minibatch: int = 4) -> None:
+                 stop_when_beaten: bool = True, racing: bool = False, minibatch: int = 4) -> None:
         super().__init__(manual_candidates, racing, minibatch)
+        self.stop_when_beaten = stop_when_beaten
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"retrieval: ks must be demos counts >= 1, got {list(ks)}")
         unknown = [s for s in signatures if s not in SIGNATURES]
@@ -64,7 +67,7 @@ class RetrievalOptimizer(PoolOptimizer):
             return pool.trials  # nothing to retrieve from, nothing to gain (val CER 0), or no budget
         instructions = [p for p, _ in pool.ranked() if not p.demos and p.retrieval is None][: self.instructions]
         signatures = [s for s in self.signatures if s in evaluator.retrieval_signatures]
-        search = _RuleSearch(pool, instructions[0], pair)
+        search = _RuleSearch(pool, instructions[0], pair, self.stop_when_beaten)
         for signature in signatures:
             search.try_rule(self.ks[0], signature, False, step=1)
         if search.best is None:
@@ -82,8 +85,9 @@ class RetrievalOptimizer(PoolOptimizer):
 class _RuleSearch:
     """The best retrieval rule so far and the scoring of one more."""
 
-    def __init__(self, pool: PromptPool, instruction: Prompt, pair: Pair) -> None:
+    def __init__(self, pool: PromptPool, instruction: Prompt, pair: Pair, stop_when_beaten: bool) -> None:
         self.pool, self.instruction, self.train = pool, instruction, pair.train
+        self.stop_when_beaten = stop_when_beaten
         self.best: DemoRetrieval | None = None
         self.cer = float("inf")
 
@@ -96,6 +100,6 @@ class _RuleSearch:
         instruction = instruction or self.instruction
         prompt = Prompt(instruction.text, provenance=derived_provenance(instruction.provenance, "retrieval"),
                         retrieval=rule)
-        for _, score in self.pool.add([prompt], step=step):
+        for _, score in self.pool.add([prompt], step=step, stop_when_beaten=self.stop_when_beaten):
             if self.best is None or score.cer < self.cer:
                 self.best, self.cer = rule, score.cer

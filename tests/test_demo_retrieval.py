@@ -149,7 +149,8 @@ def test_a_model_that_reads_pixels_only_refuses_an_ocr_rule_and_the_optimizer_do
 def test_the_retrieval_search_spends_what_it_plans_and_keeps_the_best_rule(tmp_path):
     pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
     visible = dataclasses.replace(pairs[0], test=())
-    optimizer = RetrievalOptimizer(ks=(2, 1, 3), instructions=2, manual_candidates=["{question} Только значением."])
+    optimizer = RetrievalOptimizer(ks=(2, 1, 3), instructions=2, manual_candidates=["{question} Только значением."],
+                                   stop_when_beaten=False)
     evaluator = Evaluator(ScriptedReader(echo_first_demo=True), AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
                           visible, Budget(None))
     trials = optimizer.optimize(visible, evaluator, None)
@@ -163,6 +164,29 @@ def test_the_retrieval_search_spends_what_it_plans_and_keeps_the_best_rule(tmp_p
     assert all(r.signature == OCR_TFIDF for r in rules[2:]) and len(rules) == 2 + 2 + 1 + 1
     ocr = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.signature == OCR_TFIDF]
     assert min(t.score.cer for t in ocr) == 0.0
+
+
+def test_a_rule_that_can_no_longer_win_stops_early_and_the_winner_is_the_same(tmp_path):
+    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    visible = dataclasses.replace(pairs[0], test=())
+
+    def search(stop_when_beaten, store):
+        optimizer = RetrievalOptimizer(ks=(2, 1, 3), instructions=2, manual_candidates=["{question} Только значением."],
+                                       stop_when_beaten=stop_when_beaten)
+        evaluator = Evaluator(ScriptedReader(echo_first_demo=True), AnswerStore(tmp_path / store), CerMetric(),
+                              visible, Budget(None))
+        trials = optimizer.optimize(visible, evaluator, None)
+        best = min(trials, key=lambda t: t.score.cer)  # the earliest on a tie, as the engine picks
+        return best, trials, evaluator.budget.used
+
+    full_best, full_trials, full_used = search(False, "full.sqlite")
+    best, trials, used = search(True, "stopped.sqlite")
+    assert (best.prompt.text, best.prompt.retrieval, best.score.cer) == (
+        full_best.prompt.text, full_best.prompt.retrieval, full_best.score.cer)
+    assert best.score.cer == 0.0 and best.prompt.retrieval.signature == OCR_TFIDF
+    # the page-signature rule echoes another issuer's answer: dropped before the end of val
+    assert used < full_used and len(trials) < len(full_trials)
+    assert all(t.split == "val" and t.score.n == len(visible.val) for t in trials)  # only full scores compete
 
 
 def test_an_ocr_text_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_path):
