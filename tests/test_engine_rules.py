@@ -14,9 +14,10 @@ import pytest
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Evaluator
 from optimize.results_files import merge_optimal_prompts
-from optimize.run_loop import pick_best, run_pairs
+from optimize.run_loop import run_pairs
 from optimize.run_record import TrialRecord
 from optimize.run_settings import RunParts, RunSettings
+from optimize.selection import pick_best
 from prompt_opt_api import (
     BudgetExhausted,
     Example,
