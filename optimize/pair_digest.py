@@ -10,19 +10,19 @@ the best).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from optimize.prompt_books import ROW_ENTRY
+from optimize.result_row import ResultRow
 from optimize.run_record import candidate_key
 from prompt_opt_api import FULL_VAL, Pair
 
 
-def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: Mapping[str, Any], top_k: int = 5,
+def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, top_k: int = 5,
                 worst_k: int = 3) -> dict[str, Any]:
     """The digest of ``pair`` (module docstring) from its trial ``records`` and result ``row``."""
-    winner = row.get("optimal prompt")
-    disqualified = row.get("disqualified") or []
+    winner = row.prompt
+    disqualified = row.disqualified or []
     excluded = {(d["prompt"], tuple(d.get("demo_rows") or ())) for d in disqualified}
     curve, candidates, test = _val_curve(pair, records, winner, excluded)
     # Stable sort: on equal CER the earliest first, as ``pick_best`` chooses.
@@ -36,11 +36,11 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: Mapping[str,
                  "n_demos": r.get("n_demos", 0)} for r in top],
         "test_cers": [p["cer"] for p in predictions],
         "worst": _worst(pair, predictions, worst_k),
-        "by_author": row.get("by_author") or {},
+        "by_author": row.by_author or {},
         # the winner as the prompt book has it (demo images relative to the task CSV's folder)
-        "winner": row.get(ROW_ENTRY) or {},
+        "winner": row.book_entry or {},
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
-        "status": row.get("status", ""),  # its notes: the split, disqualified candidates, no {question} in the winner
+        "status": row.status,  # its notes: the split, disqualified candidates, no {question} in the winner
     }
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from optimize.prompt_books import book_file_name
+from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN, ResultRow
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
 from optimize.run_mean import run_mean
 from optimize.run_record import RunRecord
@@ -168,15 +169,15 @@ def _best_table(best: Any) -> str:
     if best.empty:
         return "<p class='note'>no pair has a test CER yet</p>"
     frame = best.assign(interval=[_interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
-    frame = frame[["doc type question type", "optimal prompt", "demos", "cer", "interval", "val_cer", "advisor",
+    frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", "val_cer", "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
-    mean_test = _mean(best["cer"])
-    blind = [str(pair) for pair, text in zip(best["doc type question type"], best["optimal prompt"])
+    mean_test = _mean(best[CER_COLUMN])
+    blind = [str(pair) for pair, text in zip(best[PAIR_COLUMN], best[PROMPT_COLUMN])
              if "{question}" not in str(text)]
     warning = (f"<p class='note'>No {{question}} in the winning prompt of {_esc(', '.join(blind))}: it sends the same "
                "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
-            + _html_table(frame, prompt_columns=("optimal prompt", "demos")) + warning)
+            + _html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:
@@ -190,12 +191,12 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
     out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
            "page asked about (the prompt book holds them, with each image's sha256).</p>"]
     for _, row in best.iterrows():
-        pair = row["doc type question type"]
+        pair = row[PAIR_COLUMN]
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
-            out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3>"
-                       f"<span class='prompt'>{_esc(winner.get('template', row['optimal prompt']))}</span>"
+            out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3>"
+                       f"<span class='prompt'>{_esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
                        f"<p>Demos chosen per document: the {_esc(rule['k'])} train page(s) most like the page asked "
                        f"about, of {len(rule.get('pool') or [])} ({_esc(rule.get('signature', ''))}).</p></div>")
             continue
@@ -209,8 +210,8 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
             cards.append(f"<div class='card'>{picture}<div>{_esc(demo['image'])}</div>"
                          f"<div>question: {_esc(demo['question'])}</div>"
                          f"<div>answer: <b>{_esc(demo['answer'])}</b></div></div>")
-        out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3>"
-                   f"<span class='prompt'>{_esc(winner.get('template', row['optimal prompt']))}</span>"
+        out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3>"
+                   f"<span class='prompt'>{_esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
                    f"<div class='demos'>{''.join(cards)}</div></div>")
     if len(out) == 1:
         out.append("<p>No winner uses demos.</p>")
@@ -225,13 +226,13 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
     """
     import pandas as pd
 
-    pairs = sorted(set(rows.loc[rows["cer"].astype(str) != "", "doc type question type"]))
+    pairs = sorted(set(rows.loc[rows[CER_COLUMN].astype(str) != "", PAIR_COLUMN]))
     if not pairs:
         return "<p class='note'>nothing to compare yet</p>"
     cells: dict[str, dict[str, float]] = {}
     for advisor in sorted(set(rows["advisor"])):
         chosen = best_per_pair(rows[rows["advisor"] == advisor])
-        cells[advisor] = {k: _num(v) for k, v in zip(chosen["doc type question type"], chosen["cer"])}
+        cells[advisor] = {k: _num(v) for k, v in zip(chosen[PAIR_COLUMN], chosen[CER_COLUMN])}
     members: dict[str, dict[str, tuple[float, float]]] = {}
     for run in runs:
         for pair, digest in run.pairs.items():
@@ -246,8 +247,8 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
     values = pd.DataFrame({column: [by_pair.get(p, math.nan) for p in pairs] for column, by_pair in cells.items()},
                           index=pairs)
     # The winner across advisors (by val), and within a panel the member who wrote it.
-    stars = {(r["doc type question type"], r["advisor"]) for _, r in best.iterrows()}
-    stars |= {(r["doc type question type"], f"{r['author']} (in {r['advisor']})") for _, r in best.iterrows()}
+    stars = {(r[PAIR_COLUMN], r["advisor"]) for _, r in best.iterrows()}
+    stars |= {(r[PAIR_COLUMN], f"{r['author']} (in {r['advisor']})") for _, r in best.iterrows()}
     columns = list(values.columns)
     head = "<tr><th>pair</th>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
     body = []
@@ -272,7 +273,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
 def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
     import pandas as pd
 
-    tested = {(r["run_id"], r["doc type question type"]): r for _, r in rows.iterrows()}
+    tested = {(r["run_id"], r[PAIR_COLUMN]): r for _, r in rows.iterrows()}
     pairs = sorted({key for run in runs for key in run.pairs})
     out = ["<p class='note'>Every run's best candidates on the full val split (at most "
            f"{_MAX_LEADERBOARD} a pair); only each run's winner was scored on test.</p>"]
@@ -283,7 +284,7 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
                 row = tested.get((run.run_id, pair)) if rank == 0 else None
                 entries.append({
                     "val CER": _fmt(cand.get("val_cer")),
-                    "test CER": "" if row is None else row["cer"],
+                    "test CER": "" if row is None else row[CER_COLUMN],
                     "interval": "" if row is None else _interval(row["cer_ci_low"], row["cer_ci_high"]),
                     "advisor": run.advisor,
                     "optimizer": run.optimizer,
@@ -311,7 +312,7 @@ def _worst_errors(best: Any, by_run: dict[str, RunRecord]) -> str:
     out = ["<p class='note'>The winner's largest test errors per pair (page cropped around the answer box, "
            "outlined in red).</p>"]
     for _, row in best.iterrows():
-        pair = row["doc type question type"]
+        pair = row[PAIR_COLUMN]
         worst = _digest(by_run, row["run_id"], pair).get("worst", [])
         if not worst:
             continue
@@ -326,7 +327,7 @@ def _worst_errors(best: Any, by_run: dict[str, RunRecord]) -> str:
                 f"<div>question: {_esc(item.get('question', ''))}</div>"
                 f"<div>answer: <b>{_esc(item.get('answer', ''))}</b></div>"
                 f"<div>prediction: <b>{_esc(item.get('prediction', ''))}</b></div></div>")
-        out.append(f"<h3>{_esc(pair)} (test CER {_esc(row['cer'])})</h3><div class='errors'>{''.join(cards)}</div>")
+        out.append(f"<h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3><div class='errors'>{''.join(cards)}</div>")
     if len(out) == 1:
         out.append("<p>No test errors left.</p>")
     return "\n".join(out)
@@ -436,7 +437,7 @@ def _crop_data_uri(image: str | None, bbox: Sequence[float] | None,
 
 # -- the text summary ----------------------------------------------------------------------------
 
-def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Path | None = None,
+def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | None = None,
                   task: dict[str, Any] | None = None) -> list[str]:
     """A few lines for the end of a run: test CER, who won, cost, where the results and reports are.
 
@@ -446,14 +447,14 @@ def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Pat
         report: The run's HTML report, if written.
         task: ``optimize.collect.publish_run``'s answer (merged across runs of the task), if published.
     """
-    statuses = [str(r.get("status") or "") for r in rows]
-    scored = [r for r in rows if r.get("cer") not in (None, "")]
+    statuses = [r.status for r in rows]
+    scored = [r for r in rows if r.cer is not None]
     authors: dict[str, int] = {}
     for r in scored:
-        authors[str(r.get("author") or "?")] = authors.get(str(r.get("author") or "?"), 0) + 1
+        authors[r.author or "?"] = authors.get(r.author or "?", 0) + 1
     ranked = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))
     cost = record.cost
-    test_mean = run_mean(rows, "cer").describe("test CER")  # none when a pair failed: failing never lowers it
+    test_mean = run_mean(rows, CER_COLUMN).describe("test CER")  # none when a pair failed: failing never lowers it
     lines = [
         f"run {record.run_id} ({record.optimizer}, advisor {record.advisor}): {test_mean} "
         f"({sum(s.startswith('failed') for s in statuses)} failed, {sum(s.startswith('skipped') for s in statuses)} "
@@ -464,8 +465,7 @@ def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Pat
         f"({cost.model_calls_this_attempt} computed, {cost.cache_hits_this_attempt} from cache "
         "this attempt)",
     ]
-    barred = {str(r.get("doc type question type")): len(r.get("disqualified") or []) for r in rows
-              if r.get("disqualified")}
+    barred = {r.pair: len(r.disqualified) for r in rows if r.disqualified}
     if barred:
         lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see run.json): "
                      + ", ".join(f"{pair} {n}" for pair, n in sorted(barred.items())))
@@ -474,7 +474,7 @@ def summary_lines(record: RunRecord, rows: Sequence[dict[str, Any]], report: Pat
             wins = best["advisor"].value_counts()
             lines.append(
                 f"task {record.task_id}, {model}: best of {task.get('runs')} run(s), mean test CER "
-                f"{_fmt(_mean(best['cer']))} over {len(best)} pair(s); pairs won by runs with advisor "
+                f"{_fmt(_mean(best[CER_COLUMN]))} over {len(best)} pair(s); pairs won by runs with advisor "
                 + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
     book = Path(record.out_dir) / book_file_name(record.results_csv)
     task_books = [p for p in (task or {}).get("files", []) if p.name.endswith(f"_{OPTIMAL_SUFFIX}.book.json")]

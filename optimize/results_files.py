@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN, Cells, ResultRow
+
 # The first three columns exactly as the brief names them; the rest are ours.
-BRIEF_COLUMNS = ("doc type question type", "optimal prompt", "cer")
+BRIEF_COLUMNS = (PAIR_COLUMN, PROMPT_COLUMN, CER_COLUMN)
 EXTRA_COLUMNS = (
     "cer_ci_low",  # bootstrap 95 % interval of the test CER over the pair's test examples
     "cer_ci_high",
@@ -86,7 +88,7 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def csv_text(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def csv_text(columns: Sequence[str], rows: Sequence[Cells]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -103,7 +105,7 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_results_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+def write_results_csv(path: Path, rows: Sequence[ResultRow]) -> None:
     atomic_write_text(path, csv_text(BRIEF_COLUMNS + EXTRA_COLUMNS, rows))
 
 
@@ -136,11 +138,11 @@ def best_per_pair(frame: Any) -> Any:
     """
     import pandas as pd
 
-    rows = frame[frame["cer"].astype(str).str.strip() != ""].copy()
+    rows = frame[frame[CER_COLUMN].astype(str).str.strip() != ""].copy()
     rows["_val"] = pd.to_numeric(rows["val_cer"], errors="coerce").round(4).fillna(math.inf)
-    rows["_len"] = rows["optimal prompt"].astype(str).str.len()
-    rows = rows.sort_values(["doc type question type", "_val", "_len", "advisor", "run_id"], kind="stable")
-    best = rows.drop_duplicates("doc type question type", keep="first")
+    rows["_len"] = rows[PROMPT_COLUMN].astype(str).str.len()
+    rows = rows.sort_values([PAIR_COLUMN, "_val", "_len", "advisor", "run_id"], kind="stable")
+    best = rows.drop_duplicates(PAIR_COLUMN, keep="first")
     return best[list(MERGED_COLUMNS)].reset_index(drop=True)
 
 

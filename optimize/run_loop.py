@@ -20,7 +20,6 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from optimize.advisor_session import AdvisorSession, AdvisorView
 from optimize.attribution import Attribution, ReplyLedger
@@ -29,10 +28,11 @@ from optimize.evaluator import Evaluator
 from optimize.plugin_errors import log_pair_failure, winner_note
 from optimize.pair_attempt import PairMeter
 from optimize.progress import RunProgress, progress_text
-from optimize.prompt_books import ROW_ENTRY, book_header, entry_json, winner_entry
+from optimize.prompt_books import book_header, entry_json, winner_entry
+from optimize.result_row import CER_COLUMN, ResultRow, ordered
 from optimize.results_files import results_file_name
 from optimize.run_mean import run_mean
-from optimize.run_outputs import merge_run_folder, ordered_rows, publish, write_results
+from optimize.run_outputs import merge_run_folder, publish, write_results
 from optimize.run_record import TrialRecord
 from optimize.run_settings import RunParts, RunSettings
 from optimize.run_summary import RunSummary
@@ -100,8 +100,7 @@ class _Attempt:
         self.lease = parts.store.acquire_run(settings.run_id, wait_s=settings.lease_wait_s)
         self.trial_log = TrialLog(parts.store, settings.run_id, settings.out_dir / "trials.jsonl", self.context,
                                   self.lease)
-        self.rows = [{"doc type question type": key, "status": f"skipped: {reason}", "optimizer": name}
-                     for key, reason in too_small]
+        self.rows = [ResultRow(key, status=f"skipped: {reason}", optimizer=name) for key, reason in too_small]
         self.totals = {"model_calls": 0, "cache_hits": 0, "evaluations": 0}
         self.resumed: list[str] = []
         self.failed: list[str] = []
@@ -112,11 +111,12 @@ class _Attempt:
         advisor, store, run_id = self.parts.advisor, self.parts.store, self.settings.run_id
         self.bar.set_postfix_str(progress_text(pair.key, 0, None, 0, self.settings.max_evaluations_per_pair,
                                                *(_advisor_so_far(advisor) or (None, None))))
-        done = store.finished_result(run_id, pair.key)
-        if done is not None:
+        stored = store.finished_result(run_id, pair.key)
+        if stored is not None:
+            done = ResultRow.from_json(stored)
             self.trial_log.replay(store.trials(run_id, pair.key))
             if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts it as before
-                advisor.charge_finished(done.get("advisor_calls") or 0, done.get("advisor_cost_usd") or 0.0)
+                advisor.charge_finished(done.advisor_calls or 0, done.advisor_cost_usd or 0.0)
             self.rows.append(done)
             self.resumed.append(pair.key)
             log.info("pair %r already finished in an earlier attempt of this run: not redone", pair.key)
@@ -126,7 +126,7 @@ class _Attempt:
         write_results(self.csv_path, self.rows, self.header, self.settings.advisor_name, run_id)
         self.bar.update(1)
 
-    def _run_new(self, pair: Pair) -> dict[str, Any]:
+    def _run_new(self, pair: Pair) -> ResultRow:
         """The pair's row: its result, or its failure (one pair's failure is not the run's)."""
         meter = PairMeter.start(self.parts.store, self.settings.run_id, pair.key,
                                 self.settings.max_evaluations_per_pair, self.parts.advisor)
@@ -137,11 +137,11 @@ class _Attempt:
             raise  # the run's failure, not the pair's: stop here
         except BaseException as err:  # noqa: BLE001 - one pair's failure (SystemExit too) is not the run's
             self.failed.append(pair.key)
-            return {"doc type question type": pair.key, "optimizer": self.parts.optimizer.name,
-                    "n_train": len(pair.train), "n_val": len(pair.val), "n_test": len(pair.test),
-                    "status": f"failed: {log_pair_failure(pair.key, err, self.parts)}",  # where, and if a retry helps
-                    **meter.failed(self.parts.store, self.settings.run_id, pair.key, self.lease, self.totals)}
-        self.parts.store.mark_finished(self.settings.run_id, pair.key, row, lease=self.lease)
+            status = f"failed: {log_pair_failure(pair.key, err, self.parts)}"  # where, and if a retry helps
+            return ResultRow(pair.key, status=status, optimizer=self.parts.optimizer.name, n_train=len(pair.train),
+                             n_val=len(pair.val), n_test=len(pair.test),
+                             **meter.failed(self.parts.store, self.settings.run_id, pair.key, self.lease, self.totals))
+        self.parts.store.mark_finished(self.settings.run_id, pair.key, row.to_json(), lease=self.lease)
         for key in self.totals:
             self.totals[key] += stats[key]
         return row
@@ -153,8 +153,8 @@ class _Attempt:
         write_results(self.csv_path, self.rows, self.header, self.settings.advisor_name, self.settings.run_id)
 
     def summary(self, elapsed_s: float) -> RunSummary:
-        rows, advisor = ordered_rows(self.rows), self.parts.advisor
-        test_mean = run_mean(rows, "cer").value  # None when a pair failed: failing cannot lower it
+        rows, advisor = ordered(self.rows), self.parts.advisor
+        test_mean = run_mean(rows, CER_COLUMN).value  # None when a pair failed: failing cannot lower it
         return RunSummary(
             run_id=self.settings.run_id,
             mean_test_cer=float("nan") if test_mean is None else test_mean,
@@ -173,7 +173,7 @@ class _Attempt:
 
 
 def _run_one_pair(pair: Pair, parts: RunParts, settings: RunSettings, trial_log: TrialLog, lease: RunLease,
-                  bar: RunProgress, data_dir: Path | None, meter: PairMeter) -> tuple[dict[str, Any], dict[str, int]]:
+                  bar: RunProgress, data_dir: Path | None, meter: PairMeter) -> tuple[ResultRow, dict[str, int]]:
     """Optimize one pair, judge its candidates, score the winner on test: its row and counters."""
     advisor = parts.advisor
     parts.store.clear_trials(settings.run_id, pair.key, lease=lease)  # an unfinished attempt is redone from cache
@@ -187,8 +187,9 @@ def _run_one_pair(pair: Pair, parts: RunParts, settings: RunSettings, trial_log:
     engine = meter.watch(Evaluator(parts.model, parts.store, parts.metric, pair, meter.engine_budget,
                                    settings.batch_size, listener, allow_test=True))
     verdict = judge(pair, records, engine, parts.metric, parts.advisor)
-    row = _result_row(pair, parts.optimizer.name, verdict, winner_entry(pair, verdict.best_prompt, data_dir))
-    row.update(meter.row_totals())  # every attempt's evaluations, advisor calls and dollars
+    # the cost columns count every attempt's evaluations, advisor calls and dollars
+    row = _result_row(pair, parts.optimizer.name, verdict, winner_entry(pair, verdict.best_prompt, data_dir),
+                      meter.row_totals())
     return row, meter.this_attempt()
 
 
@@ -217,32 +218,33 @@ def _optimize(pair: Pair, parts: RunParts, meter: PairMeter, batch_size: int | N
                 view.close()
 
 
-def _result_row(pair: Pair, optimizer_name: str, verdict: Judgement, winner: BookEntry) -> dict[str, Any]:
-    """The pair's results row (its cost columns are added by the caller)."""
+def _result_row(pair: Pair, optimizer_name: str, verdict: Judgement, winner: BookEntry,
+                costs: dict[str, int | float]) -> ResultRow:
+    """The pair's results row; ``costs``: its cost columns (``PairMeter.row_totals``)."""
     best_prompt, test_score = verdict.best_prompt, verdict.test_score
     ci_low, ci_high = bootstrap_interval([r.cer for r in test_score.results])
-    return {
-        "doc type question type": pair.key,
-        "optimal prompt": best_prompt.text,
-        "cer": test_score.cer,
-        "cer_ci_low": ci_low,
-        "cer_ci_high": ci_high,
-        "val_cer": verdict.best_record.cer if verdict.best_record else math.nan,
-        "exact_match": test_score.exact_match,
-        "n_train": len(pair.train),
-        "n_val": len(pair.val),
-        "n_test": len(pair.test),
-        "optimizer": optimizer_name,
-        "origin": best_prompt.origin,
-        "author": best_prompt.provenance.author,
-        "n_demos": n_demos(best_prompt),
-        "demos": winner.demos_text(),
-        "status": _status(pair, verdict),
-        "by_author": verdict.by_author,
-        # the winner exactly as scored (text, demos with image hashes): the prompt book's entry
-        ROW_ENTRY: entry_json(winner),
-        "disqualified": verdict.disqualified,
-    }
+    return ResultRow(
+        pair=pair.key,
+        prompt=best_prompt.text,
+        cer=test_score.cer,
+        cer_ci_low=ci_low,
+        cer_ci_high=ci_high,
+        val_cer=verdict.best_record.cer if verdict.best_record else math.nan,
+        exact_match=test_score.exact_match,
+        n_train=len(pair.train),
+        n_val=len(pair.val),
+        n_test=len(pair.test),
+        optimizer=optimizer_name,
+        origin=best_prompt.origin,
+        author=best_prompt.provenance.author,
+        n_demos=n_demos(best_prompt),
+        demos=winner.demos_text(),
+        status=_status(pair, verdict),
+        by_author=verdict.by_author,
+        book_entry=entry_json(winner),  # the winner exactly as scored (text, demos with image hashes)
+        disqualified=verdict.disqualified,
+        **costs,
+    )
 
 
 def _status(pair: Pair, verdict: Judgement) -> str:

@@ -12,11 +12,11 @@ the results rows (``cer``: test CER; ``val_cer``: the winners' val CER).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-PAIR_COLUMN = "doc type question type"
+from optimize.result_row import PAIR_COLUMN, Cells
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class RunMean:
                 "has no mean and returns +inf to a sweeper (re-run the same command to retry it)")
 
 
-def run_mean(rows: Sequence[Mapping[str, Any]], column: str) -> RunMean:
+def run_mean(rows: Sequence[Cells], column: str) -> RunMean:
     """The mean of ``column`` over the run's result rows, failed pairs counted (module docstring)."""
     values: list[float] = []
     failed: list[str] = []

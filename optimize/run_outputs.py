@@ -13,7 +13,8 @@ from typing import Any
 
 from optimize.answer_store import AnswerStore
 from optimize.pair_digest import pair_digest
-from optimize.prompt_books import ROW_ENTRY, book_file_name, merged_book, run_book, write_book
+from optimize.prompt_books import book_file_name, merged_book, run_book, write_book
+from optimize.result_row import ResultRow, ordered
 from optimize.results_files import merge_optimal_prompts, read_results_frame, results_file_name, write_results_csv
 from optimize.run_record import RUN_JSON, RunCost, RunRecord
 from optimize.run_settings import RunSettings
@@ -24,14 +25,14 @@ from prompt_opt_api import Pair
 log = logging.getLogger(__name__)
 
 
-def write_results(csv_path: Path, rows: list[dict[str, Any]], header: Callable[[], dict[str, Any]], advisor: str,
+def write_results(csv_path: Path, rows: list[ResultRow], header: Callable[[], dict[str, Any]], advisor: str,
                   run_id: str) -> None:
     """The run's CSV and, beside it, its prompt book (each pair's winner, whole), once a pair has one;
     until then no book (one left there by another run in this folder is removed: it is not this run's)."""
-    rows, book = ordered_rows(rows), None
+    rows, book = ordered(rows), None
     write_results_csv(csv_path, rows)
     try:
-        book = run_book(rows, header(), advisor, run_id) if any(r.get(ROW_ENTRY) for r in rows) else None
+        book = run_book(rows, header(), advisor, run_id) if any(r.book_entry for r in rows) else None
     except Exception:  # noqa: BLE001 - e.g. a resumed run whose model cannot state its identity: the CSV stands
         log.exception("the prompt book beside %s was not written", csv_path.name)
     write_book(csv_path.parent / book_file_name(csv_path.name), book)
@@ -48,7 +49,7 @@ def merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path
     write_book(out_dir / book_file_name(merged.name), book)
 
 
-def publish(summary: RunSummary, context: dict[str, Any], pairs: Sequence[Pair], store: AnswerStore,
+def publish(summary: RunSummary, context: dict[str, str], pairs: Sequence[Pair], store: AnswerStore,
             settings: RunSettings) -> None:
     """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
     from optimize.report import summary_lines
@@ -92,14 +93,14 @@ def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSetti
         return None
 
 
-def run_record(summary: RunSummary, context: dict[str, Any], task_id: str, pairs: Sequence[Pair],
+def run_record(summary: RunSummary, context: dict[str, str], task_id: str, pairs: Sequence[Pair],
                store: AnswerStore, out_dir: Path) -> RunRecord:
     """The run as the results folder and the reports see it (``run.json``)."""
 
     def total(column: str) -> float:
         return sum(float(r.get(column) or 0) for r in summary.rows)
 
-    rows = {r["doc type question type"]: r for r in summary.rows}
+    rows = {r.pair: r for r in summary.rows}
     cost = RunCost(
         advisor_calls=int(total("advisor_calls")),
         advisor_cost_usd=total("advisor_cost_usd"),
@@ -123,11 +124,8 @@ def run_record(summary: RunSummary, context: dict[str, Any], task_id: str, pairs
         advisor_usage=summary.advisor_usage,
         advisor_members=summary.advisor_members,
         answer_model_diagnostics=summary.answer_model_diagnostics,
-        pairs={pair.key: pair_digest(pair, store.trials(summary.run_id, pair.key), rows.get(pair.key) or {})
+        pairs={pair.key: pair_digest(pair, store.trials(summary.run_id, pair.key),
+                                             rows.get(pair.key) or ResultRow(pair.key))
                for pair in pairs},
     )
 
-
-def ordered_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows in the order the files list them: by pair."""
-    return sorted(rows, key=lambda r: r["doc type question type"])

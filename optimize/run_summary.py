@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimize.result_row import ResultRow
+
 
 @dataclass
 class RunSummary:
@@ -13,7 +15,7 @@ class RunSummary:
 
     run_id: str
     mean_test_cer: float
-    rows: list[dict[str, Any]]
+    rows: list[ResultRow]
     results_csv: Path
     model_calls: int = 0
     cache_hits: int = 0

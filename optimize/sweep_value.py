@@ -8,13 +8,15 @@ job with the lowest test CER would choose on the test split and report an optimi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from optimize.result_row import CER_COLUMN, Cells
 
 FAILED = "failed"  # a results row whose status starts so: the pair has no winner
 
 
-def sweep_value(rows: Sequence[Mapping[str, Any]]) -> float:
+def sweep_value(rows: Sequence[Cells]) -> float:
     """The mean val CER of the winners over the run's pairs; ``inf`` when it cannot be trusted.
 
     A failed pair makes the value ``inf`` (the worst a minimizing sweeper can see): leaving
@@ -29,7 +31,7 @@ def sweep_value(rows: Sequence[Mapping[str, Any]]) -> float:
     for row in rows:
         if str(row.get("status") or "").startswith(FAILED):
             return math.inf
-        if row.get("cer") in (None, ""):
+        if row.get(CER_COLUMN) in (None, ""):
             continue  # skipped: too few images
         values.append(_number(row.get("val_cer")))
     if not values or any(math.isnan(v) for v in values):
