@@ -1,4 +1,4 @@
-"""Self-contained HTML reports of one run or of a task's collected runs, and the run's text summary.
+"""Self-contained HTML reports of one run or of a task's collected runs.
 
 One file, no scripts and nothing fetched: figures (matplotlib) and page crops are
 embedded as base64 images, tables are pandas' HTML; every name and prompt is escaped, and
@@ -10,14 +10,12 @@ Sections per answer model: runs and their cost; the best prompt per pair (chosen
 CER, reported with test CER and its interval); an advisor x pair matrix of test CER with
 the val-chosen winner marked; best-so-far val CER against answer-model evaluations per
 optimizer; a leaderboard per pair; the worst remaining test errors with the page cropped
-around the answer box.
+around the answer box. The figures are drawn in ``optimize.report_figures``, the cells
+formatted in ``optimize.report_format``; a run's closing log lines are ``optimize.run_summary``'s.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import time
 from collections.abc import Sequence
@@ -25,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from optimize.prompt_books import book_file_name
-from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN, ResultRow
+from optimize.report_figures import THUMB_MAX, crop_data_uri, curves_section, figure_html, matrix_figure
+from optimize.report_format import esc, fmt, html_table, interval, mean, num, shade
+from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
-from optimize.run_mean import run_mean
 from optimize.run_record import RunRecord
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
@@ -46,8 +45,6 @@ th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:1em 0}figure img{max-width:100%}
 """
 _MAX_LEADERBOARD = 10
-_CROP_MAX = (420, 200)
-_THUMB_MAX = (260, 260)
 
 
 def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: str,
@@ -72,7 +69,7 @@ def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: st
     if one_run:
         own = {book_file_name(n) for r in records for n in (r.results_csv, results_file_name(r.model, OPTIMAL_SUFFIX))}
         books = [b for b in books if b.name in own]
-    parts = [f"<h1>{_esc(title)}</h1>", _header(records, task_info, books)]
+    parts = [f"<h1>{esc(title)}</h1>", _header(records, task_info, books)]
     data_dir = Path(task_info["csv"]).parent if task_info and task_info.get("csv") else None
     models = sorted(set(table["model"])) or [""]
     with matplotlib.rc_context({"text.parse_math": False}):  # names drawn as written: "$" starts no mathtext
@@ -80,10 +77,10 @@ def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: st
             rows = table[table["model"] == model]
             runs = [r for r in records if r.model == model]
             if len(models) > 1:
-                parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {_esc(model)}</h2>")
+                parts.append(f"<h2 style='border:0;font-size:1.35em'>Answer model {esc(model)}</h2>")
             parts.append(_model_sections(runs, rows, data_dir))
     document = ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-                f"<title>{_esc(title)}</title><style>{_CSS}</style></head><body>\n"
+                f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"
                 + "\n".join(parts) + "\n</body></html>\n")
     atomic_write_text(path, document)
     return path
@@ -92,20 +89,20 @@ def write_report(path: Path, records: Sequence[RunRecord], table: Any, title: st
 def _header(records: Sequence[RunRecord], task_info: dict[str, Any] | None, books: Sequence[Path]) -> str:
     items = [f"generated {time.strftime('%Y-%m-%d %H:%M:%S')}", f"{len(records)} run(s)"]
     if task_info:
-        items.append(f"task {_esc(task_info.get('task_id', ''))}: {_esc(task_info.get('csv', ''))}, "
-                     f"{_esc(task_info.get('examples', '?'))} examples")
+        items.append(f"task {esc(task_info.get('task_id', ''))}: {esc(task_info.get('csv', ''))}, "
+                     f"{esc(task_info.get('examples', '?'))} examples")
         for key in ("split", "metric"):
             settings = {k: v for k, v in (task_info.get(key) or {}).items() if not k.startswith("_")}
             if settings:
-                items.append(f"{key} " + ", ".join(f"{_esc(k)} {_esc(v)}" for k, v in settings.items()))
+                items.append(f"{key} " + ", ".join(f"{esc(k)} {esc(v)}" for k, v in settings.items()))
         if (task_info.get("split_units") or {}).get("summary"):
-            items.append(f"split by document: {_esc(task_info['split_units']['summary'])}")
+            items.append(f"split by document: {esc(task_info['split_units']['summary'])}")
     elif records:
-        items.append(f"task {_esc(records[0].task_id)}")
+        items.append(f"task {esc(records[0].task_id)}")
     deploy = ""
     if books:
         deploy = ("<p>What to deploy: the prompt book" + ("s " if len(books) > 1 else " ")
-                  + ", ".join(f"<code>{_esc(b.name)}</code>" for b in books)
+                  + ", ".join(f"<code>{esc(b.name)}</code>" for b in books)
                   + " beside this report: each winner whole (text, demos with their images' sha256), applied by "
                   "<code>models.prompt_runtime</code> or scored on new documents by "
                   "<code>python -m optimize.apply BOOK CSV</code>.</p>")
@@ -122,7 +119,7 @@ def _model_sections(runs: Sequence[RunRecord], rows: Any, data_dir: Path | None)
         "<h2>Best prompt per pair</h2>", _best_table(best),
         "<h2>Winners with their demos</h2>", _winners(best, by_run, data_dir),
         "<h2>Which advisor wins where</h2>", _matrix(rows, best, runs),
-        "<h2>CER against answer-model evaluations</h2>", _curves(runs),
+        "<h2>CER against answer-model evaluations</h2>", curves_section(runs),
         "<h2>Leaderboard per pair</h2>", _leaderboards(runs, rows),
         "<h2>Worst remaining errors</h2>", _worst_errors(best, by_run),
     ])
@@ -143,7 +140,7 @@ def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
             "finished": run.finished_at,
             "advisor": run.advisor,
             "optimizer": run.optimizer,
-            "mean test CER": _fmt(run.mean_test_cer),
+            "mean test CER": fmt(run.mean_test_cer),
             "pairs ok": int(status.str.startswith("ok").sum()),
             "failed": int(status.str.startswith("failed").sum()),
             "skipped": int(status.str.startswith("skipped").sum()),
@@ -152,7 +149,7 @@ def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
             "answer-model evaluations": cost.answer_model_evaluations,
             "computed (last attempt)": cost.model_calls_this_attempt,
             "from cache (last attempt)": cost.cache_hits_this_attempt,
-            "time s": _fmt(run.elapsed_s, 1),
+            "time s": fmt(run.elapsed_s, 1),
         })
     if not data:
         return "<p class='note'>no runs</p>"
@@ -162,22 +159,22 @@ def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
              "answer-model evaluations": int(frame["answer-model evaluations"].sum())}
     if len(frame) > 1:  # as text, so the total row's gaps do not turn the counts into floats
         frame = pd.concat([frame.astype(str), pd.DataFrame([total]).astype(str)], ignore_index=True).fillna("")
-    return _html_table(frame)
+    return html_table(frame)
 
 
 def _best_table(best: Any) -> str:
     if best.empty:
         return "<p class='note'>no pair has a test CER yet</p>"
-    frame = best.assign(interval=[_interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
+    frame = best.assign(interval=[interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
     frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", "val_cer", "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
-    mean_test = _mean(best[CER_COLUMN])
+    mean_test = mean(best[CER_COLUMN])
     blind = [str(pair) for pair, text in zip(best[PAIR_COLUMN], best[PROMPT_COLUMN])
              if "{question}" not in str(text)]
-    warning = (f"<p class='note'>No {{question}} in the winning prompt of {_esc(', '.join(blind))}: it sends the same "
+    warning = (f"<p class='note'>No {{question}} in the winning prompt of {esc(', '.join(blind))}: it sends the same "
                "text whatever each example's question asks.</p>") if blind else ""
-    return (f"<p>{len(best)} pairs; mean test CER of the winners {_fmt(mean_test)}.</p>"
-            + _html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
+    return (f"<p>{len(best)} pairs; mean test CER of the winners {fmt(mean_test)}.</p>"
+            + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:
@@ -195,23 +192,23 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
-            out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3>"
-                       f"<span class='prompt'>{_esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
-                       f"<p>Demos chosen per document: the {_esc(rule['k'])} train page(s) most like the page asked "
-                       f"about, of {len(rule.get('pool') or [])} ({_esc(rule.get('signature', ''))}).</p></div>")
+            out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
+                       f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
+                       f"<p>Demos chosen per document: the {esc(rule['k'])} train page(s) most like the page asked "
+                       f"about, of {len(rule.get('pool') or [])} ({esc(rule.get('signature', ''))}).</p></div>")
             continue
         if not winner.get("demos"):
             continue
         cards = []
         for demo in winner["demos"]:
             image = Path(demo["image"]) if data_dir is None else data_dir / demo["image"]
-            thumb = _crop_data_uri(str(image), None, _THUMB_MAX)
+            thumb = crop_data_uri(str(image), None, THUMB_MAX)
             picture = f"<img alt='demo page' src='{thumb}'>" if thumb else "<p class='note'>(image not available)</p>"
-            cards.append(f"<div class='card'>{picture}<div>{_esc(demo['image'])}</div>"
-                         f"<div>question: {_esc(demo['question'])}</div>"
-                         f"<div>answer: <b>{_esc(demo['answer'])}</b></div></div>")
-        out.append(f"<div class='winner'><h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3>"
-                   f"<span class='prompt'>{_esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
+            cards.append(f"<div class='card'>{picture}<div>{esc(demo['image'])}</div>"
+                         f"<div>question: {esc(demo['question'])}</div>"
+                         f"<div>answer: <b>{esc(demo['answer'])}</b></div></div>")
+        out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
+                   f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
                    f"<div class='demos'>{''.join(cards)}</div></div>")
     if len(out) == 1:
         out.append("<p>No winner uses demos.</p>")
@@ -232,7 +229,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
     cells: dict[str, dict[str, float]] = {}
     for advisor in sorted(set(rows["advisor"])):
         chosen = best_per_pair(rows[rows["advisor"] == advisor])
-        cells[advisor] = {k: _num(v) for k, v in zip(chosen[PAIR_COLUMN], chosen[CER_COLUMN])}
+        cells[advisor] = {k: num(v) for k, v in zip(chosen[PAIR_COLUMN], chosen[CER_COLUMN])}
     members: dict[str, dict[str, tuple[float, float]]] = {}
     for run in runs:
         for pair, digest in run.pairs.items():
@@ -240,7 +237,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
                 if entry.get("test_cer") is None or author in ("dataset", "manual", "rule", run.advisor):
                     continue
                 column = members.setdefault(f"{author} (in {run.advisor})", {})
-                rank = (round(_num(entry.get("val_cer")), 4), _num(entry["test_cer"]))
+                rank = (round(num(entry.get("val_cer")), 4), num(entry["test_cer"]))
                 if pair not in column or rank[0] < column[pair][0]:
                     column[pair] = rank
     cells.update({column: {k: v[1] for k, v in by_pair.items()} for column, by_pair in sorted(members.items())})
@@ -250,7 +247,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
     stars = {(r[PAIR_COLUMN], r["advisor"]) for _, r in best.iterrows()}
     stars |= {(r[PAIR_COLUMN], f"{r['author']} (in {r['advisor']})") for _, r in best.iterrows()}
     columns = list(values.columns)
-    head = "<tr><th>pair</th>" + "".join(f"<th>{_esc(c)}</th>" for c in columns) + "</tr>"
+    head = "<tr><th>pair</th>" + "".join(f"<th>{esc(c)}</th>" for c in columns) + "</tr>"
     body = []
     for pair in pairs:
         row_cells = []
@@ -258,8 +255,8 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
             value = values.loc[pair, column]
             star = " ★" if (pair, column) in stars else ""
             text = "" if math.isnan(value) else f"{value:.3f}{star}"
-            row_cells.append(f"<td class='num' style='background:{_shade(value)}'>{text}</td>")
-        body.append(f"<tr><td>{_esc(pair)}</td>{''.join(row_cells)}</tr>")
+            row_cells.append(f"<td class='num' style='background:{shade(value)}'>{text}</td>")
+        body.append(f"<tr><td>{esc(pair)}</td>{''.join(row_cells)}</tr>")
     wins = [sum((p, c) in stars for p in pairs) for c in columns]
     foot = "<tr><th>pairs won</th>" + "".join(f"<th>{n}</th>" for n in wins) + "</tr>"
     table = f"<div class='scroll'><table class='matrix'>{head}{''.join(body)}{foot}</table></div>"
@@ -267,7 +264,7 @@ def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
             "advisor's runs; a panel's members by val CER within the panel's runs); ★ marks the prompt chosen "
             "across advisors, by val CER.</p>")
     winner = {pair: {c for p, c in stars if p == pair} for pair in pairs}
-    return note + table + _figure(_matrix_figure(values, winner), "advisor x pair matrix of test CER")
+    return note + table + figure_html(matrix_figure(values, winner), "advisor x pair matrix of test CER")
 
 
 def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
@@ -283,9 +280,9 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
             for rank, cand in enumerate(run.pairs.get(pair, {}).get("top", [])):
                 row = tested.get((run.run_id, pair)) if rank == 0 else None
                 entries.append({
-                    "val CER": _fmt(cand.get("val_cer")),
+                    "val CER": fmt(cand.get("val_cer")),
                     "test CER": "" if row is None else row[CER_COLUMN],
-                    "interval": "" if row is None else _interval(row["cer_ci_low"], row["cer_ci_high"]),
+                    "interval": "" if row is None else interval(row["cer_ci_low"], row["cer_ci_high"]),
                     "advisor": run.advisor,
                     "optimizer": run.optimizer,
                     "author": cand.get("author", ""),
@@ -299,12 +296,12 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
         if not entries and not barred:
             continue
         entries.sort(key=lambda e: e["_key"])
-        table = (_html_table(pd.DataFrame(entries[:_MAX_LEADERBOARD]).drop(columns="_key"), prompt_columns=("prompt",))
+        table = (html_table(pd.DataFrame(entries[:_MAX_LEADERBOARD]).drop(columns="_key"), prompt_columns=("prompt",))
                  if entries else "")
-        notes = "".join(f"<p class='note'>disqualified (val CER {_fmt(d.get('val_cer'))}, {_esc(d.get('origin', ''))}): "
-                        f"{_esc(d.get('reason', ''))}: <span class='prompt'>{_esc(d.get('prompt', ''))}</span></p>"
+        notes = "".join(f"<p class='note'>disqualified (val CER {fmt(d.get('val_cer'))}, {esc(d.get('origin', ''))}): "
+                        f"{esc(d.get('reason', ''))}: <span class='prompt'>{esc(d.get('prompt', ''))}</span></p>"
                         for d in barred)
-        out.append(f"<h3>{_esc(pair)}</h3>" + table + notes)
+        out.append(f"<h3>{esc(pair)}</h3>" + table + notes)
     return "\n".join(out)
 
 
@@ -318,216 +315,16 @@ def _worst_errors(best: Any, by_run: dict[str, RunRecord]) -> str:
             continue
         cards = []
         for item in worst:
-            image = _crop_data_uri(item.get("image"), item.get("bbox"))
+            image = crop_data_uri(item.get("image"), item.get("bbox"))
             picture = (f"<img alt='page crop' src='{image}'>" if image
                        else "<p class='note'>(image not available)</p>")
             cards.append(
-                f"<div class='card'>{picture}<div>CER {_fmt(item.get('cer'))}; "
-                f"{_esc(str(item.get('row', '')).split(', ', 1)[-1])}</div>"  # the row, without the CSV's path
-                f"<div>question: {_esc(item.get('question', ''))}</div>"
-                f"<div>answer: <b>{_esc(item.get('answer', ''))}</b></div>"
-                f"<div>prediction: <b>{_esc(item.get('prediction', ''))}</b></div></div>")
-        out.append(f"<h3>{_esc(pair)} (test CER {_esc(row[CER_COLUMN])})</h3><div class='errors'>{''.join(cards)}</div>")
+                f"<div class='card'>{picture}<div>CER {fmt(item.get('cer'))}; "
+                f"{esc(str(item.get('row', '')).split(', ', 1)[-1])}</div>"  # the row, without the CSV's path
+                f"<div>question: {esc(item.get('question', ''))}</div>"
+                f"<div>answer: <b>{esc(item.get('answer', ''))}</b></div>"
+                f"<div>prediction: <b>{esc(item.get('prediction', ''))}</b></div></div>")
+        out.append(f"<h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3><div class='errors'>{''.join(cards)}</div>")
     if len(out) == 1:
         out.append("<p>No test errors left.</p>")
     return "\n".join(out)
-
-
-# -- figures -------------------------------------------------------------------------------------
-
-def _curves(runs: Sequence[RunRecord]) -> str:
-    """Mean over pairs of the best-so-far full-val CER against answer-model evaluations, per run."""
-    import numpy as np
-
-    series = []
-    for run in runs:
-        curves = [c for c in (p.get("curve") or [] for p in run.pairs.values()) if c]
-        if not curves:
-            continue
-        grid = np.unique(np.array([x for c in curves for x, _ in c], dtype=float))
-        # A pair counts from its first full-val score on and keeps its last value after it stops.
-        stacked = np.full((len(curves), len(grid)), np.nan)
-        for i, curve in enumerate(curves):
-            xs = np.array([x for x, _ in curve], dtype=float)
-            ys = np.array([y for _, y in curve], dtype=float)
-            idx = np.searchsorted(xs, grid, side="right") - 1
-            stacked[i] = np.where(idx >= 0, ys[np.clip(idx, 0, None)], np.nan)
-        label = f"{run.optimizer} / {run.advisor} ({run.run_id[:8]})"
-        series.append((label, grid, np.nanmean(stacked, axis=0), len(curves)))
-    if not series:
-        return "<p class='note'>no candidate was scored on the full val split</p>"
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
-    for label, grid, values, n in series:
-        ax.step(grid, values, where="post", marker="o", markersize=3, label=f"{label}, {n} pairs")
-    ax.set_xlabel("answer-model evaluations per pair (prompt x example)")
-    ax.set_ylabel("mean best-so-far val CER")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    note = ("<p class='note'>Each point: after that many evaluations of a pair's budget, the lowest val CER "
-            "found so far, averaged over the pairs scored by then.</p>")
-    return note + _figure(fig, "best-so-far val CER against answer-model evaluations")
-
-
-def _matrix_figure(values: Any, winner: dict[str, set[str]]) -> Any:
-    import numpy as np
-
-    plt = _pyplot()
-    data = values.to_numpy(dtype=float)
-    # Wide enough for the longest pair name on the left (about 0.07 in a character at 8 pt).
-    label_in = 0.07 * max(len(str(i)) for i in values.index)
-    fig, ax = plt.subplots(figsize=(min(label_in + 2.5 + 1.0 * data.shape[1], 16), min(1.5 + 0.3 * data.shape[0], 30)))
-    image = ax.imshow(np.clip(data, 0, 1), cmap="RdYlGn_r", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(data.shape[1]), [str(c) for c in values.columns], rotation=30, ha="right", fontsize=8)
-    ax.set_yticks(range(data.shape[0]), [str(i) for i in values.index], fontsize=8)
-    for i, pair in enumerate(values.index):
-        for j, advisor in enumerate(values.columns):
-            if not math.isnan(data[i, j]):
-                mark = "★" if advisor in winner.get(pair, ()) else ""
-                ax.text(j, i, f"{data[i, j]:.2f}{mark}", ha="center", va="center", fontsize=7)
-    fig.colorbar(image, ax=ax, label="test CER (clipped at 1)")
-    fig.tight_layout()
-    return fig
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display; the figures go into the HTML
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _figure(fig: Any, alt: str) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")  # tight: long pair names and colorbar labels fit
-    _pyplot().close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"<figure><img alt='{_esc(alt)}' src='data:image/png;base64,{data}'></figure>"
-
-
-def _crop_data_uri(image: str | None, bbox: Sequence[float] | None,
-                   max_size: tuple[int, int] = _CROP_MAX) -> str | None:
-    """The page around ``bbox`` (outlined), downscaled, as a JPEG data URI; None if unreadable."""
-    from PIL import Image, ImageDraw
-
-    if not image:
-        return None
-    try:
-        with Image.open(image) as img:
-            page = img.convert("RGB")
-    except (OSError, ValueError):
-        return None
-    if bbox and len(bbox) == 4:
-        x1, y1, x2, y2 = (float(v) for v in bbox)
-        ImageDraw.Draw(page).rectangle([x1 - 2, y1 - 2, x2 + 2, y2 + 2], outline=(220, 0, 0), width=2)
-        # Enough context to read the field's label on its left and the lines around it.
-        pad_x = max(60.0, 0.5 * (x2 - x1))
-        pad_y = max(40.0, 2.0 * (y2 - y1))
-        page = page.crop((max(0, int(x1 - pad_x)), max(0, int(y1 - pad_y)),
-                          min(page.width, int(x2 + pad_x)), min(page.height, int(y2 + pad_y))))
-    page.thumbnail(max_size)
-    buf = io.BytesIO()
-    page.save(buf, format="JPEG", quality=80)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-# -- the text summary ----------------------------------------------------------------------------
-
-def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | None = None,
-                  task: dict[str, Any] | None = None) -> list[str]:
-    """A few lines for the end of a run: test CER, who won, cost, where the results and reports are.
-
-    Args:
-        record: The run record.
-        rows: The run's result rows.
-        report: The run's HTML report, if written.
-        task: ``optimize.collect.publish_run``'s answer (merged across runs of the task), if published.
-    """
-    statuses = [r.status for r in rows]
-    scored = [r for r in rows if r.cer is not None]
-    authors: dict[str, int] = {}
-    for r in scored:
-        authors[r.author or "?"] = authors.get(r.author or "?", 0) + 1
-    ranked = sorted(authors.items(), key=lambda kv: (-kv[1], kv[0]))
-    cost = record.cost
-    test_mean = run_mean(rows, CER_COLUMN).describe("test CER")  # none when a pair failed: failing never lowers it
-    lines = [
-        f"run {record.run_id} ({record.optimizer}, advisor {record.advisor}): {test_mean} "
-        f"({sum(s.startswith('failed') for s in statuses)} failed, {sum(s.startswith('skipped') for s in statuses)} "
-        "skipped)",
-        "winners by author: " + (", ".join(f"{a} {n}" for a, n in ranked) or "none"),
-        f"cost: {cost.advisor_calls} advisor call(s), ${float(cost.advisor_cost_usd or 0.0):.4f}, "
-        f"{cost.answer_model_evaluations} answer-model evaluations "
-        f"({cost.model_calls_this_attempt} computed, {cost.cache_hits_this_attempt} from cache "
-        "this attempt)",
-    ]
-    barred = {r.pair: len(r.disqualified) for r in rows if r.disqualified}
-    if barred:
-        lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see run.json): "
-                     + ", ".join(f"{pair} {n}" for pair, n in sorted(barred.items())))
-    if task:
-        for model, best in task.get("optimal", {}).items():
-            wins = best["advisor"].value_counts()
-            lines.append(
-                f"task {record.task_id}, {model}: best of {task.get('runs')} run(s), mean test CER "
-                f"{_fmt(_mean(best[CER_COLUMN]))} over {len(best)} pair(s); pairs won by runs with advisor "
-                + (", ".join(f"{a} {n}" for a, n in wins.items()) or "none"))
-    book = Path(record.out_dir) / book_file_name(record.results_csv)
-    task_books = [p for p in (task or {}).get("files", []) if p.name.endswith(f"_{OPTIMAL_SUFFIX}.book.json")]
-    if task_books:  # the best across the task's runs: what to deploy
-        lines.append(f"prompt book (deploy this: each pair's winner with its demos): {task_books[0]}")
-    elif book.is_file():
-        lines.append(f"prompt book (deploy this: each pair's winner with its demos): {book}")
-    if report is not None:
-        lines.append(f"report: {report}")
-    if task and task.get("report") is not None:
-        lines.append(f"task report: {task['report']}")
-    return lines
-
-
-# -- helpers -------------------------------------------------------------------------------------
-
-def _html_table(frame: Any, prompt_columns: Sequence[str] = ()) -> str:
-    """pandas' HTML table, every cell escaped here (so prompts can carry a class), as written."""
-    formatters = {c: (lambda v: f"<span class='prompt'>{_esc(v)}</span>") if c in prompt_columns else _esc
-                  for c in frame.columns}
-    table = frame.to_html(index=False, escape=False, border=0, na_rep="", formatters=formatters)
-    return f"<div class='scroll'>{table}</div>"
-
-
-def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _num(text: Any) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    number = _num(value)
-    return "" if math.isnan(number) else f"{number:.{digits}f}"
-
-
-def _interval(low: Any, high: Any) -> str:
-    lo, hi = _num(low), _num(high)
-    return "" if math.isnan(lo) or math.isnan(hi) else f"[{lo:.3f}, {hi:.3f}]"
-
-
-def _mean(column: Any) -> float:
-    values = [v for v in (_num(x) for x in column) if not math.isnan(v)]
-    return sum(values) / len(values) if values else math.nan
-
-
-def _shade(value: float) -> str:
-    """A cell colour from green (CER 0) to red (CER >= 1); none for a missing value."""
-    if math.isnan(value):
-        return "transparent"
-    t = min(max(value, 0.0), 1.0)
-    return f"hsl({int(120 * (1 - t))},70%,85%)"

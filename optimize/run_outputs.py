@@ -18,7 +18,7 @@ from optimize.result_row import ResultRow, ordered
 from optimize.results_files import merge_optimal_prompts, read_results_frame, results_file_name, write_results_csv
 from optimize.run_record import RUN_JSON, RunCost, RunRecord
 from optimize.run_settings import RunSettings
-from optimize.run_summary import RunSummary
+from optimize.run_summary import RunSummary, summary_lines
 from optimize.task_identity import task_id as task_id_from, task_sha256
 from prompt_opt_api import Pair
 
@@ -52,8 +52,6 @@ def merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path
 def publish(summary: RunSummary, context: dict[str, str], pairs: Sequence[Pair], store: AnswerStore,
             settings: RunSettings) -> None:
     """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
-    from optimize.report import summary_lines
-
     task_id = settings.task_id or _task_id_of_pairs(pairs)
     record = run_record(summary, context, task_id, pairs, store, settings.out_dir)
     record.split_units = (settings.task_info or {}).get("split_units")

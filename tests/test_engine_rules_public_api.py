@@ -19,10 +19,10 @@ from PIL import Image
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import EvaluatorClosed
-from optimize.report import summary_lines
 from optimize.run_record import RunRecord
 from optimize.run_loop import run_pairs
 from optimize.run_settings import RunParts, RunSettings
+from optimize.run_summary import summary_lines
 from optimize.shown_pair import row_label
 from prompt_opt_api import (
     AdvisorBudgetExhausted,

@@ -17,10 +17,10 @@ import pytest
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
-from optimize.report import summary_lines
 from optimize.run_loop import run_pairs
 from optimize.run_record import RunRecord
 from optimize.run_settings import RunParts, RunSettings
+from optimize.run_summary import summary_lines
 from prompt_opt_api import (
     AdvisorBudgetExhausted,
     BudgetExhausted,
