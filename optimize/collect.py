@@ -33,7 +33,10 @@ from typing import Any
 
 from optimize.prompt_books import book_file_name, merged_book, write_book
 from optimize.results_files import (
+    EXTRA_COLUMNS,
+    MERGED_COLUMNS,
     OPTIMAL_SUFFIX,
+    PAIR_PROMPT_CER_COLUMNS,
     atomic_write_text,
     best_per_pair,
     read_results_frame,
@@ -140,10 +143,9 @@ def run_frame(record: RunRecord | None, csv_path: Path | None) -> Any:
     """One run's result rows as text, labelled with the run's model, advisor and run id."""
     import pandas as pd
 
-    from optimize.results_files import EXTRA_COLUMNS, MERGED_COLUMNS, BRIEF_COLUMNS
-
     if record is None or csv_path is None:
-        return pd.DataFrame(columns=list(dict.fromkeys(BRIEF_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS + ("model",))))
+        columns = PAIR_PROMPT_CER_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS + ("model",)
+        return pd.DataFrame(columns=list(dict.fromkeys(columns)))
     frame = read_results_frame(csv_path)
     frame["model"] = record.model
     frame["advisor"] = record.advisor

@@ -1,4 +1,4 @@
-"""Result files: the CSVs named as the brief names them, written atomically, and the across-advisor merge."""
+"""Result files: ``<model>_sep_<advisor>.csv`` per run, written atomically, and the merge across advisors."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import Any
 
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN, Cells, ResultRow
 
-# The first three columns exactly as the brief names them; the rest are ours.
-BRIEF_COLUMNS = (PAIR_COLUMN, PROMPT_COLUMN, CER_COLUMN)
+# Every results CSV starts with the pair, its best prompt and that prompt's test CER, named as the
+# task's specification names them (``optimize.result_row``); the columns after them are the engine's.
+PAIR_PROMPT_CER_COLUMNS = (PAIR_COLUMN, PROMPT_COLUMN, CER_COLUMN)
 EXTRA_COLUMNS = (
     "cer_ci_low",  # bootstrap 95 % interval of the test CER over the pair's test examples
     "cer_ci_high",
@@ -35,9 +36,9 @@ EXTRA_COLUMNS = (
     "advisor_cost_usd",
     "status",
 )
-# Merged files (best per pair across runs or advisors): the brief's three columns, then who
+# Merged files (best per pair across runs or advisors): pair, prompt and CER, then who
 # won, with what, in which run, and the test CER's interval; the rest for the curious.
-MERGED_COLUMNS = BRIEF_COLUMNS + (
+MERGED_COLUMNS = PAIR_PROMPT_CER_COLUMNS + (
     "advisor",
     "optimizer",
     "run_id",
@@ -106,7 +107,7 @@ def _cell(value: Any) -> str:
 
 
 def write_results_csv(path: Path, rows: Sequence[ResultRow]) -> None:
-    atomic_write_text(path, csv_text(BRIEF_COLUMNS + EXTRA_COLUMNS, rows))
+    atomic_write_text(path, csv_text(PAIR_PROMPT_CER_COLUMNS + EXTRA_COLUMNS, rows))
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -122,7 +123,7 @@ def read_results_frame(path: Path) -> Any:
     import pandas as pd
 
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    for column in dict.fromkeys(BRIEF_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS):
+    for column in dict.fromkeys(PAIR_PROMPT_CER_COLUMNS + EXTRA_COLUMNS + MERGED_COLUMNS):
         if column not in frame.columns:
             frame[column] = ""
     return frame

@@ -13,7 +13,7 @@ import pytest
 
 from optimize.answer_store import AnswerStore
 from optimize.collect import rebuild_task
-from optimize.results_files import MERGED_COLUMNS, BRIEF_COLUMNS
+from optimize.results_files import MERGED_COLUMNS, PAIR_PROMPT_CER_COLUMNS
 from optimize.stats import bootstrap_interval
 from optimize.run_loop import run_pairs
 from optimize.run_settings import RunParts, RunSettings
@@ -73,7 +73,7 @@ def test_runs_are_kept_apart_and_merged_per_advisor_and_task(tmp_path):
     # The advisor's file is the best per pair across that advisor's runs, by val CER.
     for name in ("Scripted-VLM_sep_A.csv", "Scripted-VLM_sep_B.csv", "Scripted-VLM_sep_OptimalPrompts.csv"):
         assert tuple(_header(task_dir / name)) == MERGED_COLUMNS
-        assert tuple(_header(task_dir / name)[:3]) == BRIEF_COLUMNS
+        assert tuple(_header(task_dir / name)[:3]) == PAIR_PROMPT_CER_COLUMNS
     a = _rows(task_dir / "Scripted-VLM_sep_A.csv")
     assert {r["run_id"] for r in a.values()} == {"r2"} and {r["optimizer"] for r in a.values()} == {"other"}
     b = _rows(task_dir / "Scripted-VLM_sep_B.csv")

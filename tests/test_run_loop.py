@@ -3,7 +3,7 @@ import json
 import math
 
 from optimize.answer_store import AnswerStore
-from optimize.results_files import BRIEF_COLUMNS, merge_optimal_prompts
+from optimize.results_files import PAIR_PROMPT_CER_COLUMNS, merge_optimal_prompts
 from optimize.run_loop import run_pairs
 from optimize.run_settings import RunParts, RunSettings
 from optimizers.manual import ManualOptimizer
@@ -35,7 +35,7 @@ def test_best_val_prompt_is_rescored_on_test_and_written(tmp_path):
     summary = _run(tmp_path, make_task(tmp_path / "data", n_images=10))
     assert summary.results_csv.name == "Scripted-VLM_sep_none.csv"
     with summary.results_csv.open(encoding="utf-8") as fh:
-        assert next(csv.reader(fh))[:3] == list(BRIEF_COLUMNS)
+        assert next(csv.reader(fh))[:3] == list(PAIR_PROMPT_CER_COLUMNS)
     rows = _rows(summary.results_csv)
     assert [r["doc type question type"] for r in rows] == ["passport Номер", "passport Фамилия"]
     for r in rows:
