@@ -18,6 +18,8 @@ from prompt_opt_api import (
     Trial,
 )
 
+from optimizers.unique_prompts import unique_prompts
+
 
 class StepEvaluatorView:
     """The pair's evaluator as one chain step sees it: at most ``cap`` more evaluations.
@@ -97,11 +99,9 @@ class ChainOptimizer(Optimizer):
 
     def known_prompts(self, pair: Pair) -> list[Prompt]:
         # every step scores its own starting prompts; what the later steps start from is not known yet
-        unique: dict[str, Prompt] = {}
-        for i, step in enumerate(self.steps):
-            for prompt in (step.starting_from(self.starting_prompts) if i == 0 else step).known_prompts(pair):
-                unique.setdefault(prompt.text, prompt)
-        return list(unique.values())
+        known = [(step.starting_from(self.starting_prompts) if i == 0 else step).known_prompts(pair)
+                 for i, step in enumerate(self.steps)]
+        return unique_prompts(prompt for prompts in known for prompt in prompts)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         planned = [step.planned_evaluations(pair, budget) for step in self.steps]

@@ -16,6 +16,8 @@ from prompt_opt_api import (
     manual_prompts,
 )
 
+from optimizers.unique_prompts import unique_prompts
+
 
 class ManualOptimizer(Optimizer):
     """Scores the baseline (the data set's own question) and configured candidates on val.
@@ -33,12 +35,8 @@ class ManualOptimizer(Optimizer):
         self.per_pair = {k: tuple(v) for k, v in (per_pair or {}).items()}
 
     def proposals(self, pair: Pair) -> list[Prompt]:
-        prompts = [baseline_prompt(), *manual_prompts(self.candidates),
-                   *manual_prompts(self.per_pair.get(pair.key, ()), detail="per-pair")]
-        unique: dict[str, Prompt] = {}
-        for p in prompts:
-            unique.setdefault(p.text, p)  # first origin wins; no prompt is scored twice
-        return list(unique.values())
+        return unique_prompts([baseline_prompt(), *manual_prompts(self.candidates),
+                               *manual_prompts(self.per_pair.get(pair.key, ()), detail="per-pair")])
 
     def known_prompts(self, pair: Pair) -> list[Prompt]:
         return self.proposals(pair)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from optimizers.prompt_pool import PromptPool
+from optimizers.unique_prompts import unique_prompts
 from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, baseline_prompt, manual_prompts
 
 
@@ -27,10 +28,8 @@ class PoolOptimizer(Optimizer):
     def known_prompts(self, pair: Pair) -> list[Prompt]:
         """The baseline, the starting prompts and the manual candidates, repeats dropped as
         the pool drops them (what ``starting_pool`` scores; the run plan counts them)."""
-        unique: dict[str, Prompt] = {}
-        for prompt in [baseline_prompt(), *self.starting_prompts, *manual_prompts(self.manual_candidates)]:
-            unique.setdefault(PromptPool.key(prompt), prompt)
-        return list(unique.values())
+        return unique_prompts([baseline_prompt(), *self.starting_prompts, *manual_prompts(self.manual_candidates)],
+                              key=PromptPool.key)
 
     def starting_pool(self, pair: Pair, evaluator: PromptEvaluator, racing: bool | None = None) -> PromptPool:
         """A pool holding ``known_prompts`` scored on val (racing as configured unless ``racing`` says)."""
