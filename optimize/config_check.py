@@ -223,9 +223,7 @@ def _check_target(node: dict[str, Any], target: str, where: str, problems: list[
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
         return
-    params = signature.parameters
-    open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    hints = _hints(obj, params)
+    params, hints, open_ended = _keywords(obj, signature)
     for key, value in node.items():
         if key in _HYDRA_KEYS:
             continue
@@ -258,6 +256,41 @@ def _locate(target: str) -> Callable[..., Any] | None:
                 return None
         return obj if callable(obj) else None
     return None
+
+
+def _keywords(obj: Any, signature: inspect.Signature) -> tuple[list[str], dict[str, Any], bool]:
+    """The keywords ``obj`` takes, their annotations as types, and whether it takes any other.
+
+    ``**kwargs: Unpack[SomeTypedDict]`` takes exactly that TypedDict's keys, with its
+    annotations (``optimizers.pool_optimizer.PoolOptions``); a bare ``**kwargs`` takes any key.
+    """
+    params = signature.parameters
+    hints = _hints(obj, params)
+    names = [name for name, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    open_ended = False
+    for name, param in params.items():
+        if param.kind is not inspect.Parameter.VAR_KEYWORD:
+            continue
+        typed = _unpacked(hints.pop(name, None))
+        if typed is None:
+            open_ended = True
+            continue
+        names += [key for key in typed if key not in names]
+        hints.update({key: hint for key, hint in typed.items() if key not in hints})
+    return names, hints, open_ended
+
+
+def _unpacked(annotation: Any) -> dict[str, Any] | None:
+    """The keys and annotations of ``Unpack[SomeTypedDict]``; None for anything else."""
+    if typing.get_origin(annotation) is not typing.Unpack:
+        return None
+    (typed,) = typing.get_args(annotation)
+    if not typing.is_typeddict(typed):
+        return None
+    try:
+        return typing.get_type_hints(typed)
+    except Exception:  # noqa: BLE001 - a forward reference: its keys are known, their types not checked
+        return dict.fromkeys(typed.__annotations__, Any)
 
 
 def _hints(obj: Any, params: collections.abc.Mapping[str, inspect.Parameter]) -> dict[str, Any]:

@@ -5,11 +5,12 @@ prompts for the pair, score them all on val, keep the best. A panel's members
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 from optimizers import meta_prompts as text
 from optimizers.advisor_writes import conversation, mistakes_block, placeholder_rule, task_block
 from optimizers.mistakes import worst_mistakes
-from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.pool_optimizer import PoolOptimizer, PoolOptions
 from optimizers.prompt_pool import ask_for_prompts
 from prompt_opt_api import Advisor, BudgetExhausted, Pair, Prompt, PromptEvaluator, Provenance, Trial, baseline_prompt
 
@@ -26,16 +27,15 @@ class AdvisorOptimizer(PoolOptimizer):
         temperature: Sampling temperature of the first request (re-asks go higher).
         max_reasks: Extra requests when the advisor repeats itself.
         show_mistakes: Train mistakes shown in the meta-prompt.
-        manual_candidates, racing, minibatch: See ``PoolOptimizer``.
+        pool: ``manual_candidates``, ``racing``, ``minibatch`` (``PoolOptions``).
     """
 
     name = "advisor"
     uses_advisor = True
 
     def __init__(self, n_candidates: int = 5, temperature: float = 0.7, max_reasks: int = 2,
-                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
-                 show_mistakes: int = 5) -> None:
-        super().__init__(manual_candidates, racing, minibatch)
+                 show_mistakes: int = 5, **pool: Unpack[PoolOptions]) -> None:
+        super().__init__(**pool)
         self.n_candidates = n_candidates
         self.temperature = temperature
         self.max_reasks = max_reasks

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
+from typing import Unpack
 
 from optimizers import meta_prompts as text
 from optimizers.advisor_writes import (
@@ -27,7 +28,7 @@ from optimizers.advisor_writes import (
     with_page_images,
 )
 from optimizers.mistakes import worst_mistakes
-from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.pool_optimizer import PoolOptimizer, PoolOptions
 from optimizers.prompt_edits import RULE_EDIT_KINDS, rule_edits
 from optimizers.prompt_pool import PromptPool, ask_for_prompts
 from prompt_opt_api import Advisor, BudgetExhausted, Pair, Prompt, PromptEvaluator, Provenance, Trial
@@ -55,7 +56,7 @@ class CriticOptimizer(PoolOptimizer):
         max_images: Pages attached per request.
         analysis: Ask for two sentences of analysis before the prompts (False: the prompts
             only, for a small advisor whose analysis runs to the reply cap).
-        manual_candidates, racing, minibatch: See ``PoolOptimizer``.
+        pool: ``manual_candidates``, ``racing``, ``minibatch`` (``PoolOptions``).
     """
 
     name = "critic"
@@ -63,11 +64,10 @@ class CriticOptimizer(PoolOptimizer):
 
     def __init__(self, rounds: int = 4, patience: int = 2, per_round: int = 3, top_k: int = 4,
                  worst_errors: int = 5, temperature: float = 0.8, max_reasks: int = 1, rule_edits: bool = True,
-                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4,
                  show_images: bool = False, max_images: int = 2,
                  rule_edit_kinds: Sequence[str] = RULE_EDIT_KINDS, max_run_advisor_calls: int | None = None,
-                 analysis: bool = True) -> None:
-        super().__init__(manual_candidates, racing, minibatch)
+                 analysis: bool = True, **pool: Unpack[PoolOptions]) -> None:
+        super().__init__(**pool)
         self.rounds = rounds
         self.patience = patience
         self.per_round = per_round

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
+from typing import Unpack
 
-from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.pool_optimizer import PoolOptimizer, PoolOptions
 from prompt_opt_api import Advisor, Example, Pair, Prompt, PromptEvaluator, Trial, derived_provenance
 
 
@@ -25,15 +26,15 @@ class FewShotOptimizer(PoolOptimizer):
         random_sets: Random demo sets tried first.
         swap_candidates: Train examples tried per slot in the greedy pass (0: no greedy pass).
         seed: Random seed of the search (combined with the pair's name).
-        manual_candidates: Instructions to choose from besides the baseline.
-        racing, minibatch: See ``PoolOptimizer``.
+        pool: ``manual_candidates`` (instructions to choose from besides the baseline), ``racing``,
+            ``minibatch`` (``PoolOptions``).
     """
 
     name = "fewshot"
 
     def __init__(self, k: int = 2, random_sets: int = 4, swap_candidates: int = 2, seed: int = 0,
-                 manual_candidates: Sequence[str] = (), racing: bool = False, minibatch: int = 4) -> None:
-        super().__init__(manual_candidates, racing, minibatch)
+                 **pool: Unpack[PoolOptions]) -> None:
+        super().__init__(**pool)
         self.k, self.random_sets, self.swap_candidates, self.seed = k, random_sets, swap_candidates, seed
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:

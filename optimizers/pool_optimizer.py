@@ -4,10 +4,21 @@ fewshot, retrieval, textgrad, dspy): what they share, so each states only its se
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 from optimizers.prompt_pool import PromptPool
 from optimizers.unique_prompts import unique_prompts
 from prompt_opt_api import Advisor, Optimizer, Pair, Prompt, PromptEvaluator, baseline_prompt, manual_prompts
+
+
+class PoolOptions(TypedDict, total=False):
+    """The options every pool optimizer takes (``conf/pool_options.yaml``): a subclass takes
+    them as ``**pool: Unpack[PoolOptions]`` and hands them to ``PoolOptimizer.__init__``; the
+    configuration check knows them by these names and types."""
+
+    manual_candidates: Sequence[str]
+    racing: bool
+    minibatch: int
 
 
 class PoolOptimizer(Optimizer):

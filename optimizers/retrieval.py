@@ -19,8 +19,9 @@ The winner's rule and pool go into the prompt book, and the runtime retrieves al
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
-from optimizers.pool_optimizer import PoolOptimizer
+from optimizers.pool_optimizer import PoolOptimizer, PoolOptions
 from optimizers.prompt_pool import PromptPool
 from prompt_opt_api import Advisor, Pair, Prompt, PromptEvaluator, Trial, derived_provenance
 from prompt_opt_api.demo_retrieval import OCR_TFIDF, PAGE_GRAY16, SIGNATURES, DemoRetrieval
@@ -34,18 +35,18 @@ class RetrievalOptimizer(PoolOptimizer):
         signatures: Page similarities to try (``demo_retrieval.SIGNATURES``), in order.
         distinct_answers: Also try demos with k different answers.
         instructions: How many of the best instructions get the best rule (1: the best only).
-        manual_candidates: Instructions to choose from besides the baseline.
         stop_when_beaten: Score each rule on val a chunk at a time and stop it once it can no
             longer beat the best so far (``PromptPool.add``): the same winner, fewer queries.
-        racing, minibatch: See ``PoolOptimizer``.
+        pool: ``manual_candidates`` (instructions to choose from besides the baseline), ``racing``,
+            ``minibatch`` (``PoolOptions``).
     """
 
     name = "retrieval"
 
     def __init__(self, ks: Sequence[int] = (2, 1, 3), signatures: Sequence[str] = (OCR_TFIDF, PAGE_GRAY16),
-                 distinct_answers: bool = True, instructions: int = 1, manual_candidates: Sequence[str] = (),
-                 stop_when_beaten: bool = True, racing: bool = False, minibatch: int = 4) -> None:
-        super().__init__(manual_candidates, racing, minibatch)
+                 distinct_answers: bool = True, instructions: int = 1, stop_when_beaten: bool = True,
+                 **pool: Unpack[PoolOptions]) -> None:
+        super().__init__(**pool)
         self.stop_when_beaten = stop_when_beaten
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"retrieval: ks must be demos counts >= 1, got {list(ks)}")

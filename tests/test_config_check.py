@@ -57,6 +57,14 @@ def test_every_shipped_option_passes(group):
     (["optimizer=critic", "+optimizer.roundz=3"], "optimizer.roundz: unknown setting of optimizers.critic.CriticOptimizer"
                                                   " (did you mean rounds?)"),
     (["optimizer=critic", "optimizer.rounds=three"], "optimizer.rounds='three': optimizers.critic.CriticOptimizer takes int"),
+    # the shared pool options (``**pool: Unpack[PoolOptions]``) are checked by name and type too
+    (["optimizer=fewshot", "+optimizer.racng=true"], "optimizer.racng: unknown setting of "
+                                                     "optimizers.fewshot.FewShotOptimizer (did you mean racing?)"),
+    (["optimizer=retrieval", "optimizer.minibatch=four"], "optimizer.minibatch='four': "
+                                                          "optimizers.retrieval.RetrievalOptimizer takes int"),
+    (["optimizer=chain", "optimizer.steps.s1_critic.manual_candidates=x"], "optimizer.steps.s1_critic."
+                                                                           "manual_candidates='x': "
+                                                                           "optimizers.critic.CriticOptimizer takes"),
     (["optimizer=chain", "optimizer.steps.s1_critic.patience=x"], "optimizer.steps.s1_critic.patience='x'"),
     (["advisor=panel", "advisor.members.first.temperature=hot"], "advisor.members.first.temperature='hot'"),
     (["task=csv"], "task.csv: no value given (pass task.csv=...)"),
