@@ -1,6 +1,6 @@
 """``advisor=panel``: several advisors taking turns in one run.
 
-One run with a panel answers the brief's research question directly: every prompt is
+One run with a panel says which advisor writes the better prompts: every prompt is
 credited to the member that wrote it, so the run's rows and summary say which advisor
 wrote the winner of each pair and how well each member's best prompt did.
 """

@@ -1,7 +1,7 @@
 """The composed configuration, checked before anything is loaded: types, ranges, fractions, unknown keys.
 
-Hydra composes whatever it is given: ``budget.evaluations_per_pair=-5`` or ``split.train=0.9
-split.val=0.5`` used to run. The engine's own settings are checked against ``ENGINE_SCHEMA``
+Hydra composes whatever it is given, ``budget.evaluations_per_pair=-5`` or ``split.train=0.9
+split.val=0.5`` included; this check refuses them. The engine's own settings are checked against ``ENGINE_SCHEMA``
 (type, range, the keys a section may hold); each group that names a ``_target_`` (task,
 model, optimizer, advisor, and nested ones such as a panel's members or a chain's steps)
 against its target's signature: no key it does not take, and a value of the type its

@@ -115,7 +115,7 @@ class _Attempt:
         if stored is not None:
             done = ResultRow.from_json(stored)
             self.trial_log.replay(store.trials(run_id, pair.key))
-            if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts it as before
+            if isinstance(advisor, AdvisorSession):  # the run's advisor budget counts what it spent
                 advisor.charge_finished(done.advisor_calls or 0, done.advisor_cost_usd or 0.0)
             self.rows.append(done)
             self.resumed.append(pair.key)

@@ -66,7 +66,7 @@ def _page_link(folder: Path, ex: Example) -> Path:
     if not link.is_symlink():
         try:
             os.symlink(ex.image, link)
-        except OSError as err:  # a file system without links: the page's own path, as before
+        except OSError as err:  # a file system without links: the page's own path
             log.debug("no link for %s (%s): the optimizer gets the page's own path", ex.image, err)
             return Path(ex.image)
     return link

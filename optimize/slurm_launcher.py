@@ -23,7 +23,7 @@ that need them: 1. and 2. in the launching process when the sweep starts, 3. in 
    a failed pair) unless the job can be requeued (``max_num_timeout`` > 0). With no requeue,
    the job logs one line and works on. At the limit, on ``scancel`` or when its node fails,
    SLURM sends ``SIGTERM`` to every process of the job (submitit ignores it in Python, but the
-   OCR subprocess dies, failing the pair it served); the job now stops there in one line
+   OCR subprocess dies, failing the pair it served); the job stops there in one line
    (``SystemExit``, which no pair catches), before ``SIGKILL`` follows. Every answer is
    committed as its batch finishes, so nothing done is lost.
 """

@@ -1,4 +1,4 @@
-"""``optimizer=advisor``: the brief's first recipe. Ask the advisor for several candidate
+"""``optimizer=advisor``: one round of advisor proposals. Ask the advisor for several candidate
 prompts for the pair, score them all on val, keep the best. A panel's members
 (``advisor=panel``) each get the same request."""
 

@@ -1,4 +1,4 @@
-"""``optimizer=critic``: the brief's arena loop, OPRO-style.
+"""``optimizer=critic``: an arena loop, OPRO-style.
 
 Each round the advisor sees the best prompts so far with their val CER and the current
 best prompt's worst mistakes on train (expected vs answered, with an error class); it

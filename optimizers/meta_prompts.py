@@ -50,8 +50,8 @@ CRITIC = (
 )
 
 # How the critic's request asks for its prompts: after a short analysis (OPRO-style; strong
-# advisors write better edits after it), or straight away (a 1.5B advisor spends its whole
-# reply on the analysis and never reaches the tags: docs/benchmarks.md, the main job).
+# advisors write better edits after it), or straight away (a small advisor can spend its whole
+# reply on the analysis and never reach the tags).
 ANALYSIS_FIRST = (
     "First write two sentences of analysis: what the best prompts do right and what causes the "
     "mistakes. Then write"

@@ -51,7 +51,7 @@ class Example:
 
 
 def pair_key(doc_class: str, question_type: str) -> str:
-    """The brief's display name for a pair: ``"<doc type> <question type>"``.
+    """A pair's display name, the results' first column: ``"<doc type> <question type>"``.
 
     For display and file rows only: a pair's identity is the ``(doc_class,
     question_type)`` tuple, and the task loader refuses two pairs that display alike.

@@ -1,7 +1,7 @@
 """Load and validate a document-QA task: a CSV beside the images it names.
 
-Columns (the brief's spellings are accepted too): ``image_path, question, answer,
-doc_class, question_type, answer_bbox``. Image paths are relative to the CSV's folder
+Columns: ``image_path, question, answer, doc_class, question_type, answer_bbox`` (other
+common spellings are accepted too: ``_COLUMN_ALIASES``). Image paths are relative to the CSV's folder
 (the data folder); a path that escapes it is an error. Every problem is reported with
 the file and row; with ``on_bad_row="skip"`` bad rows are dropped with a warning.
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 REQUIRED_COLUMNS = ("image_path", "question", "answer", "doc_class", "question_type")
 OPTIONAL_COLUMNS = ("answer_bbox",)
 
-# Header spellings seen in the original note and in hand-made sheets, after normalization
+# Header spellings of hand-made sheets (``answear``, ``doc type``, ``bbox``), after normalization
 # (lower case, runs of spaces/dashes -> "_").
 _COLUMN_ALIASES = {
     "image": "image_path",

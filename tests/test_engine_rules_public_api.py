@@ -1,4 +1,4 @@
-"""Plugins that cheat through the public plugin API only (issue 16) get nothing.
+"""Plugins that cheat through the public plugin API only get nothing.
 
 Each cheater below exploits one hole a plugin author found with the public API alone; the
 run's result must be what an honest plugin with the same honest scores gets. The answer

@@ -1,4 +1,4 @@
-"""Render synthetic Russian documents with Pillow and label them in the brief's CSV format.
+"""Render synthetic Russian documents with Pillow and label them in the task CSV format.
 
 Five classes (passport spread, SNILS card, invoice, driver's licence, vehicle
 registration certificate), two layouts each, several fonts, tinted and patterned
@@ -429,7 +429,7 @@ def generate(out_dir: str | Path, per_class: int = 10, seed: int = 0) -> Path:
 
     Args:
         out_dir: Target folder (created).
-        per_class: Documents per class (passports included: the brief's first set is 10).
+        per_class: Documents per class (passports included; the bundled set has 10).
         seed: Random seed; the same seed gives byte-identical files.
     """
     out = Path(out_dir)
