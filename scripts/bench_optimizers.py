@@ -22,7 +22,7 @@ pair instead of ``--budget``): ``baseline`` (the data set's question), ``manual`
         --extra split.val=0.2 --out outputs/sroie_bench/cells.json --store outputs/sroie_bench/store.sqlite
     .venv/bin/python scripts/bench_optimizers.py --table outputs/sroie_bench/cells.json --ceiling --markdown
 
-Exits 2 with one line on bad input (a missing CSV, an unknown pair or contender, a results
+Exits 1 when a cell failed (it is run again on the next start), 2 with one line on bad input (a missing CSV, an unknown pair or contender, a results
 file of other settings) before any cell runs, and when a cell's run exits 2 or 3 (bad input,
 an unusable model or advisor: every later cell would fail alike); the cells done stay in ``--out``.
 """
@@ -221,6 +221,7 @@ def run_all(args: argparse.Namespace, task_csv: Path) -> int:
     except (ValueError, TaskError, HydraException, OmegaConfBaseException) as err:  # ResultsFileError: a ValueError
         print(f"bench_optimizers: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
+    failed = 0
     for seed in args.seeds:
         if args.ceiling:
             ensure_ceiling(bench, results, seed, args.pairs)
@@ -234,7 +235,11 @@ def run_all(args: argparse.Namespace, task_csv: Path) -> int:
                     print(f"bench_optimizers: stopped: a run exited {code} (see the line above); "
                           f"{len(results.cells)} cells kept in {bench.out}", file=sys.stderr)
                     return 2
-    return 0
+                failed += code != 0
+    if failed:
+        print(f"bench_optimizers: {failed} cells failed (in {bench.out} under failures); the next start runs them "
+              "again", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def print_tables(files: list[Path], args: argparse.Namespace) -> int:
@@ -296,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         demo_cost(task_csv, args.demo_cost, args.ks, args.demo_chars, args.examples, tuple(args.extra))
         return 0
     code = run_all(args, task_csv)
-    if code == 0:
+    if code in (0, 1):
         print_tables([args.out], args)
     return code
 

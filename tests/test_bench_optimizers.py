@@ -217,6 +217,32 @@ def test_a_killed_benchmark_keeps_whole_cells_and_the_next_start_runs_the_rest(t
     assert done.cells[first.key] == first and done.cells[second].attempts == 2 and not done.started
 
 
+def test_a_failed_cell_is_run_again_and_a_run_refusing_its_input_stops_the_benchmark(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    flag = tmp_path / "fail.flag"
+    flag.touch()
+    extra = [*SCRIPTED, 'model.fail_pair="passport Номер"', f"model.fail_flag={flag}"]
+    args = ("--optimizers", "manual", "--pairs", "passport Номер", "passport Фамилия")
+    proc = _bench(tmp_path, data, *args, extra=extra)
+    failed, other = cell_key("manual", 0, "passport Номер"), cell_key("manual", 0, "passport Фамилия")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    res = BenchResults.load(tmp_path / "b" / "cells.json")
+    assert list(res.cells) == [other] and res.failures[failed]["exit"] == 1  # the next cell still ran
+    flag.unlink()
+    proc = _bench(tmp_path, data, *args, extra=extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = BenchResults.load(tmp_path / "b" / "cells.json")
+    assert sorted(res.cells) == sorted([failed, other]) and not res.failures
+    # quick needs an advisor: its run exits 2, and so would every later cell's
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "quick", "baseline", "--pairs", "passport Номер",
+                  extra=extra)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (f"bench_optimizers: stopped: a run exited 2 (see the line above); "
+                                                    f"2 cells kept in {tmp_path / 'b' / 'cells.json'}")
+    assert "needs an advisor: pass advisor=local" in proc.stderr.splitlines()[0]
+    assert sorted(BenchResults.load(tmp_path / "b" / "cells.json").cells) == sorted([failed, other])
+
+
 def test_a_results_file_of_other_settings_is_refused_and_kept(tmp_path):
     data = make_task(tmp_path / "data", n_images=8)
     out = tmp_path / "b" / "cells.json"
