@@ -245,6 +245,10 @@ def run_all(args: argparse.Namespace, task_csv: Path) -> int:
 def print_tables(files: list[Path], args: argparse.Namespace) -> int:
     from scripts.bench_table import Merged, render
 
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        print(f"bench_optimizers: --table {missing[0]}: no such file", file=sys.stderr)
+        return 2
     try:
         merged = Merged.of((str(p), BenchResults.load(p)) for p in files)
     except ResultsFileError as err:
@@ -300,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
 
         demo_cost(task_csv, args.demo_cost, args.ks, args.demo_chars, args.examples, tuple(args.extra))
         return 0
-    code = run_all(args, task_csv)
+    try:
+        code = run_all(args, task_csv)
+    except KeyboardInterrupt:  # the cell's run is stopped with it; the cells done are in --out
+        print(f"bench_optimizers: interrupted; the cells done are in {args.out}, the same command resumes",
+              file=sys.stderr)
+        return 130
     if code in (0, 1):
         print_tables([args.out], args)
     return code

@@ -173,10 +173,25 @@ def compose_config(overrides: Sequence[str]):
         return compose("config", overrides=list(overrides))
 
 
+def require(cfg, *groups: str) -> None:
+    """Every value of these config groups set.
+
+    Raises:
+        MissingMandatoryValue: naming the first key left ``???`` (e.g. ``task.csv``).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if k.split(".")[0] in groups)
+    if missing:
+        raise MissingMandatoryValue(f"{missing[0]} has no value: pass {missing[0]}=...")
+
+
 def split_of(cfg, pairs: Sequence[str] = ()) -> list:
     """The run's pairs with their train/val/test examples, as the engine splits them."""
     from hydra.utils import instantiate
 
+    require(cfg, "task", "split")
     task = instantiate(cfg.task, _partial_=True)()
     return instantiate(cfg.split).split(task.examples, list(pairs) or list(cfg.pairs or []))[0]
 
@@ -188,6 +203,7 @@ def measure_ceiling(cfg, pairs: Sequence[str] = ()) -> Ceiling:
     from optimize.answer_store import AnswerStore
     from prompt_opt_api import AnswerModel
 
+    require(cfg, "model", "metric", "paths")
     seed = int(cfg.split.seed)
     split = split_of(cfg, pairs)
     model = instantiate(cfg.model)  # construction is cheap by contract: the LLM is never loaded here
@@ -229,15 +245,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="the run's Hydra overrides (task=csv task.csv=... split.seed=...)")
     parser.add_argument("--seeds", nargs="+", type=int, help="split seeds (default: the config's split.seed)")
     args = parser.parse_args(argv)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     from prompt_opt_api import TaskError
 
-    seeds = args.seeds or [None]
-    for seed in seeds:
+    for seed in args.seeds or [None]:
         overrides = [*args.overrides, *([] if seed is None else [f"split.seed={seed}"])]
         try:
             ceiling = measure_ceiling(compose_config(overrides))
-        except TaskError as err:
-            print(f"ocr_ceiling: {err}", file=sys.stderr)
+        except (TaskError, HydraException, OmegaConfBaseException) as err:  # before any page is read
+            print(f"ocr_ceiling: {str(err).splitlines()[0]}", file=sys.stderr)
             return 2
         print("\n".join(describe(ceiling)), flush=True)
         if not ceiling.applies:

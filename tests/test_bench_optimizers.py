@@ -310,6 +310,15 @@ def test_no_ceiling_for_a_model_that_reads_pixels(tmp_path):
     assert proc.stdout.strip() == "seed 0: Scripted-VLM reads pixels, not text: no OCR ceiling applies"
 
 
+def test_a_ceiling_without_a_task_csv_or_of_a_missing_table_is_one_line(tmp_path):
+    proc = _ceiling(*READER, "task=csv", f"paths.store={tmp_path / 's.sqlite'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == "ocr_ceiling: task.csv has no value: pass task.csv=..."
+    assert not (tmp_path / "s.sqlite").exists()
+    proc = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(tmp_path / "none.json")],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, f"bench_optimizers: --table {tmp_path / 'none.json'}: no such file\n")
+
+
 def test_the_benchmark_measures_the_ceiling_once_per_seed_and_shows_it(tmp_path):
     data = _reader_task(tmp_path / "data")
     args = ("--optimizers", "baseline", "--pairs", "passport Фамилия", "--ceiling")
