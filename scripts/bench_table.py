@@ -187,7 +187,7 @@ def main_table(merged: Merged) -> Table:
     fields_ = sorted({c.pair for c in merged.cells.values()})
     table = Table("held-out test CER per contender and split seed (pooled over the test examples of its fields)",
                   ["optimizer", "seed", "mean [95 % CI]", "median", "clipped at 1", *fields_,
-                   "evaluations", "answer-model s", "advisor calls", "wall s"])
+                   "evaluations", "answer-model s", "advisor calls", "wall s", "last cell finished"])
     for seed in merged.seeds():
         for name in merged.contenders():
             cells = merged.of_contender(name, seed)
@@ -200,14 +200,15 @@ def main_table(merged: Merged) -> Table:
                                str(_sum(c.evaluations for c in cells.values()) or ""),
                                _f(_sum(c.answer_model_s for c in cells.values()), 0),
                                str(_sum(c.advisor_calls for c in cells.values()) or 0),
-                               _f(_sum(c.wall_s for c in cells.values()), 0)])
+                               _f(_sum(c.wall_s for c in cells.values()), 0),
+                               max(c.finished_at for c in cells.values())[:10]])
         ceiling = merged.ceilings.get(seed)
         if ceiling is not None and ceiling.applies:
             points = {k: [p.cer for p in v] for k, v in ceiling.pairs.items()}
             p = Pooled.of([v for k in points if k in fields_ for v in points[k]])
             table.rows.append([CEILING, str(seed), _interval(p.mean, p.low, p.high, p.n), _f(p.median),
                                _f(p.clipped), *(_f(statistics.mean(points[f])) if points.get(f) else "" for f in fields_),
-                               "", "", "", ""])
+                               "", "", "", "", ""])
     return table
 
 
@@ -264,7 +265,8 @@ def field_table(merged: Merged) -> Table:
 
 
 def missing_cells(merged: Merged) -> list[str]:
-    """Cells a seed's contenders lack (fields that other contenders of that seed have), and failures."""
+    """Cells a seed's contenders lack (fields that other contenders of that seed have), with the
+    answer-model hours they would take at that contender's mean per cell so far; and failures."""
     lines = []
     for seed in merged.seeds():
         pairs = merged.pairs(seed)
@@ -272,10 +274,18 @@ def missing_cells(merged: Merged) -> list[str]:
             have = merged.of_contender(name, seed)
             lacking = [p for p in pairs if p not in have]
             if lacking:
-                lines.append(f"missing: {name} seed {seed}: {', '.join(lacking)}")
+                lines.append(f"missing: {name} seed {seed}: {', '.join(lacking)}{_hours_left(merged, name, len(lacking))}")
     for key, failure in sorted(merged.failures.items()):
         lines.append(f"failed (re-run on the next start): {key}: exit {failure.get('exit')}")
     return lines
+
+
+def _hours_left(merged: Merged, name: str, cells: int) -> str:
+    spent = [c.answer_model_s for c in merged.cells.values() if c.optimizer == name and c.answer_model_s is not None]
+    if not spent:
+        return ""
+    return (f" (about {cells * statistics.mean(spent) / 3600:.1f} h of answer model, at the mean of its "
+            f"{len(spent)} cells done)")
 
 
 def compare_lines(merged: Merged, a: str, b: str) -> list[str]:
@@ -290,10 +300,11 @@ def compare_lines(merged: Merged, a: str, b: str) -> list[str]:
 
 
 def curve_lines(merged: Merged, names: Sequence[str]) -> list[str]:
-    """Each cell's val curve: (evaluations spent, best full-val CER so far)."""
+    """Each cell's val curve, (evaluations spent):(best full-val CER so far), for the contenders
+    named (``fewshot`` also names ``fewshot:150``)."""
     return [f"val curve {c.optimizer} seed {c.seed} {c.pair}: "
             + " ".join(f"{int(spent)}:{best:.3f}" for spent, best in c.curve)
-            for c in merged.cells.values() if c.optimizer in names and c.curve]
+            for c in merged.cells.values() if c.curve and (c.optimizer.partition(":")[0] in names or c.optimizer in names)]
 
 
 def render(merged: Merged, reference: str = "manual", markdown: bool = False, ceiling: bool = True,

@@ -102,21 +102,23 @@ def test_paired_difference_matches_test_examples_by_row_not_by_position():
 
 def test_paired_difference_names_the_fields_either_side_lacks():
     cells = [_cell("manual", "A", [0.5, 0.5]), _cell("manual", "B", [0.3, 0.3]), _cell("quick", "A", [0.1, 0.3])]
+    cells[2].answer_model_s = 5400.0
     merged = _merged(*cells)
     row = {r[0]: r for r in paired_table(merged, "manual").rows}["quick"]
     lo, hi = bootstrap_interval([-0.4, -0.2])
     assert row[2] == f"-0.300 [{lo:+.3f}, {hi:+.3f}] (n=2)" and row[3] == "B"
-    assert missing_cells(merged) == ["missing: quick seed 0: B"]
+    assert missing_cells(merged) == ["missing: quick seed 0: B (about 1.5 h of answer model, at the mean of its 1 cells done)"]
 
 
 def test_pooled_mean_interval_median_clipped_and_costs_per_contender():
     cells = [_cell("manual", "A", [0.5, 0.2, 0.0, 1.0]), _cell("manual", "B", [0.3, 2.0])]
+    cells[0].finished_at, cells[1].finished_at = "2026-12-04T23:10:00+0000", "2026-12-03T10:00:00+0000"
     table = main_table(_merged(*cells))
     values = [0.5, 0.2, 0.0, 1.0, 0.3, 2.0]
     lo, hi = bootstrap_interval(values)
     assert table.header[5:7] == ["A", "B"]
     assert table.rows == [["manual", "0", f"{statistics.mean(values):.3f} [{lo:.3f}, {hi:.3f}] (n=6)", "0.400",
-                           f"{(0.5 + 0.2 + 1.0 + 0.3 + 1.0) / 6:.3f}", "0.425", "1.150", "20", "8", "2", "10"]]
+                           f"{(0.5 + 0.2 + 1.0 + 0.3 + 1.0) / 6:.3f}", "0.425", "1.150", "20", "8", "2", "10", "2026-12-04"]]
 
 
 def test_val_test_gap_and_repeated_train_answer_share_per_field():
@@ -149,6 +151,18 @@ def test_the_markdown_table_and_the_ceiling_rows(tmp_path, capsys):
     assert f"| manual | 0 |  | +0.300 [{lo:+.3f}, {hi:+.3f}] (n=2) |  |" in out  # minus the ceiling, paired
     assert main(["--table", str(tmp_path / "cells.json")]) == 0
     assert "OCR ceiling" not in capsys.readouterr().out  # shown only with --ceiling
+
+
+def test_curves_and_comparisons_name_contenders_with_their_own_budget(capsys):
+    from scripts.bench_table import render
+
+    few = _cell("fewshot:150", "A", [0.2, 0.4])
+    few.curve = [[10, 0.5], [40, 0.25]]
+    out = render(_merged(few, _cell("retrieval", "A", [0.1, 0.1])), compare=[("retrieval", "fewshot:150")],
+                 curves=["fewshot"])
+    lo, hi = bootstrap_interval([-0.1, -0.3])
+    assert "val curve fewshot:150 seed 0 A: 10:0.500 40:0.250" in out.splitlines()
+    assert f"retrieval minus fewshot:150, seed 0: -0.200 [{lo:+.3f}, {hi:+.3f}] (n=2)" in out.splitlines()
 
 
 # -- the results file: atomic, resumable ------------------------------------------------
