@@ -68,6 +68,7 @@ OPTIMIZERS = {
     "dspy_gepa": ["optimizer=dspy", "optimizer.method=gepa", "optimizer.max_metric_calls=40"],
 }
 CONTENDERS = ["baseline", "manual", "fewshot", "retrieval", "quick", "critic_quick"]
+LEASE_WAIT_S = 60  # seconds a cell waits for an earlier process still holding its run
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,8 @@ class Bench:
                 f"split.seed={seed}", f"budget.evaluations_per_pair={contender.budget}",
                 f"budget.advisor_calls={advisor}", f"paths.store={self.store}",
                 f"paths.results_dir={run_dir / 'results'}", f"hydra.run.dir={run_dir}", "progress=false",
-                *contender.overrides, *self.extra]
+                # a killed benchmark's run dies with it, but its process may linger a moment unreaped
+                f"lease_wait_s={LEASE_WAIT_S}", *contender.overrides, *self.extra]
 
 
 @dataclass(frozen=True)

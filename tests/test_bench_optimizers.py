@@ -206,6 +206,25 @@ def test_a_cell_already_in_the_results_file_is_not_run_again(tmp_path):
     assert list(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["pairs"]) == ["passport Фамилия"]
 
 
+def _state(pid: int) -> str | None:
+    """A process's state letter (``Z``: exited, not yet reaped); None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def test_a_killed_benchmark_keeps_whole_cells_and_the_next_start_runs_the_rest(tmp_path):
     """Killed (SIGKILL, the benchmark alone) while its second cell runs: the file holds the first cell
     whole; the next start skips it and finishes the second (the killed one's run went with it)."""
@@ -219,8 +238,11 @@ def test_a_killed_benchmark_keeps_whole_cells_and_the_next_start_runs_the_rest(t
     while time.monotonic() < deadline and second not in (BenchResults.load(out).started if out.exists() else {}):
         time.sleep(0.2)
     time.sleep(4)  # the second cell's run is under way
+    runs = _children(bench.pid)
     os.kill(bench.pid, signal.SIGKILL)
     bench.wait()
+    time.sleep(2)
+    assert runs and all(_state(pid) in ("Z", None) for pid in runs)  # the cell's run died with the benchmark
     killed = BenchResults.load(out)  # whole JSON
     first = killed.cells[cell_key("manual", 0, "passport Номер")]
     assert list(killed.cells) == [first.key] and second in killed.started
