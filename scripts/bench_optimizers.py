@@ -22,9 +22,10 @@ pair instead of ``--budget``): ``baseline`` (the data set's question), ``manual`
         --extra split.val=0.2 --out outputs/sroie_bench/cells.json --store outputs/sroie_bench/store.sqlite
     .venv/bin/python scripts/bench_optimizers.py --table outputs/sroie_bench/cells.json --ceiling --markdown
 
-Exits 1 when a cell failed (it is run again on the next start), 2 with one line on bad input (a missing CSV, an unknown pair or contender, a results
-file of other settings) before any cell runs, and when a cell's run exits 2 or 3 (bad input,
-an unusable model or advisor: every later cell would fail alike); the cells done stay in ``--out``.
+Exits 1 when a cell failed (it is run again on the next start); 2 with one line on bad input
+(a missing CSV, an unknown pair or contender, a results file of other settings) before any
+cell runs, and when a cell's run exits 2 or 3 (bad input, an unusable model or advisor: every
+later cell would fail alike); 130 on Ctrl-C. The cells done stay in ``--out`` in every case.
 """
 
 from __future__ import annotations
