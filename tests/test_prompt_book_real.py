@@ -2,6 +2,7 @@
 process, reproduces the reported test CER exactly, few-shot winners included."""
 
 import csv
+import pytest
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from prompt_opt_api.prompt_book import load_book
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
 from scripts.default_models import models_dir
+
+pytestmark = pytest.mark.real  # real weights, Tesseract or a real server: the real lane
 
 DEMO = REPO / "tasks/demo/task.csv"
 # Pairs on which two demos beat every instruction alone on val (seed 0), so the book's
