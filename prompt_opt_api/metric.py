@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+# The smallest per-example cap (``clip_at``) a CER metric takes. An empty answer scores 1.0,
+# and so does a wrong one as long as the reference; a cap below 1 would score such garbage
+# (or a chatty reply) better than no answer at all, down to 0.0000 for answers all wrong.
+# From 1.0 up every answer that gets anything right keeps its exact CER (one wrong
+# character in a typical answer is about 0.1) and only worse-than-empty answers are capped.
+MIN_CLIP_AT = 1.0
+
 
 @runtime_checkable
 class Metric(Protocol):
