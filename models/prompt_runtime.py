@@ -56,6 +56,8 @@ class PromptRuntime:
     def __init__(self, book: PromptBook | str | Path, demo_root: str | Path | None = None,
                  model_settings: dict[str, Any] | None = None, allow: tuple[str, ...] = (),
                  trust: bool = False) -> None:
+        if not isinstance(trust, bool):
+            raise TypeError("PromptRuntime: trust is true or false; module prefixes of your own models go to allow=")
         self.book = book if isinstance(book, PromptBook) else load_book(book)
         if (problem := check_content(self.book, trust)) is not None:
             log.warning("%s (used: trust=True)", problem)
