@@ -14,6 +14,11 @@ deployed prompt goes through the same code that built the scored requests::
 ``messages`` gives the book's model's own request format (``ocr_llm``: its text request,
 the page read by ``tesseract`` and fitted to the context with the model's tokenizer, as
 at answer time).
+
+A book is data (``prompt_opt_api.book_trust``): the model is one the project's config
+registers, built with that config's settings for where it runs and where its weights come
+from (``model_settings`` over them), never the book's; a book whose content does not match
+its hash is refused unless ``trust``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Any
 
 from prompt_opt_api import AnswerModel, Example, Prompt, reads_text
 from prompt_opt_api.demo_retrieval import PageSignatures
-from prompt_opt_api.prompt_book import MODEL_TARGETS, PromptBook, build_component, file_sha256, load_book
+from prompt_opt_api.book_trust import ANSWER_MODEL, UserChoices, build, check_content, component_config
+from prompt_opt_api.prompt_book import PromptBook, file_sha256, load_book
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +42,27 @@ class PromptRuntime:
     Args:
         book: A ``PromptBook`` or the path of its JSON file.
         demo_root: The folder the demos' image paths are relative to (default: the folder of
-            the task CSV the book was written from).
-        trust: Module prefixes besides ``models.`` whose answer models a book may name (a book
-            is data: nothing else is built from it).
+            the task CSV the book was written from); demo images are read only inside it.
+        model_settings: Your settings of the answer model over the book's and the config's
+            (``{"api_base": ..., "store_dir": ...}``, nested for nested ones).
+        allow: Module prefixes whose answer-model classes a book may name besides the
+            registered ones (a book is data: nothing else is built from it).
+        trust: Use a book whose content does not match its ``content_sha256``, or that has none.
+
+    Raises:
+        PromptBookError: the book is not as written and ``trust`` is false.
     """
 
     def __init__(self, book: PromptBook | str | Path, demo_root: str | Path | None = None,
-                 trust: tuple[str, ...] = ()) -> None:
+                 model_settings: dict[str, Any] | None = None, allow: tuple[str, ...] = (),
+                 trust: bool = False) -> None:
+        if not isinstance(trust, bool):
+            raise TypeError("PromptRuntime: trust is true or false; module prefixes of your own models go to allow=")
         self.book = book if isinstance(book, PromptBook) else load_book(book)
+        if (problem := check_content(self.book, trust)) is not None:
+            log.warning("%s (used: trust=True)", problem)
         self.demo_root = demo_root
-        self.trust = tuple(trust)
+        self.user = UserChoices(model=dict(model_settings or {}), allow=tuple(allow), trust=trust)
         self._models: dict[str, AnswerModel] = {}
         self._prompts: dict[tuple[str, str], Prompt] = {}
         self._signatures: dict[tuple[str, str], PageSignatures] = {}  # per pair's model, for per-document demos
@@ -74,10 +91,14 @@ class PromptRuntime:
 
     def model(self, doc_class: str, question_type: str) -> AnswerModel:
         """The answer model the pair's prompt was scored with (built, not loaded)."""
-        info = self.book.model_of(self.book.entry(doc_class, question_type))
-        key = json.dumps(info["config"], sort_keys=True)
+        entry = self.book.entry(doc_class, question_type)
+        info = self.book.model_of(entry)
+        where = f"pair {entry.key!r} answer_model.config" if entry.answer_model else "answer_model.config"
+        config = component_config(info["config"], ANSWER_MODEL, self.user, self.book.where, where,
+                                  overrides=self.user.model, legacy=self.book.schema_version < 4)
+        key = json.dumps(config, sort_keys=True)
         if key not in self._models:
-            model = build_component(info["config"], MODEL_TARGETS + self.trust, f"{self.book.where}, answer model")
+            model = build(config, ANSWER_MODEL, self.user, f"{self.book.where}, answer model")
             if _as_json(model.cache_identity()) != info.get("identity"):
                 log.warning("answer model %r here is not the one the book was scored with (another version of a "
                             "library, OCR engine or weights): its requests or answers may differ", model.name)

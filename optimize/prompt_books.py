@@ -11,19 +11,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from optimize.results_files import atomic_write_text
-from prompt_opt_api import Pair, Prompt
+from prompt_opt_api import Example, Pair, Prompt
 from prompt_opt_api.prompt_book import (
     BOOK_SUFFIX,
+    BookDemo,
     BookEntry,
     BookRetrieval,
     PromptBook,
     PromptBookError,
-    book_demo,
     entry_from_json,
     entry_json,
     load_book,
@@ -49,6 +50,14 @@ def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
                      demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
                      retrieval=retrieval)
+
+
+def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:
+    """An example used as a demo, with its image path relative to the task CSV's folder."""
+    image = Path(example.image)
+    if csv_dir is not None:
+        image = Path(os.path.relpath(image.resolve(), Path(csv_dir).resolve()))
+    return BookDemo(image.as_posix(), example.image_sha256, example.question, example.answer)
 
 
 def run_book(rows: Sequence[dict[str, Any]], header: dict[str, Any], advisor: str, run_id: str) -> PromptBook:

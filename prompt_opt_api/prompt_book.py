@@ -5,11 +5,12 @@ winning prompt exactly as it was scored (template text and each demo: image path
 relative to the task CSV, the image's sha256, question, answer), the val and test CER
 with the test interval, and who wrote it. The header names the answer model (its cache
 identity and the configuration that builds it), the task, and the split and metric
-settings. ``PromptBook.prompt`` rebuilds the scored ``Prompt``: the same text and demos,
-so the same cache keys and the same request.
+settings; ``content_sha256`` covers it all. ``PromptBook.prompt`` rebuilds the scored
+``Prompt``: the same text and demos, so the same cache keys and the same request.
 
-Pure data and validation: no model, no Hydra. The runtime that builds requests from a
-book is ``models.prompt_runtime``; ``python -m optimize.apply`` scores a book on a CSV.
+Pure data and validation: no model, no Hydra. What applying a book may build and use is
+``prompt_opt_api.book_trust``; the runtime that builds requests from a book is
+``models.prompt_runtime``; ``python -m optimize.apply`` scores a book on a CSV.
 """
 
 from __future__ import annotations
@@ -17,22 +18,27 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_opt_api.cache import cache_key
 from prompt_opt_api.data import Example, Prompt, pair_key
 from prompt_opt_api.demo_retrieval import DemoRetrieval
 from prompt_opt_api.errors import TaskError
 
 BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
-# 2 added per-document demos (``retrieval``); a reader of 1 would silently drop them.
-# 3 added retrieval by OCR text and ``distinct_answers``, which a reader of 2 would
-# silently apply as page-signature retrieval or ignore. Books are written as 3; all are read.
-BOOK_SCHEMA_VERSION = 3
-_READS = (1, 2, 3)
+# 2 added per-document demos (``retrieval``), which a reader of 1 would drop; 3 retrieval by
+# OCR text and ``distinct_answers``, which a reader of 2 would apply otherwise or ignore; 4
+# ``content_sha256``, and no ``LOCATION_KEYS``. Books are written as 4; all are read
+# (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user trusts it).
+BOOK_SCHEMA_VERSION = 4
+_READS = (1, 2, 3, 4)
 BOOK_SUFFIX = ".book.json"
+# Where answers, keys, weights and data come from (endpoint, key variable, weights folder,
+# file and sources, data): the user's to set when a book is applied; no book holds them.
+LOCATION_KEYS = frozenset({"api_base", "api_key", "api_key_env", "store_dir", "local_path", "hf_repo", "hf_filename",
+                           "pypi_parts", "pypi_version", "pretrained", "csv", "data_root"})
 
 
 class PromptBookError(TaskError):
@@ -141,6 +147,9 @@ class PromptBook:
         entries: One per pair.
         loader: How the task CSV was loaded (a ``_target_`` mapping, less the CSV).
         path: Where the book was read from (not written).
+        schema_version: The version it was read as.
+        content_sha256: The content hash the file records (``content_sha256``; empty before 4).
+        read_sha256: The content hash of what was read; a book is as written when both match.
     """
 
     task_id: str
@@ -151,6 +160,9 @@ class PromptBook:
     entries: tuple[BookEntry, ...] = ()
     loader: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
+    schema_version: int = field(default=BOOK_SCHEMA_VERSION, compare=False)
+    content_sha256: str = field(default="", compare=False)  # as the file records it
+    read_sha256: str = field(default="", compare=False)  # of the file's content as read
 
     @property
     def where(self) -> str:
@@ -199,28 +211,49 @@ class PromptBook:
         return Prompt(text=entry.template, demos=demos, retrieval=retrieval)  # the book keeps the origin label
 
     def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
+        """The demo's image, read only inside ``root`` (what the user's file holds is never printed)."""
         where = f"{self.where}, pair {entry.key!r}, {what} ({demo.image})"
+        root = root.resolve()
         image = (root / demo.image).resolve()
+        if not image.is_relative_to(root):
+            raise PromptBookError(f"{where}: the image path leads outside the demo folder {root}: refused "
+                                  "(a book's demo images lie in its task's data folder)")
         if not image.is_file():
             raise PromptBookError(f"{where}: image not found at {image}; pass the task's data folder "
                                   "(--demo-root) if the book moved away from it")
-        actual = file_sha256(image)
-        if actual != demo.image_sha256:
+        if file_sha256(image) != demo.image_sha256:
             raise PromptBookError(f"{where}: the image at {image} changed since the prompt was scored "
-                                  f"(sha256 {actual[:12]}..., the book has {demo.image_sha256[:12]}...)")
+                                  "(its sha256 is not the one the book records)")
         return Example(image=image, question=demo.question, answer=demo.answer, doc_class=entry.doc_class,
                        question_type=entry.question_type, bbox=None, image_sha256=demo.image_sha256,
                        source_row=where)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        """The book as written: without ``LOCATION_KEYS``, with its ``content_sha256``."""
+        data = _no_nan({
             "schema": BOOK_SCHEMA, "schema_version": BOOK_SCHEMA_VERSION, "task_id": self.task_id,
-            "task_csv": self.task_csv, "answer_model": self.answer_model, "split": self.split, "metric": self.metric,
-            "loader": self.loader, "pairs": [entry_json(e) for e in self.entries],
-        }
+            "task_csv": self.task_csv, "answer_model": without_locations(self.answer_model), "split": self.split,
+            "metric": self.metric, "loader": without_locations(self.loader),
+            "pairs": [entry_json(e) for e in self.entries],
+        })
+        return {**data, "content_sha256": content_sha256(data)}
 
     def dumps(self) -> str:
-        return json.dumps(_no_nan(self.to_json()), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        return json.dumps(self.to_json(), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def content_sha256(data: dict[str, Any]) -> str:
+    """sha256 of a book's JSON content (sorted keys), its own ``content_sha256`` left out."""
+    return cache_key({k: v for k, v in data.items() if k != "content_sha256"})
+
+
+def without_locations(node: Any) -> Any:
+    """``node`` less every ``LOCATION_KEYS`` setting, at any depth."""
+    if isinstance(node, dict):
+        return {k: without_locations(v) for k, v in node.items() if k not in LOCATION_KEYS}
+    if isinstance(node, (list, tuple)):
+        return [without_locations(v) for v in node]
+    return node
 
 
 def entry_json(entry: BookEntry) -> dict[str, Any]:
@@ -230,6 +263,8 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
     data["test_ci"] = list(entry.test_ci)
     if entry.answer_model is None:
         del data["answer_model"]
+    else:
+        data["answer_model"] = without_locations(data["answer_model"])
     if entry.retrieval is None:
         del data["retrieval"]
     else:
@@ -298,7 +333,8 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
     return PromptBook(task_id=str(data.get("task_id", "")), task_csv=str(data.get("task_csv", "")),
                       answer_model=data["answer_model"], split=dict(data.get("split") or {}),
                       metric=dict(data.get("metric") or {}), entries=entries, loader=dict(data.get("loader") or {}),
-                      path=path)
+                      path=path, schema_version=version, content_sha256=str(data.get("content_sha256") or ""),
+                      read_sha256=content_sha256(data))
 
 
 def _check_model(model: Any, where: str) -> None:
@@ -343,7 +379,8 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
     return BookEntry(
         doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
         demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
-        test_ci=(ci[0], ci[1]) if isinstance(ci, list) and len(ci) == 2 else (None, None), n_val=int(item.get("n_val") or 0),
+        test_ci=(ci[0], ci[1]) if isinstance(ci, list) and len(ci) == 2 else (None, None),
+        n_val=int(item.get("n_val") or 0),
         n_test=int(item.get("n_test") or 0), advisor=str(item.get("advisor", "")),
         optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
         origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
@@ -359,54 +396,3 @@ def _demos_from_json(items: list[Any], where: str) -> tuple[BookDemo, ...]:
             raise PromptBookError(f"{where} {i + 1}: needs string fields image, image_sha256, question, answer")
         demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
     return tuple(demos)
-
-
-def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:
-    """An example used as a demo, with its image path relative to the task CSV's folder."""
-    image = Path(example.image)
-    if csv_dir is not None:
-        image = Path(os.path.relpath(image.resolve(), Path(csv_dir).resolve()))
-    return BookDemo(image.as_posix(), example.image_sha256, example.question, example.answer)
-
-
-# What a book may name to build (a book is data, not code to run): our answer models, and
-# the task loader, split and metric.
-MODEL_TARGETS = ("models.",)
-TASK_TARGETS = ("tasks.",)
-_HYDRA_KEYS = {"_target_", "_convert_"}
-
-
-def build_component(config: Any, allowed: tuple[str, ...], where: str) -> Any:
-    """Build a ``_target_`` mapping (nested ones too) as Hydra would, without Hydra, for targets
-    under ``allowed`` only.
-
-    Raises:
-        PromptBookError: a target outside ``allowed``, an unknown ``_...`` key, a target that
-            cannot be imported, or settings it refuses (each naming the target).
-    """
-    if isinstance(config, list):
-        return [build_component(v, allowed, where) for v in config]
-    if not isinstance(config, dict):
-        return config
-    unknown = sorted(k for k in config if k.startswith("_") and k not in _HYDRA_KEYS)
-    if unknown:
-        raise PromptBookError(f"{where}: {', '.join(unknown)} not supported in a book's settings")
-    kwargs = {k: build_component(v, allowed, where) for k, v in config.items() if not k.startswith("_")}
-    target = config.get("_target_")
-    if target is None:
-        return kwargs
-    if not isinstance(target, str) or not target.startswith(allowed):
-        raise PromptBookError(f"{where}: {target!r} is not one of ours ({', '.join(p + '*' for p in allowed)})")
-    import importlib
-
-    module, _, name = target.rpartition(".")
-    try:
-        factory = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise PromptBookError(f"{where}: cannot import {target!r} ({err})") from None
-    try:
-        return factory(**kwargs)
-    except TaskError:
-        raise  # bad data: its own message names the file and rows
-    except (TypeError, ValueError) as err:
-        raise PromptBookError(f"{where}: {target} refused its settings ({err})") from None

@@ -245,6 +245,7 @@ addEventListener("load", () => {
 </script>"""
 
 
+@pytest.mark.real
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian package `chromium`; "
                     "scripts/setup.sh installs it)")
 def test_report_renders_in_headless_chromium(tmp_path):
@@ -293,6 +294,7 @@ class _DemoOptimizer(ManualOptimizer):
         return [Trial(p, "val", evaluator.score(p, pair.val)) for p in prompts]
 
 
+@pytest.mark.real
 @pytest.mark.skipif(_chromium() is None, reason="headless Chromium not installed (Debian package `chromium`; "
                     "scripts/setup.sh installs it)")
 def test_report_shows_demo_winners_and_fits_a_1400_pixel_page(tmp_path):

@@ -123,7 +123,7 @@ def test_advisor_configs_instantiate_without_network_or_secrets(name):
 def test_task_configs_instantiate(tmp_path):
     data = make_task(tmp_path, n_images=3)
     for name in _options("task"):
-        task = instantiate(_compose([f"task={name}", f"task.csv={data}"]).task)
+        task = instantiate(_compose([f"task={name}", f"task.csv={data}", "task.pairs=[]"]).task)
         assert len(task.examples) == 6
 
 

@@ -66,7 +66,7 @@ def test_a_retrieval_pool_holds_train_examples_only(tmp_path):
 
 
 def _apply(*args):
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--trust", "tests."], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--allow", "tests."], cwd=REPO,
                           env=cli_env(), capture_output=True, text=True, timeout=300)
 
 
@@ -142,7 +142,7 @@ def test_a_model_that_reads_pixels_only_refuses_an_ocr_rule_and_the_optimizer_do
     with pytest.raises(ValueError, match="reads pixels only"):
         evaluator.score(Prompt("{question}", retrieval=DemoRetrieval(1, visible.train, OCR_TFIDF)), visible.val)
     assert model.calls == 0
-    trials = RetrievalOptimizer(ks=(2, 1)).optimize(visible, evaluator, None)
+    trials = RetrievalOptimizer(ks=(2, 1), stop_when_beaten=False).optimize(visible, evaluator, None)
     assert {t.prompt.retrieval.signature for t in trials if t.prompt.retrieval} == {PAGE_GRAY16}
 
 
@@ -202,7 +202,7 @@ def test_an_ocr_text_retrieval_winner_round_trips_through_the_book_with_exact_pa
     assert applied.returncode == 0, applied.stderr[-3000:]
     figures = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
     assert [p["cer"] for p in figures["pairs"]] == [entry.test_cer]
-    runtime = PromptRuntime(book_path, trust=("tests.",))
+    runtime = PromptRuntime(book_path, allow=("tests.",))
     test_examples = [e for e in load_task(data).examples if e.source_row in
                      {r["row"] for r in csv.DictReader(out.open(encoding="utf-8"))}]
     assert test_examples and all(runtime.prompt_for(e).demos[0].answer == e.answer for e in test_examples)

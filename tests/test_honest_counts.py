@@ -575,5 +575,8 @@ def test_a_retrieval_rule_with_distinct_answers_is_scored_with_distinct_answers(
     evaluator.score(Prompt("{question}", retrieval=rule), visible.val)
     answers = [tuple(d.answer for d in prompt.demos) for prompt, _ in model.seen]
     assert len(answers) == len(visible.val)
-    # the nearest pages are the same issuer's: without distinct answers both demos agree
-    assert all((len(set(a)) == 2) == distinct for a in answers), answers
+    # the nearest pages are mostly the same issuer's: without distinct answers demos agree on some pages
+    if distinct:
+        assert all(len(set(a)) == 2 for a in answers), answers
+    else:
+        assert any(len(set(a)) == 1 for a in answers), answers

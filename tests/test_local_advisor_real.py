@@ -1,6 +1,7 @@
 """The local advisor: a real llama.cpp server reached through litellm, never left behind."""
 
 import os
+import pytest
 import signal
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import time
 from hydra.utils import instantiate
 
 from scripts.default_models import REPO, advisor_config, models_dir
+
+pytestmark = pytest.mark.real  # real weights, Tesseract or a real server: the real lane
 
 
 def _gone(pid: int, within_s: float = 20.0) -> bool:

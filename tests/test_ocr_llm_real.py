@@ -11,6 +11,8 @@ from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from scripts.default_models import REPO, model_config
 
+pytestmark = pytest.mark.real  # real weights, Tesseract or a real server: the real lane
+
 STRICT = Prompt("{question} Ответь только значением поля, точно как в документе, без пояснений.")
 BAD = Prompt("Опиши этот документ.")
 

@@ -2,6 +2,7 @@
 server) and, where the answers matter, the real CPU answer model."""
 
 import csv
+import pytest
 import json
 import signal
 import sqlite3
@@ -11,6 +12,8 @@ import time
 from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
 from scripts.default_models import models_dir
 from tests.task_factory import make_task
+
+pytestmark = pytest.mark.real  # real weights, Tesseract or a real server: the real lane
 
 DEMO = REPO / "tasks/demo/task.csv"
 

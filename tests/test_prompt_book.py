@@ -11,7 +11,7 @@ import pytest
 
 from models.openai_vlm import OpenAIVLMAnswerModel
 from models.prompt_runtime import PromptRuntime
-from prompt_opt_api.prompt_book import PromptBookError, load_book
+from prompt_opt_api.prompt_book import PromptBookError, content_sha256, load_book
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
 from scripts.fake_openai_server import FakeOpenAIServer
@@ -19,8 +19,8 @@ from tests.task_factory import make_task
 
 
 def _apply(*args, timeout=300):
-    """``python -m optimize.apply``; the scripted test model lives in tests/, so it is trusted by name."""
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--trust", "tests."], cwd=REPO,
+    """``python -m optimize.apply``; the scripted test model lives in tests/, so it is allowed by name."""
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--allow", "tests."], cwd=REPO,
                           env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -105,8 +105,10 @@ def test_apply_scores_new_documents_and_lists_pairs_not_in_the_book(fewshot_book
 
 
 def _edited(book_path, tmp_path, edit):
+    """The book edited, its content hash recomputed (anyone can)."""
     data = json.loads(book_path.read_text(encoding="utf-8"))
     edit(data)
+    data["content_sha256"] = content_sha256(data)
     path = tmp_path / "edited.book.json"
     path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
@@ -126,8 +128,8 @@ def test_bad_books_are_clear_errors_naming_the_file_and_entry(fewshot_book, tmp_
     assert proc.returncode == 2 and f"{fresh} is not the task {book_path} was made from" in proc.stderr
 
     foreign = _edited(book_path, tmp_path, lambda d: d["metric"].update(_target_="builtins.print"))
-    proc = _apply(foreign, data)  # a book is data: it names none but our components (and trusted ones)
-    assert proc.returncode == 2 and "'builtins.print' is not one of ours (tasks.*, tests.*)" in proc.stderr
+    proc = _apply(foreign, data)  # a book is data: it names none but our components (and allowed ones)
+    assert proc.returncode == 2 and "'builtins.print' is not a metric your config registers" in proc.stderr
 
     (data.parent / demo.image).rename(data.parent / "moved.png")
     proc = _apply(book_path, fresh)

@@ -2,6 +2,7 @@
 process, reproduces the reported test CER exactly, few-shot winners included."""
 
 import csv
+import pytest
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ from prompt_opt_api.prompt_book import load_book
 from tasks.docqa_csv import load_task
 from tests.cli_helpers import REPO, cli_env, run_cli
 from scripts.default_models import models_dir
+
+pytestmark = pytest.mark.real  # real weights, Tesseract or a real server: the real lane
 
 DEMO = REPO / "tasks/demo/task.csv"
 # Pairs on which two demos beat every instruction alone on val (seed 0), so the book's
@@ -43,12 +46,8 @@ def test_a_real_fewshot_book_reproduces_the_reported_test_cer_from_an_empty_stor
     assert got == reported
 
     # outside the framework: the runtime's text request is the one the model sends, fitted to the
-    # context with the model's tokenizer (a small n_ctx makes the fitting cut)
-    data = json.loads(book.path.read_text(encoding="utf-8"))
-    data["answer_model"]["config"].update(n_ctx=384, store_dir=str(models_dir()))
-    small = tmp_path / "small.book.json"
-    small.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    runtime = PromptRuntime(small)
+    # context with the model's tokenizer (a small n_ctx, the user's setting, makes the fitting cut)
+    runtime = PromptRuntime(book.path, model_settings={"n_ctx": 384, "store_dir": str(models_dir())})
     entry = next(e for e in book.entries if e.demos)
     example = next(ex for ex in load_task(DEMO).examples if ex.pair_identity == (entry.doc_class, entry.question_type))
     built = runtime.messages(entry.doc_class, entry.question_type, example.image, example.question)

@@ -1,0 +1,267 @@
+"""The OCR ceiling: the held-out CER of a perfect reader of the page text the answer model reads.
+
+For an answer model that reads text (``AnswerModel.page_text``: Tesseract's text for
+``ocr_llm``), each test example's **best-span CER** is the lowest CER (the run's metric,
+``tasks.cer_metric.CerMetric``, with its normalization) between the example's answer and
+any contiguous span of that page's text: the score of a reader that always copies the
+best-matching piece of the page. No prompt can make the answer model beat it on average
+(a reader that writes characters not on the page could, by luck; the 0.5B model does not).
+
+Spans are exact, not sampled: every substring of the normalized page text (NFKC,
+whitespace collapsed, case folded, as the metric normalizes a prediction) that neither
+starts nor ends with a character the metric strips from a prediction's ends (whitespace,
+quotes, surrounding punctuation), plus the empty answer (CER 1). They may start and end
+inside a word and cross line breaks (an address spans lines). The minimum is found by
+approximate substring matching (Sellers' dynamic programme, one numpy row per answer
+character), which equals the brute-force minimum of ``CerMetric.cer`` over all those spans:
+a 6,000-character page and an 80-character answer take milliseconds.
+
+The task, the split (``PairSplitter(...).split(examples, only)``, as the config builds it),
+the answer model and the store come from the same Hydra config and overrides a run uses,
+so the ceiling is measured on the run's own test examples; the page text comes from the
+store's OCR cache (Tesseract runs only for pages not read yet; the LLM is never loaded).
+For a model that reads pixels there is no page text and no such ceiling: it says so and
+exits 0.
+
+    .venv/bin/python scripts/ocr_ceiling.py task=csv task.csv=../shared/data/sroie_dev/annotation.csv \\
+        split.val=0.2 split.seed=0 paths.store=outputs/sroie_bench/store.sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+_FAR = 1 << 30  # "no alignment": larger than any edit distance on a page
+
+
+@dataclass(frozen=True)
+class SpanMatch:
+    """The best span of a page for one answer: its CER (the metric's) and the span itself."""
+
+    cer: float
+    span: str
+
+
+@dataclass(frozen=True)
+class CeilingPoint:
+    """One test example's best-span CER, named by its CSV row (as the runs' predictions are)."""
+
+    row: str
+    cer: float
+    span: str
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The ceiling for one split seed: per pair, each test example's best span; or why none applies."""
+
+    seed: int
+    model: str
+    applies: bool
+    reason: str = ""
+    pairs: dict[str, list[CeilingPoint]] | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> Ceiling:
+        pairs = data.get("pairs")
+        return cls(seed=int(data["seed"]), model=data.get("model", ""), applies=bool(data["applies"]),
+                   reason=data.get("reason", ""),
+                   pairs=None if pairs is None else {k: [CeilingPoint(**p) for p in v] for k, v in pairs.items()})
+
+
+def _codes(text: str):
+    import numpy as np
+
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _last_row(ref: str, text, row0):
+    """The last row of the edit-distance table of ``ref`` against ``text`` (code points),
+    row 0 given: entry j is the cheapest alignment of all of ``ref`` ending after ``text[:j]``.
+
+    Each row in numpy: a match/substitution or deletion from the row above, then the
+    insertions along the row as a running minimum of ``E[j'] - j'`` (plus ``j``).
+    """
+    import numpy as np
+
+    idx = np.arange(text.size + 1, dtype=np.int64)
+    row = np.minimum.accumulate(row0 - idx) + idx  # text characters before the span's first match: insertions
+    for ch in ref:
+        cost = (text != ord(ch)).astype(np.int64)
+        best = np.empty_like(row)
+        best[0] = row[0] + 1  # a deletion: the span still starts where row 0 let it
+        best[1:] = np.minimum(row[:-1] + cost, row[1:] + 1)
+        row = np.minimum.accumulate(best - idx) + idx
+    return row
+
+
+def best_span(answer: str, page: str, metric=None) -> SpanMatch:
+    """The lowest CER between ``answer`` and any span of ``page`` (the module docstring defines spans).
+
+    Args:
+        answer: The reference answer.
+        page: The page text the model reads.
+        metric: A ``CerMetric`` (default: the engine's default, case folded).
+    Raises:
+        ValueError: the answer is empty after normalization (the metric has no CER for it).
+    """
+    import numpy as np
+
+    from tasks.cer_metric import CerMetric
+
+    metric = metric or CerMetric()
+    ref, text = metric.normalize(answer), metric.normalize(page)
+    if not ref:
+        raise ValueError(f"reference {answer!r} is empty after normalization")
+    codes = _codes(text)
+    keeps = {c: metric.normalize(c) != "" for c in set(text)}  # a span may start or end on c
+    kept = np.array([keeps[c] for c in text], dtype=bool)
+    starts = np.where(np.append(kept, False), 0, _FAR)
+    ends = _last_row(ref, codes, starts)
+    ends[0] = _FAR
+    ends[1:][~kept] = _FAR
+    end = int(np.argmin(ends))
+    if ends[end] >= len(ref):
+        return SpanMatch(1.0, "")  # no span beats answering nothing
+    start = end - _span_length(ref, codes[:end], kept[:end])
+    span = text[start:end]
+    return SpanMatch(metric.cer(answer, span), span)
+
+
+def _span_length(ref: str, text, kept) -> int:
+    """The shortest length L of a best span of ``ref`` ending at the end of ``text``: the same
+    table on both strings reversed, with the text consumed from its end (row 0 = 0, 1, 2, ...)."""
+    import numpy as np
+
+    reversed_row = _last_row(ref[::-1], text[::-1], np.arange(text.size + 1, dtype=np.int64))
+    allowed = np.append(False, kept[::-1])  # L >= 1 and the span's first character is kept
+    return int(np.argmin(np.where(allowed, reversed_row, _FAR)))
+
+
+def ceiling_of_pairs(pairs: Sequence, page_text: Callable, metric) -> dict[str, list[CeilingPoint]]:
+    """Per pair, the best-span CER of every test example's page text."""
+    out: dict[str, list[CeilingPoint]] = {}
+    for pair in pairs:
+        points = []
+        for ex in pair.test:
+            match = best_span(ex.answer, page_text(ex) or "", metric)
+            points.append(CeilingPoint(ex.source_row, match.cer, match.span))
+        out[pair.key] = points
+    return out
+
+
+def compose_config(overrides: Sequence[str]):
+    """The config ``python -m optimize OVERRIDES`` composes (conf/config.yaml), with the resolvers
+    a run registers; ``hydra.searchpath=[...]`` reaches other config folders (e.g. tests/conf)."""
+    from hydra import compose, initialize_config_dir
+
+    import optimize.__main__  # noqa: F401 - registers the ${repo_root:} resolver the configs use
+
+    with initialize_config_dir(version_base=None, config_dir=str(REPO / "conf")):
+        return compose("config", overrides=list(overrides))
+
+
+def require(cfg, *groups: str) -> None:
+    """Every value of these config groups set.
+
+    Raises:
+        MissingMandatoryValue: naming the first key left ``???`` (e.g. ``task.csv``).
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
+
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if k.split(".")[0] in groups)
+    if missing:
+        raise MissingMandatoryValue(f"{missing[0]} has no value: pass {missing[0]}=...")
+
+
+def split_of(cfg, pairs: Sequence[str] = ()) -> list:
+    """The run's pairs with their train/val/test examples, as the engine splits them."""
+    from hydra.utils import instantiate
+
+    require(cfg, "task", "split")
+    task = instantiate(cfg.task, _partial_=True)()
+    return instantiate(cfg.split).split(task.examples, list(pairs) or list(cfg.pairs or []))[0]
+
+
+def measure_ceiling(cfg, pairs: Sequence[str] = ()) -> Ceiling:
+    """The ceiling of ``cfg``'s split seed: its model's page text, cached in ``cfg.paths.store``."""
+    from hydra.utils import instantiate
+
+    from optimize.answer_store import AnswerStore
+    from prompt_opt_api import AnswerModel
+
+    require(cfg, "model", "metric", "paths")
+    seed = int(cfg.split.seed)
+    split = split_of(cfg, pairs)
+    model = instantiate(cfg.model)  # construction is cheap by contract: the LLM is never loaded here
+    try:
+        if type(model).page_text is AnswerModel.page_text:
+            return Ceiling(seed, model.name, False, f"{model.name} reads pixels, not text: no OCR ceiling applies")
+        store = AnswerStore(cfg.paths.store)
+        model.use_cache(store)
+        try:
+            return Ceiling(seed, model.name, True, pairs=ceiling_of_pairs(split, model.page_text,
+                                                                          instantiate(cfg.metric)))
+        finally:
+            store.close()
+    finally:
+        model.close()
+
+
+def describe(ceiling: Ceiling) -> list[str]:
+    """The ceiling per field and over all fields: mean best-span CER [bootstrap 95 % interval]."""
+    from optimize.stats import bootstrap_interval
+
+    if not ceiling.applies:
+        return [f"seed {ceiling.seed}: {ceiling.reason}"]
+    lines, pooled = [], []
+    for key, points in sorted(ceiling.pairs.items()):
+        values = [p.cer for p in points]
+        pooled += values
+        lo, hi = bootstrap_interval(values)
+        lines.append(f"seed {ceiling.seed} {key}: best-span CER {statistics.mean(values):.3f} "
+                     f"[{lo:.3f}, {hi:.3f}] (n={len(values)})")
+    lo, hi = bootstrap_interval(pooled)
+    lines.append(f"seed {ceiling.seed} all fields: best-span CER {statistics.mean(pooled):.3f} "
+                 f"[{lo:.3f}, {hi:.3f}] (n={len(pooled)})")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="the run's Hydra overrides (task=csv task.csv=... split.seed=...)")
+    parser.add_argument("--seeds", nargs="+", type=int, help="split seeds (default: the config's split.seed)")
+    args = parser.parse_args(argv)
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from prompt_opt_api import TaskError
+
+    for seed in args.seeds or [None]:
+        overrides = [*args.overrides, *([] if seed is None else [f"split.seed={seed}"])]
+        try:
+            ceiling = measure_ceiling(compose_config(overrides))
+        except (TaskError, HydraException, OmegaConfBaseException) as err:  # before any page is read
+            print(f"ocr_ceiling: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 2
+        print("\n".join(describe(ceiling)), flush=True)
+        if not ceiling.applies:
+            return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""scripts/bench_optimizers.py: cells resume, the tables' maths, and the OCR ceiling (scripts/ocr_ceiling.py)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from optimize.stats import bootstrap_interval
+from scripts.bench_results import BenchResults, Cell, Prediction, cell_key
+from scripts.bench_table import Merged, field_table, main_table, missing_cells, paired_table, repeated_answer_share
+from scripts.ocr_ceiling import best_span
+from tasks.cer_metric import CerMetric
+from tasks.docqa_csv import load_task
+from tasks.pair_splits import PairSplitter
+from tests.cli_helpers import REPO, TEST_CONF, cli_env
+from tests.task_factory import make_task, write_csv
+
+SCRIPTED = [f"hydra.searchpath=[file://{TEST_CONF}]", "model=scripted", "advisor=none", "split.val=0.2"]
+READER = [*SCRIPTED, "model._target_=tests.scripted_answer_model.ScriptedReader"]
+
+
+# -- the best span: pure strings --------------------------------------------------------
+
+
+def test_best_span_finds_the_answer_inside_a_word_and_across_lines():
+    assert best_span("25/12/2018", "Date:25/12/2018 Time 10:00") == best_span("25/12/2018", "x25/12/2018.")
+    assert best_span("25/12/2018", "Date:25/12/2018 Time 10:00").span == "25/12/2018"
+    match = best_span("Tan Woon  Yann", "BOOK TA .K\nTAN WOON\nYANN\nNO 12")
+    assert (match.cer, match.span) == (0.0, "tan woon yann")
+
+
+def test_best_span_is_the_closest_misreading_and_one_for_no_text():
+    match = best_span("RM45.60", "T0TAL RM45.6O CASH 50.00")
+    assert match.cer == pytest.approx(1 / 7) and match.span in ("rm45.6", "rm45.6o")  # one edit either way
+    assert best_span("RM45.60", "") == best_span("RM45.60", "...  ") == best_span("RM45.60", "zzz").__class__(1.0, "")
+
+
+def test_best_span_equals_the_metrics_minimum_over_every_substring():
+    """Exact, not sampled: on random pages with spaces, punctuation and case, the best span's CER is
+    the brute-force minimum of CerMetric.cer over all substrings of the raw page (and over none: 1.0)."""
+    metric, rng = CerMetric(), random.Random(7)
+    alphabet = "abAB1 .:-\n«"
+    checked = 0
+    for _ in range(300):
+        page = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 16)))
+        answer = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
+        if not metric.normalize(answer):
+            continue
+        brute = min([1.0] + [metric.cer(answer, page[i:j]) for i in range(len(page))
+                             for j in range(i + 1, len(page) + 1)])
+        match = best_span(answer, page, metric)
+        assert match.cer == pytest.approx(brute), (answer, page, match)
+        assert match.cer == pytest.approx(metric.cer(answer, match.span)), (answer, page, match)
+        checked += 1
+    assert checked > 200
+
+
+def test_best_span_of_a_long_page_takes_well_under_a_second():
+    rng = random.Random(0)
+    page = "".join(rng.choice("abcdefghij klmnop 0123456789.,\n") for _ in range(6000))
+    answer = "NO 12, JALAN PERMAS 10/8, BANDAR BARU PERMAS JAYA, 81750 JOHOR BAHRU"
+    started = time.monotonic()
+    best_span(answer, page)
+    assert time.monotonic() - started < 1.0
+
+
+# -- the tables: a hand-made results file -----------------------------------------------
+
+
+def _cell(optimizer, pair, cers, rows=None, seed=0, val=None, predictions=None, answers=None, train=()):
+    rows = rows or [f"r{i}" for i in range(len(cers))]
+    predictions = predictions or ["p"] * len(cers)
+    answers = answers or ["a"] * len(cers)
+    test = [Prediction(r, a, p, c) for r, a, p, c in zip(rows, answers, predictions, cers)]
+    return Cell(optimizer, seed, pair, 100, test, val_cer=val, evaluations=10, advisor_calls=1, wall_s=5.0,
+                answer_model_s=4.0, train_answers=list(train))
+
+
+def _merged(*cells):
+    return Merged.of([("hand-made", BenchResults(cells={c.key: c for c in cells}))])
+
+
+def test_paired_difference_matches_test_examples_by_row_not_by_position():
+    """quick is manual minus 0.1 on every test row, listed in another order: paired by row the
+    difference is -0.1 with a zero-width interval; paired by position it would spread."""
+    manual = _cell("manual", "A", [0.5, 0.2, 0.9, 1.0], rows=["r1", "r2", "r3", "r4"])
+    quick = _cell("quick", "A", [0.8, 0.4, 0.1, 0.9, 0.0], rows=["r3", "r1", "r2", "r4", "r5"])  # r5: manual lacks it
+    row = {r[0]: r for r in paired_table(_merged(manual, quick), "manual").rows}["quick"]
+    assert row[2] == "-0.100 [-0.100, -0.100] (n=4)"
+
+
+def test_paired_difference_names_the_fields_either_side_lacks():
+    cells = [_cell("manual", "A", [0.5, 0.5]), _cell("manual", "B", [0.3, 0.3]), _cell("quick", "A", [0.1, 0.3])]
+    cells[2].answer_model_s = 5400.0
+    merged = _merged(*cells)
+    row = {r[0]: r for r in paired_table(merged, "manual").rows}["quick"]
+    lo, hi = bootstrap_interval([-0.4, -0.2])
+    assert row[2] == f"-0.300 [{lo:+.3f}, {hi:+.3f}] (n=2)" and row[3] == "B"
+    assert missing_cells(merged) == ["missing: quick seed 0: B (about 1.5 h of answer model, at the mean of its 1 cells done)"]
+
+
+def test_pooled_mean_interval_median_clipped_and_costs_per_contender():
+    cells = [_cell("manual", "A", [0.5, 0.2, 0.0, 1.0]), _cell("manual", "B", [0.3, 2.0])]
+    cells[0].finished_at, cells[1].finished_at = "2026-12-04T23:10:00+0000", "2026-12-03T10:00:00+0000"
+    table = main_table(_merged(*cells))
+    values = [0.5, 0.2, 0.0, 1.0, 0.3, 2.0]
+    lo, hi = bootstrap_interval(values)
+    assert table.header[5:7] == ["A", "B"]
+    assert table.rows == [["manual", "0", f"{statistics.mean(values):.3f} [{lo:.3f}, {hi:.3f}] (n=6)", "0.400",
+                           f"{(0.5 + 0.2 + 1.0 + 0.3 + 1.0) / 6:.3f}", "0.425", "1.150", "20", "8", "2", "10", "2026-12-04"]]
+
+
+def test_val_test_gap_and_repeated_train_answer_share_per_field():
+    """Three pages answered with one train answer that is not theirs (case aside): 3 of 6; a page
+    whose own answer it is does not count; an answer seen on one page only is no repetition."""
+    cell = _cell("fewshot", "A", [0.4, 0.4, 0.4, 0.0, 0.6, 0.2], val=0.1, train=["ИВАНОВ", "Петров"],
+                 predictions=["Иванов", "иванов", "ИВАНОВ.", "Иванов", "Петров", "Сидоров"],
+                 answers=["Кузнецов", "Попов", "Смирнов", "Иванов", "Волков", "Сидоров"])
+    assert repeated_answer_share(cell) == 0.5
+    once = _cell("fewshot", "A", [0.4, 0.0], train=["Петров"], predictions=["Петров", "Иванов"],
+                 answers=["Попов", "Иванов"])
+    assert repeated_answer_share(once) == 0.0
+    (row,) = field_table(_merged(cell)).rows
+    assert row[:7] == ["A", "fewshot", "0", "0.333", "0.100", "0.233", "0.50"]
+
+
+def test_the_markdown_table_and_the_ceiling_rows(tmp_path, capsys):
+    from scripts.bench_optimizers import main
+    from scripts.ocr_ceiling import Ceiling, CeilingPoint
+
+    res = BenchResults(cells={c.key: c for c in [_cell("manual", "A", [0.5, 0.2])]},
+                       ceilings={"0": Ceiling(0, "reader", True, pairs={"A": [CeilingPoint("r0", 0.1, "x"),
+                                                                                CeilingPoint("r1", 0.0, "y")]}).to_json()})
+    res.save(tmp_path / "cells.json")
+    assert main(["--table", str(tmp_path / "cells.json"), "--markdown", "--ceiling"]) == 0
+    out = capsys.readouterr().out
+    lo, hi = bootstrap_interval([0.1, 0.0])
+    assert f"| OCR ceiling (best span) | 0 | 0.050 [{lo:.3f}, {hi:.3f}] (n=2) | 0.050 | 0.050 | 0.050 |" in out
+    lo, hi = bootstrap_interval([0.4, 0.2])
+    assert f"| manual | 0 |  | +0.300 [{lo:+.3f}, {hi:+.3f}] (n=2) |  |" in out  # minus the ceiling, paired
+    assert main(["--table", str(tmp_path / "cells.json")]) == 0
+    assert "OCR ceiling" not in capsys.readouterr().out  # shown only with --ceiling
+
+
+def test_curves_and_comparisons_name_contenders_with_their_own_budget(capsys):
+    from scripts.bench_table import render
+
+    few = _cell("fewshot:150", "A", [0.2, 0.4])
+    few.curve = [[10, 0.5], [40, 0.25]]
+    out = render(_merged(few, _cell("retrieval", "A", [0.1, 0.1])), compare=[("retrieval", "fewshot:150")],
+                 curves=["fewshot"])
+    lo, hi = bootstrap_interval([-0.1, -0.3])
+    assert "val curve fewshot:150 seed 0 A: 10:0.500 40:0.250" in out.splitlines()
+    assert f"retrieval minus fewshot:150, seed 0: -0.200 [{lo:+.3f}, {hi:+.3f}] (n=2)" in out.splitlines()
+
+
+# -- the results file: atomic, resumable ------------------------------------------------
+
+
+def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
+    path = tmp_path / "cells.json"
+    res = BenchResults(cells={"k": _cell("manual", "A", [0.5])})
+    res.save(path)
+    before = path.read_bytes()
+    res.cells["k"].advisor_usage = {"calls": object()}  # not JSON: the write fails half-way
+    with pytest.raises(TypeError):
+        res.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.json"]
+
+
+def _bench(tmp_path, data, *args, extra=SCRIPTED, **popen):
+    cmd = [sys.executable, "scripts/bench_optimizers.py", "--csv", str(data), "--seeds", "0", "--budget", "30",
+           "--out", str(tmp_path / "b" / "cells.json"), "--store", str(tmp_path / "b" / "store.sqlite"),
+           *args, "--extra", *extra]
+    if popen:
+        return subprocess.Popen(cmd, cwd=REPO, env=cli_env(), text=True, **popen)
+    return subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_a_cell_already_in_the_results_file_is_not_run_again(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    out = tmp_path / "b" / "cells.json"
+    seeded = _cell("manual", "passport Номер", [0.123], rows=["seeded"])
+    BenchResults(settings={"csv": str(data.resolve()), "extra": SCRIPTED, "advisor_calls": None},
+                 cells={seeded.key: seeded}).save(out)
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "--pairs", "passport Номер", "passport Фамилия")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"skip {seeded.key}: in {out}" in proc.stdout
+    res = BenchResults.load(out)
+    assert res.cells[seeded.key] == seeded  # kept as it was, not run again
+    ran = res.cells[cell_key("manual", 0, "passport Фамилия")]
+    assert ran.val_cer == 0.0 and len(ran.test) == 4 and all(p.image_sha256 for p in ran.test)
+    (run_dir,) = (tmp_path / "b" / "bench_runs" / "cells" / "seed0" / "manual").iterdir()  # one cell ran
+    assert list(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["pairs"]) == ["passport Фамилия"]
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter (``Z``: exited, not yet reaped); None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def test_a_killed_benchmark_keeps_whole_cells_and_the_next_start_runs_the_rest(tmp_path):
+    """Killed (SIGKILL, the benchmark alone) while its second cell runs: the file holds the first cell
+    whole; the next start skips it and finishes the second (the killed one's run went with it)."""
+    data = make_task(tmp_path / "data", n_images=8)
+    out = tmp_path / "b" / "cells.json"
+    extra = [*SCRIPTED, "model.delay_s=0.7", "model.batch_size=1"]
+    args = ("--optimizers", "manual", "--pairs", "passport Номер", "passport Фамилия")
+    bench = _bench(tmp_path, data, *args, extra=extra, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second = cell_key("manual", 0, "passport Фамилия")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and second not in (BenchResults.load(out).started if out.exists() else {}):
+        time.sleep(0.2)
+    time.sleep(4)  # the second cell's run is under way
+    runs = _children(bench.pid)
+    os.kill(bench.pid, signal.SIGKILL)
+    bench.wait()
+    time.sleep(2)
+    assert runs and all(_state(pid) in ("Z", None) for pid in runs)  # the cell's run died with the benchmark
+    killed = BenchResults.load(out)  # whole JSON
+    first = killed.cells[cell_key("manual", 0, "passport Номер")]
+    assert list(killed.cells) == [first.key] and second in killed.started
+    proc = _bench(tmp_path, data, *args, extra=extra)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert f"skip {first.key}" in proc.stdout
+    done = BenchResults.load(out)
+    assert done.cells[first.key] == first and done.cells[second].attempts == 2 and not done.started
+
+
+def test_a_failed_cell_is_run_again_and_a_run_refusing_its_input_stops_the_benchmark(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    flag = tmp_path / "fail.flag"
+    flag.touch()
+    extra = [*SCRIPTED, 'model.fail_pair="passport Номер"', f"model.fail_flag={flag}"]
+    args = ("--optimizers", "manual", "--pairs", "passport Номер", "passport Фамилия")
+    proc = _bench(tmp_path, data, *args, extra=extra)
+    failed, other = cell_key("manual", 0, "passport Номер"), cell_key("manual", 0, "passport Фамилия")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    res = BenchResults.load(tmp_path / "b" / "cells.json")
+    assert list(res.cells) == [other] and res.failures[failed]["exit"] == 1  # the next cell still ran
+    flag.unlink()
+    proc = _bench(tmp_path, data, *args, extra=extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = BenchResults.load(tmp_path / "b" / "cells.json")
+    assert sorted(res.cells) == sorted([failed, other]) and not res.failures
+    # quick needs an advisor: its run exits 2, and so would every later cell's
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "quick", "baseline", "--pairs", "passport Номер",
+                  extra=extra)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (f"bench_optimizers: stopped: a run exited 2 (see the line above); "
+                                                    f"2 cells kept in {tmp_path / 'b' / 'cells.json'}")
+    assert "needs an advisor: pass advisor=local" in proc.stderr.splitlines()[0]
+    assert sorted(BenchResults.load(tmp_path / "b" / "cells.json").cells) == sorted([failed, other])
+
+
+def test_a_results_file_of_other_settings_is_refused_and_kept(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    out = tmp_path / "b" / "cells.json"
+    BenchResults(settings={"csv": str(data.resolve()), "extra": [*SCRIPTED, "split.seed=9"], "advisor_calls": None},
+                 cells={"k": _cell("manual", "A", [0.5])}).save(out)
+    before = out.read_bytes()
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "--pairs", "passport Номер")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"bench_optimizers: {out} holds cells run with extra={[*SCRIPTED, 'split.seed=9']!r}, not {SCRIPTED!r}: "
+        "pass another --out (or the same settings)"]
+    assert out.read_bytes() == before
+    out.write_text("{not json", encoding="utf-8")
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "--pairs", "passport Номер")
+    assert proc.returncode == 2 and proc.stderr.startswith(f"bench_optimizers: {out}: not a readable JSON file")
+    assert out.read_text(encoding="utf-8") == "{not json"
+
+
+def test_an_unknown_contender_or_pair_stops_before_any_cell(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "quik", "--pairs", "passport Номер")
+    assert proc.returncode == 2 and proc.stderr.startswith("bench_optimizers: --optimizers 'quik': unknown contender")
+    proc = _bench(tmp_path, data, "--optimizers", "manual", "--pairs", "passport Номер", "passport Имя")
+    assert proc.returncode == 2 and proc.stderr.startswith("bench_optimizers: pairs not in the task: ['passport Имя']")
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "b" / "bench_runs").exists()
+
+
+# -- the ceiling ------------------------------------------------------------------------
+
+
+def _reader_task(root: Path) -> Path:
+    """make_task's passports, each page's text (tests.scripted_answer_model.ScriptedReader reads
+    <image>.txt) holding its surname with the last letter wrong, amid other text."""
+    data = make_task(root, n_images=10, with_second_pair=False)
+    with data.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            page = (root / row["image_path"]).with_suffix(".txt")
+            page.write_text(f"ПАСПОРТ РФ\nФамилия: {row['answer'][:-1]}ъ\nвыдан 2011", encoding="utf-8")
+    return data
+
+
+def _ceiling(*overrides):
+    return subprocess.run([sys.executable, "scripts/ocr_ceiling.py", *overrides], cwd=REPO, env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_ceiling_is_measured_on_the_engines_test_split_from_the_models_page_text(tmp_path):
+    data = _reader_task(tmp_path / "data")
+
+    def expected(seed):
+        (pair,), _ = PairSplitter(val=0.2, seed=seed, near_duplicate_cosine=0.99).split(load_task(data).examples, None)
+        return statistics.mean(1 / len(e.answer) for e in pair.test), len(pair.test)
+
+    proc = _ceiling(*READER, "task=csv", f"task.csv={data}", f"paths.store={tmp_path / 's.sqlite'}", "split.seed=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (mean, n), other = expected(3), expected(0)[0]
+    assert f"{mean:.3f}" != f"{other:.3f}"  # another split would show
+    assert f"seed 3 passport Фамилия: best-span CER {mean:.3f} [" in proc.stdout and f"(n={n})" in proc.stdout
+
+
+def test_no_ceiling_for_a_model_that_reads_pixels(tmp_path):
+    data = make_task(tmp_path / "data", n_images=8)
+    proc = _ceiling(*SCRIPTED, "task=csv", f"task.csv={data}", f"paths.store={tmp_path / 's.sqlite'}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == "seed 0: Scripted-VLM reads pixels, not text: no OCR ceiling applies"
+
+
+def test_a_ceiling_without_a_task_csv_or_of_a_missing_table_is_one_line(tmp_path):
+    proc = _ceiling(*READER, "task=csv", f"paths.store={tmp_path / 's.sqlite'}")
+    assert proc.returncode == 2 and proc.stderr.strip() == "ocr_ceiling: task.csv has no value: pass task.csv=..."
+    assert not (tmp_path / "s.sqlite").exists()
+    proc = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(tmp_path / "none.json")],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, f"bench_optimizers: --table {tmp_path / 'none.json'}: no such file\n")
+
+
+def test_the_benchmark_measures_the_ceiling_once_per_seed_and_shows_it(tmp_path):
+    data = _reader_task(tmp_path / "data")
+    args = ("--optimizers", "baseline", "--pairs", "passport Фамилия", "--ceiling")
+    proc = _bench(tmp_path, data, *args, extra=READER)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "OCR ceiling (best span) | 0 " in proc.stdout
+    for page in (tmp_path / "data" / "images").glob("*.txt"):
+        page.unlink()  # measuring it again would fail: the cached one is used
+    proc = _bench(tmp_path, data, *args, extra=READER)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "ceiling of seed 0" not in proc.stdout and "OCR ceiling (best span) | 0 " in proc.stdout
+
+
+@pytest.mark.real
+def test_the_ceiling_reads_tesseracts_text_through_the_store(tmp_path):
+    """Real Tesseract on rendered receipts: the total is on the page, so the ceiling is 0; with the
+    store's cached OCR text replaced, the ceiling follows the store, not a fresh read."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from scripts.demo_data.synthetic_documents import SANS, font_path
+
+    font = ImageFont.truetype(font_path(SANS[0]), 28)
+    rows = []
+    for i in range(4):
+        total = f"{12 + i * 7}.{i}0"
+        image = Image.new("RGB", (520, 160), "white")
+        ImageDraw.Draw(image).text((20, 30), f"SHOP {i}\nTOTAL RM {total}", fill="black", font=font)
+        (tmp_path / "data" / "images").mkdir(parents=True, exist_ok=True)
+        image.save(tmp_path / "data" / "images" / f"{i}.png")
+        rows.append([f"images/{i}.png", "What is the total?", total, "receipt", "total", ""])
+    data = write_csv(tmp_path / "data" / "task.csv", rows)
+    store = tmp_path / "store.sqlite"
+    overrides = ["task=csv", f"task.csv={data}", f"paths.store={store}", "split.train=0.3", "split.val=0.3"]
+    proc = _ceiling(*overrides)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "seed 0 receipt total: best-span CER 0.000 [0.000, 0.000] (n=2)" in proc.stdout
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 2  # the two test pages' OCR text
+        db.execute("UPDATE blobs SET value = 'no total here'")
+    proc = _ceiling(*overrides)
+    assert proc.returncode == 0 and "receipt total: best-span CER 0.000" not in proc.stdout, proc.stdout
