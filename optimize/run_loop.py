@@ -31,6 +31,7 @@ from typing import Any
 from optimize.advisor_session import AdvisorSession, AdvisorView
 from optimize.attribution import Attribution, ReplyLedger
 from optimize.answer_store import AnswerStore, RunLease, RunLeaseHeld
+from optimize.error_classes import winner_error_classes
 from optimize.evaluator import Budget, Evaluator
 from optimize.leak_check import metric_normalizer, test_answer_leaks
 from optimize.plugin_errors import log_pair_failure, winner_note
@@ -122,7 +123,8 @@ class _TrialLog:
             "advisor_cost_usd_so_far": advisor_cost,
             "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
             "predictions": [
-                {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer} for r in score.results
+                {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer,
+                 **({"error_class": r.error_class} if r.error_class else {})} for r in score.results
             ],
             **self.context,
         }
@@ -449,6 +451,7 @@ def _pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: dict[str, A
         "winner": row.get(ROW_ENTRY) or {},
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
         "status": row.get("status", ""),  # its notes: the split, disqualified candidates, no {question} in the winner
+        "error_classes": winner_error_classes(records, winner, len(pair.val)),  # the winner's wrong answers, by kind
     }
 
 
