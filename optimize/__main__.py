@@ -35,11 +35,14 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
         answer model or advisor cannot be used or reached (a missing or rejected key,
         a dead endpoint), or another live process runs the same run id.
     """
+    from optimize.ocr_language import resolve_ocr_language
     from optimize.run_settings import run_id_of, settings_of
     from optimize.sweep_value import sweep_value
     from optimize.task_identity import describe_task
 
     task, pairs, too_small, audit = _load_task_or_exit(cfg)
+    if note := resolve_ocr_language(cfg, task.examples, pairs):  # before the run id, the plan and the model
+        log.info("%s", note)
     optimizer = _instantiate_or_exit(cfg, "optimizer")
     advisor = _advisor_or_exit(cfg, optimizer)
     if cfg.get("plan"):
