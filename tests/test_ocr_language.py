@@ -13,6 +13,7 @@ import optimize.__main__  # noqa: F401 - registers the ${repo_root:} resolver th
 from models.ocr_llm import TesseractOcr
 from optimize.ocr_language import has_cyrillic, ocr_language, resolve_ocr_language, train_answers
 from prompt_opt_api import TaskError, cache_key
+from scripts.default_models import DEMO_OCR_LANG
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, run_cli
@@ -52,7 +53,7 @@ def test_the_config_default_is_auto_and_the_demo_task_resolves_to_rus_and_eng():
     cfg = _config()
     assert cfg.model.tesseract_lang == "auto"
     lang, note = _resolved(cfg)
-    assert lang == "rus+eng" and "Cyrillic" in note
+    assert lang == "rus+eng" == DEMO_OCR_LANG and "Cyrillic" in note  # the scripts' model_config reads alike
     # as the explicit setting it replaces: the same OCR identity, so the demo set's OCR cache keys stay
     assert instantiate(cfg.model).ocr.__dict__ == instantiate(_config("model.tesseract_lang=rus+eng").model).ocr.__dict__
 
