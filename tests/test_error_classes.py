@@ -223,6 +223,33 @@ def test_a_demo_search_prefers_demos_that_copy_no_answer_on_a_tie_only(tmp_path,
     assert (best.demos == [pair.train[1]]) is keeps_second
 
 
+class _CerByPrompt:
+    """An evaluator stub: each prompt's CER per val example is scripted."""
+
+    def __init__(self, cers):
+        self.cers = cers
+
+    def score(self, prompt, examples):
+        results = tuple(ExampleResult(ex.source_row, ex.answer, "x", self.cers[prompt.text][ex.source_row], False)
+                        for ex in examples)
+        return Score(cer=sum(r.cer for r in results) / len(results), exact_match=0.0, results=results)
+
+
+def test_the_early_stop_scores_a_candidate_that_may_tie_to_the_end_when_ties_are_kept(tmp_path):
+    from optimizers.prompt_pool import PromptPool
+
+    pair = _visible(_issuer_task(tmp_path, n=24))
+    rows = [ex.source_row for ex in pair.val]
+    assert len(rows) >= 6
+    best = {r: 1.0 if i == 0 else 0.0 for i, r in enumerate(rows)}  # one page wrong
+    tie = {r: 1.0 if i == 1 else 0.0 for i, r in enumerate(rows)}  # another page wrong: the same sum, early
+    for keep_ties, scored in ((False, []), (True, ["tie"])):
+        pool = PromptPool(pair, _CerByPrompt({"best": best, "tie": tie}), "retrieval", minibatch=2)
+        pool.add([Prompt("best")], step=0)
+        added = pool.add([Prompt("tie")], step=1, stop_when_beaten=True, keep_ties=keep_ties)
+        assert [p.text for p, _ in added] == scored
+
+
 def test_retrieval_tries_distinct_answers_when_its_best_rule_copies_a_demo(tmp_path):
     visible = _visible(_issuer_task(tmp_path))
 
