@@ -49,6 +49,7 @@ PAGE = "SHOP ALPHA TRADING\nDATE 25/12/2018 10:30\nSUBTOTAL 8.50\nTOTAL RM 9.00\
     ("SUPERMARKET", "SUPЕRMARKET", (), PAGE, OTHER_SCRIPT),  # a Cyrillic Е inside Latin letters
     ("ABEKMHOPCTYX", "АВЕКМНОРСТУХ", (), PAGE, OTHER_SCRIPT),  # every letter a Cyrillic look-alike
     ("МОСКВА", "MOCKBA", (), None, OTHER_SCRIPT),  # and the reverse
+    ("SHOP ALPHA", "SHОP ALFA", (), PAGE, OTHER_SCRIPT),  # mixes scripts (a Cyrillic О), misread besides
     ("RM 9.00", "9.00", (), PAGE, FORMAT),  # a currency prefix dropped
     ("25/12/2018", "25/12/2018 10:30", (), PAGE, FORMAT),  # a time appended
     ("25.12.2018", "2018-12-25", (), PAGE, FORMAT),  # the same date, year first
