@@ -18,16 +18,19 @@ from typing import Any
 
 from models.model_store import ModelSpec, ModelStore, sha256_file
 from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
-from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, cache_key
+from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, TaskError, cache_key
 
 log = logging.getLogger(__name__)
+
+
+AUTO_LANG = "auto"
 
 
 class TesseractOcr:
     """Runs the ``tesseract`` binary on an image file.
 
     Args:
-        lang: Tesseract languages, e.g. ``rus+eng``.
+        lang: Tesseract languages, e.g. ``rus+eng``; ``auto`` must be resolved before use.
         psm: Page segmentation mode.
     """
 
@@ -49,11 +52,18 @@ class TesseractOcr:
             self._version = (out.stdout or out.stderr).splitlines()[0].strip()
         return self._version
 
+    def _require_languages(self) -> None:
+        if self.lang == AUTO_LANG:
+            raise TaskError("tesseract_lang=auto: the OCR languages are chosen from the task's train answers by "
+                            "`python -m optimize` before the model is built; where the model is built otherwise, "
+                            "name them (tesseract_lang=eng or rus+eng)")
+
     @property
     def identity(self) -> dict[str, Any]:
         """Everything about this OCR that changes its text: the full ``--version`` report
         (Tesseract and Leptonica), languages, psm, and the sha256 of each language's
         traineddata file (tessdata_fast and tessdata_best read differently)."""
+        self._require_languages()
         if self._report is None:
             exe = shutil.which("tesseract")
             self.version  # noqa: B018 - fails early with a clear message if tesseract is missing
@@ -77,6 +87,7 @@ class TesseractOcr:
                 "traineddata_sha256": data}
 
     def read(self, image: Path) -> str:
+        self._require_languages()
         self.version  # noqa: B018 - fails early with a clear message if tesseract is missing
         proc = subprocess.run(
             ["tesseract", str(image), "stdout", "-l", self.lang, "--psm", str(self.psm)],
@@ -118,7 +129,9 @@ class OcrLlmAnswerModel(AnswerModel):
         name: Display name for output files.
         weights: Pinned GGUF file.
         store_dir: Model store folder.
-        tesseract_lang: OCR languages.
+        tesseract_lang: OCR languages (``rus+eng``, ``eng``). The config's ``auto`` is chosen
+            from the task's train answers by the entry point before the model is built
+            (``optimize.ocr_language``); a model still holding ``auto`` refuses to read.
         tesseract_psm: OCR page segmentation mode.
         max_tokens: Answer length cap.
         n_ctx: Context window (a page of OCR text plus demos).

@@ -26,6 +26,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore, RunLeaseHeld
 from optimize.config_check import check_config
 from optimize.failed_jobs import failed_jobs, record_failed_job
+from optimize.ocr_language import resolve_ocr_language
 from optimize.output_paths import check_output_paths
 from optimize.plan import make_plan
 from optimize.run_loop import RunSummary, run_pairs
@@ -69,6 +70,8 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             rejected key, a dead endpoint), or another live process runs the same run id.
     """
     task, pairs, too_small, audit = _load_task(cfg)
+    if note := resolve_ocr_language(cfg, task.examples, pairs):  # before the run id, the plan and the model
+        log.info("%s", note)
     optimizer = _instantiate(cfg, "optimizer")
     advisor = _advisor(cfg, optimizer)
     if cfg.get("plan"):

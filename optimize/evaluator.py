@@ -20,6 +20,7 @@ computes is charged once and counted once.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -34,6 +35,7 @@ from optimize.plain_copy import plain_prompt
 from optimize.plugin_errors import no_examples_message
 from optimize.single_flight import SingleFlight
 from prompt_opt_api.demo_retrieval import PageSignatures
+from prompt_opt_api.error_classes import classify_error
 from prompt_opt_api import (
     FULL_VAL,
     AnswerModel,
@@ -293,16 +295,7 @@ class Evaluator:
             self._budget._charge(len(unpaid))
             self._charged.update(unpaid)
         predictions = self._answers(requests, keys)
-        results = tuple(
-            ExampleResult(
-                source_row=ex.source_row,
-                answer=ex.answer,
-                prediction=pred,
-                cer=self._metric.cer(ex.answer, pred),
-                exact=self._metric.exact(ex.answer, pred),
-            )
-            for ex, pred in zip(examples, predictions)
-        )
+        results = tuple(self._result(request, pred) for request, pred in zip(requests, predictions))
         score = Score(
             cer=mean([r.cer for r in results]),
             exact_match=mean([1.0 if r.exact else 0.0 for r in results]),
@@ -314,9 +307,19 @@ class Evaluator:
             return score
         # The optimizer gets the rows as it was shown them (no path to the task's files).
         return Score(cer=score.cer, exact_match=score.exact_match, results=tuple(
-            ExampleResult(source_row=self._shown_row.get(ex, r.source_row), answer=r.answer,
-                          prediction=r.prediction, cer=r.cer, exact=r.exact)
+            dataclasses.replace(r, source_row=self._shown_row.get(ex, r.source_row))
             for ex, r in zip(examples, score.results)))
+
+    def _result(self, request: tuple[Prompt, Example], prediction: str) -> ExampleResult:
+        """One answer scored, and classified when wrong (``prompt_opt_api.error_classes``): by the
+        answers of the demos its request showed and the page's text, when the model reads text."""
+        prompt, ex = request
+        exact = self._metric.exact(ex.answer, prediction)
+        error = None if exact else classify_error(
+            ex.answer, prediction, demo_answers=[d.answer for d in prompt.demos], same=self._metric.exact,
+            page_text=self._model.page_text(ex) if reads_text(self._model) else None)
+        return ExampleResult(source_row=ex.source_row, answer=ex.answer, prediction=prediction,
+                             cer=self._metric.cer(ex.answer, prediction), exact=exact, error_class=error or "")
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:

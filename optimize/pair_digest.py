@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from optimize.error_classes import winner_error_classes
 from optimize.result_row import ResultRow
 from optimize.run_record import candidate_key
 from prompt_opt_api import FULL_VAL, Pair
@@ -41,6 +42,7 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
         "winner": row.book_entry or {},
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
         "status": row.status,  # its notes: the split, disqualified candidates, no {question} in the winner
+        "error_classes": winner_error_classes(records, winner, len(pair.val)),  # the winner's wrong answers, by kind
     }
 
 

@@ -50,7 +50,8 @@ class TrialLog:
             "advisor_cost_usd_so_far": advisor_cost,
             "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
             "predictions": [
-                {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer} for r in score.results
+                {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer,
+                 **({"error_class": r.error_class} if r.error_class else {})} for r in score.results
             ],
             **self.context,
         }

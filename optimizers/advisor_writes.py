@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from collections import Counter
 from collections.abc import Sequence
 
 from optimizers import meta_prompts as text
@@ -27,6 +28,15 @@ def mistakes_block(mistakes: Sequence[Mistake]) -> str:
     if not mistakes:
         return text.NO_MISTAKES
     return "\n".join(f"- \"{m.expected}\" -> \"{m.answered[:120]}\" ({m.error_class})" for m in mistakes)
+
+
+def error_counts_block(score: Score) -> str:
+    """A score's wrong answers by class (``prompt_opt_api.error_classes``), counts only: what kinds
+    of mistakes the val answers are, never the answers."""
+    counts = Counter(r.error_class for r in score.results if r.error_class)
+    if not counts:
+        return text.NO_WRONG_ANSWERS
+    return "\n".join(f"- {n} {name}: {text.ERROR_CLASS_MEANINGS.get(name, name)}" for name, n in counts.most_common())
 
 
 def scored_block(scored: Sequence[tuple[Prompt, Score]]) -> str:

@@ -1,12 +1,14 @@
 """``optimizer=critic``: an arena loop, OPRO-style.
 
-Each round the advisor sees the best prompts so far with their val CER and the current
-best prompt's worst mistakes on train (expected vs answered, with an error class); it
-writes a short analysis and new prompts (a rewrite, an edit fixing the most frequent
-mistake, an edit adding one constraint). They are scored on val; the pool keeps them
-all and the best competes. Rule edits that need no LLM (format hint from the train
-answers, "copy exactly", "value only", field location) are tried on the baseline and
-on each new best, so a weak advisor still gets somewhere. Stops on budget or after
+Each round the advisor sees the best prompts so far with their val CER, the current
+best prompt's worst mistakes on train (expected vs answered, with an error class) and
+how many of its val answers are wrong in each way (``prompt_opt_api.error_classes``:
+counts only, no val answer is shown); it writes a short analysis and new prompts (a
+rewrite, an edit fixing the most frequent mistake, an edit adding one constraint). They
+are scored on val; the pool keeps them all and the best competes. Rule edits that need no
+LLM (format hint from the train answers, "copy exactly", "value only", field location)
+are tried on the baseline and on each new best, the format hint first when format errors
+are the commonest on val, so a weak advisor still gets somewhere. Stops on budget or after
 ``patience`` rounds without improvement. With a panel of advisors (``advisor=panel``)
 the members take turns, one round each, and each prompt is credited to its writer.
 """
@@ -21,6 +23,7 @@ from typing import Unpack
 from optimizers import meta_prompts as text
 from optimizers.advisor_writes import (
     conversation,
+    error_counts_block,
     mistakes_block,
     placeholder_rule,
     scored_block,
@@ -141,6 +144,7 @@ class CriticOptimizer(PoolOptimizer):
             task=task_block(pair, evaluator.model_name),
             scored=scored_block(pool.ranked()[: self.top_k]),
             mistakes=mistakes_block(mistakes),
+            error_counts=error_counts_block(pool.best[1]),
             lead=text.ANALYSIS_FIRST if self.analysis else text.PROMPTS_ONLY,
             n=self.per_round,
             top_class=Counter(m.error_class for m in mistakes).most_common(1)[0][0] if mistakes else "none",
@@ -159,7 +163,7 @@ class CriticOptimizer(PoolOptimizer):
         (the pool skips edits already scored, so a later call resumes where this one stopped)."""
         if not self.rule_edits or pool.best is None:
             return
-        for edit in rule_edits(pool.best[0], pair.train, self.rule_edit_kinds):
+        for edit in rule_edits(pool.best[0], pair.train, self.rule_edit_kinds, errors=pool.best[1].results):
             remaining = pool.evaluator.budget.remaining
             if remaining is not None and remaining - len(pair.val) < reserve:
                 break  # the rest of the budget is the advisor's

@@ -42,6 +42,8 @@ CRITIC = (
     "{scored}\n\n"
     "Mistakes of the best prompt on training documents (expected -> answered, error class):\n"
     "{mistakes}\n\n"
+    "Wrong answers of the best prompt on validation documents, by kind:\n"
+    "{error_counts}\n\n"
     "{lead} {n} new prompts, each different from all prompts above:\n"
     "1. a new prompt that avoids the listed mistakes;\n"
     "2. the best prompt with one small edit that fixes the most frequent mistake ({top_class});\n"
@@ -71,6 +73,19 @@ REPLY_TOKENS_PER_PROMPT = 150
 
 NO_MISTAKES = "(none: every training answer was exact)"
 
+# What each error class (``prompt_opt_api.error_classes``) means, for the critic's counts.
+ERROR_CLASS_MEANINGS = {
+    "empty": "no answer at all",
+    "other_script": "look-alike letters of the other alphabet (Latin for Cyrillic or the reverse)",
+    "format": "the right value written another way (separators, currency sign, a time added)",
+    "copied_demo": "an example's answer copied instead of this document's",
+    "chatty": "the value with extra words, or a long reply",
+    "elsewhere_on_page": "another value printed on the page (the wrong field)",
+    "not_on_page": "a value not printed on the page (misread or made up)",
+    "other": "none of these",
+}
+NO_WRONG_ANSWERS = "(none: every validation answer was exact)"
+
 # -- rule edits (no LLM) -------------------------------------------------------
 VALUE_ONLY = "Ответь только значением поля, без пояснений и без кавычек."
 COPY_EXACTLY = "Перепиши значение точно так, как оно напечатано в документе."
@@ -81,6 +96,9 @@ FORMAT_CYRILLIC = "Ответ пиши русскими буквами, как �
 FORMAT_CYRILLIC_UPPER = "Ответ пиши заглавными русскими буквами, как в документе."
 FORMAT_UPPER = "Ответ пиши заглавными буквами."
 FORMAT_LENGTH = "Ответ длиной {lo}–{hi} символов."
+# when format errors dominate and no date or shape pins the answer: the commonest shapes with digits
+FORMAT_SHAPES = "Пиши ответ в виде, как в образцах (9 — цифра, Я — русская буква, Z — латинская): {shapes}."
+FORMAT_SHAPES_LATIN = "Write the answer in the form of these patterns (9 = digit, Z = letter): {shapes}."
 LOCATION = "Поле находится в {where} части страницы{side}."
 LOCATION_ROWS = ("верхней", "средней", "нижней")
 LOCATION_SIDES = (", слева", ", справа")

@@ -5,17 +5,24 @@ critic also tries edits derived from the data: an output-format hint built from 
 train answers (character classes, length, date or number pattern, letter case,
 script), a "copy exactly as printed" clause, a "value only" clause and a field-location
 hint from the answer boxes. Clause texts live in ``meta_prompts.py``.
+
+When format errors dominate the base prompt's val answers (``format_errors_dominate``) the
+format edit comes first, and where no date or common shape pins the answers it also
+names the commonest shapes with digits of the train answers (``99.99``, ``ZZ999.99``):
+patterns, not values, so it teaches the form without an answer to copy.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optimizers import meta_prompts as text
-from prompt_opt_api import Example, Prompt, Provenance, derived_provenance
+from prompt_opt_api import Example, ExampleResult, Prompt, Provenance, derived_provenance
+from prompt_opt_api.error_classes import FORMAT
 
 _DATE = re.compile(r"^\d{2}\.\d{2}\.\d{4}$")
 
@@ -49,6 +56,11 @@ class AnswerProfile:
     has_cyrillic: bool
     has_latin: bool
     upper: bool  # every letter upper case
+
+    @property
+    def pinned(self) -> bool:
+        """Whether the format hint pins every answer's form (a date, or one shape with digits)."""
+        return self.all_dates or bool(self.common_shape and "9" in self.common_shape)
 
     def format_hint(self) -> str | None:
         """One sentence describing the expected output, or None when nothing is regular."""
@@ -107,10 +119,37 @@ def location_hint(examples: Sequence[Example]) -> str | None:
     return text.LOCATION.format(where=text.LOCATION_ROWS[rows[0]], side=side).replace("  ", " ")
 
 
+def format_errors_dominate(errors: Sequence[ExampleResult]) -> bool:
+    """Whether format errors (``error_classes.FORMAT``) are at least 2 and no other class is commoner."""
+    counts = Counter(r.error_class for r in errors if r.error_class)
+    return counts[FORMAT] >= 2 and counts[FORMAT] == max(counts.values())
+
+
+def shapes_hint(answers: Sequence[str], limit: int = 3) -> str | None:
+    """The ``limit`` commonest shapes with digits of ``answers`` as a clause (in English when
+    no answer has a Cyrillic letter), or None when no answer has a digit."""
+    shapes = Counter(shape(a.strip()) for a in answers if any(ch.isdigit() for ch in a))
+    if not shapes:
+        return None
+    listed = "; ".join(s for s, _ in shapes.most_common(limit))
+    cyrillic = any(_script(ch) == "cyrillic" for a in answers for ch in a)
+    return (text.FORMAT_SHAPES if cyrillic else text.FORMAT_SHAPES_LATIN).format(shapes=listed)
+
+
+def _format_clause(train: Sequence[Example], profile: AnswerProfile, dominate: bool) -> str | None:
+    """The format edit's clause: the hint, with the commonest shapes when format errors dominate
+    and the hint does not pin the form."""
+    hint = profile.format_hint()
+    if dominate and not profile.pinned and (shapes := shapes_hint([ex.answer for ex in train])) is not None:
+        return f"{hint} {shapes}" if hint else shapes
+    return hint
+
+
 RULE_EDIT_KINDS = ("value-only", "copy-exactly", "format", "location", "cyrillic-letters", "all")
 
 
-def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RULE_EDIT_KINDS) -> list[Prompt]:
+def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RULE_EDIT_KINDS,
+               errors: Sequence[ExampleResult] = ()) -> list[Prompt]:
     """Edits of ``base`` that need no LLM: one per clause that applies and that ``base``
     does not already say, plus (``all``) every such clause at once.
 
@@ -119,11 +158,14 @@ def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RU
         train: Train examples (answers and boxes the hints are derived from).
         kinds: Which edits to make (``RULE_EDIT_KINDS``); ``all`` combines every
             applicable clause, whichever single edits are listed.
+        errors: ``base``'s val answers, classified: when format errors dominate, the format
+            edit comes first and names the answers' shapes (the module docstring).
     """
     profile = answer_profile([ex.answer for ex in train])
+    dominate = format_errors_dominate(errors)
     clauses = [("value-only", text.VALUE_ONLY), ("copy-exactly", text.COPY_EXACTLY)]
-    if (hint := profile.format_hint()) is not None:
-        clauses.append(("format", hint))
+    if (hint := _format_clause(train, profile, dominate)) is not None:
+        clauses.insert(0 if dominate else len(clauses), ("format", hint))
     if (where := location_hint(train)) is not None:
         clauses.append(("location", where))
     if profile.has_cyrillic and profile.upper:

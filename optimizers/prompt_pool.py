@@ -165,15 +165,17 @@ class PromptPool:
             demos += f"retrieved:k={rule.k},{rule.signature}" + (",distinct" if rule.distinct_answers else "")
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
-    def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False) -> list[tuple[Prompt, Score]]:
+    def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False,
+            keep_ties: bool = False) -> list[tuple[Prompt, Score]]:
         """Score the prompts not seen before on full val (racing if enabled); return the new scores.
 
         ``stop_when_beaten``: score val in chunks (``minibatch`` examples, fewer on a val split
         under 3 chunks) and drop a candidate
         as soon as its summed CER reaches the best's on full val: CER is never negative, so it
         could no longer win (a tie goes to the earlier). Lossless, unlike racing: the winner is
-        the one full scoring would pick. Stops quietly when the answer-model budget is spent
-        (``budget_spent`` is set).
+        the one full scoring would pick. ``keep_ties``: drop it only once its sum exceeds the
+        best's (a caller that prefers it on a tie sees the tie). Stops quietly when the
+        answer-model budget is spent (``budget_spent`` is set).
         """
         fresh = []
         for prompt in prompts:
@@ -196,15 +198,17 @@ class PromptPool:
                             incumbent = score
             else:
                 for prompt in fresh:
-                    score = self._unless_beaten(prompt) if stop_when_beaten else self.evaluator.score(prompt, self.pair.val)
+                    score = (self._unless_beaten(prompt, keep_ties) if stop_when_beaten
+                             else self.evaluator.score(prompt, self.pair.val))
                     if score is not None:
                         added.append(self._record(prompt, score, step))
         except BudgetExhausted:
             self.budget_spent = True
         return added
 
-    def _unless_beaten(self, prompt: Prompt) -> Score | None:
-        """Full-val score of ``prompt``, or None once its partial CER sum reaches the best's sum."""
+    def _unless_beaten(self, prompt: Prompt, keep_ties: bool = False) -> Score | None:
+        """Full-val score of ``prompt``, or None once its partial CER sum reaches the best's sum
+        (exceeds it, with ``keep_ties``)."""
         val = tuple(self.pair.val)
         if self.best is None:
             return self.evaluator.score(prompt, val)
@@ -212,7 +216,7 @@ class PromptPool:
         size, so_far = max(1, min(self.minibatch, len(val) // 3)), 0.0
         for start in range(0, len(val) - size, size):  # the last chunk comes with the full score below
             so_far += sum(r.cer for r in self.evaluator.score(prompt, val[start:start + size]).results)
-            if so_far >= to_beat:
+            if so_far > to_beat or (so_far == to_beat and not keep_ties):
                 return None
         return self.evaluator.score(prompt, val)  # the answers scored so far are not paid again
 

@@ -7,8 +7,19 @@ A coordinate search on full val, each step keeping what wins so far:
 2. with ``ks[0]`` retrieved demos, each page similarity in ``signatures`` the answer
    model supports (OCR text needs a model that reads text);
 3. the other demo counts in ``ks``, with the best similarity;
-4. ``distinct_answers`` (k different values among the demos), when the best k is 2 or more;
+4. the best rule with distinct answers (k different values among the demos, k at least 2):
+   when ``distinct_answers`` is set and the best k is 2 or more, and, with ``copy_guard``,
+   whenever the best rule's val answers copy a demo (one demo answer is the prediction on
+   more than a quarter of the val pages whose answer it is not:
+   ``prompt_opt_api.error_classes.copies_a_demo``). It is scored to the end on a tie (the
+   early stop drops it only once it is worse), and a rule that copies loses a tie to one
+   that does not, so the next step builds on the one that does not;
 5. the next ``instructions - 1`` instructions with the best rule.
+
+The guard finds the alternative, it does not overrule val: the engine's winner is still the
+lowest full-val CER (the earliest on a tie), so a rule that copies and scores strictly
+better on val than every other candidate still wins, and its copies show in the pair's
+error classes (``run.json``).
 
 The instruction without demos stays a candidate, so a field where every demo hurts keeps
 none; a pair already perfect on val gets no demo rule. The pool is the pair's whole train
@@ -25,6 +36,7 @@ from optimizers.pool_optimizer import PoolOptimizer, PoolOptions
 from optimizers.prompt_pool import PromptPool
 from prompt_opt_api import Advisor, Pair, Prompt, PromptEvaluator, Trial, derived_provenance
 from prompt_opt_api.demo_retrieval import OCR_TFIDF, PAGE_GRAY16, SIGNATURES, DemoRetrieval
+from prompt_opt_api.error_classes import copies_a_demo
 
 
 class RetrievalOptimizer(PoolOptimizer):
@@ -34,6 +46,8 @@ class RetrievalOptimizer(PoolOptimizer):
         ks: Demos per request to try; the first is the one similarities are compared at.
         signatures: Page similarities to try (``demo_retrieval.SIGNATURES``), in order.
         distinct_answers: Also try demos with k different answers.
+        copy_guard: Try the best rule with distinct answers when its val answers copy a demo,
+            whatever ``distinct_answers`` says (one more rule at most).
         instructions: How many of the best instructions get the best rule (1: the best only).
         stop_when_beaten: Score each rule on val a chunk at a time and stop it once it can no
             longer beat the best so far (``PromptPool.add``): the same winner, fewer queries.
@@ -45,9 +59,10 @@ class RetrievalOptimizer(PoolOptimizer):
 
     def __init__(self, ks: Sequence[int] = (2, 1, 3), signatures: Sequence[str] = (OCR_TFIDF, PAGE_GRAY16),
                  distinct_answers: bool = True, instructions: int = 1, stop_when_beaten: bool = True,
-                 **pool: Unpack[PoolOptions]) -> None:
+                 copy_guard: bool = True, **pool: Unpack[PoolOptions]) -> None:
         super().__init__(**pool)
         self.stop_when_beaten = stop_when_beaten
+        self.copy_guard = copy_guard
         if not ks or any(k < 1 for k in ks):
             raise ValueError(f"retrieval: ks must be demos counts >= 1, got {list(ks)}")
         unknown = [s for s in signatures if s not in SIGNATURES]
@@ -59,7 +74,8 @@ class RetrievalOptimizer(PoolOptimizer):
         self.instructions = max(1, instructions)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
-        rules = len(self.signatures) + len(self.ks) - 1 + int(self.distinct_answers) + self.instructions - 1
+        distinct = int(self.distinct_answers or self.copy_guard)  # the distinct-answers rule: one at most
+        rules = len(self.signatures) + len(self.ks) - 1 + distinct + self.instructions - 1
         return (len(self.known_prompts(pair)) + (rules if pair.train else 0)) * len(pair.val)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
@@ -75,8 +91,9 @@ class RetrievalOptimizer(PoolOptimizer):
             return pool.trials
         for k in self.ks[1:]:
             search.try_rule(k, search.best.signature, False, step=2)
-        if self.distinct_answers and search.best.k >= 2:
-            search.try_rule(search.best.k, search.best.signature, True, step=3)
+        wanted = self.distinct_answers and search.best.k >= 2
+        if (wanted or (self.copy_guard and search.best_copies)) and len(pair.train) >= 2:
+            search.try_rule(max(2, search.best.k), search.best.signature, True, step=3, keep_ties=True)
         for instruction in instructions[1:]:
             search.try_rule(search.best.k, search.best.signature, search.best.distinct_answers, step=4,
                             instruction=instruction)
@@ -91,16 +108,23 @@ class _RuleSearch:
         self.stop_when_beaten = stop_when_beaten
         self.best: DemoRetrieval | None = None
         self.cer = float("inf")
+        self.best_copies = False  # whether the best rule's val answers copy a demo
 
     def try_rule(self, k: int, signature: str, distinct_answers: bool, step: int,
-                 instruction: Prompt | None = None) -> None:
-        """Score the rule on full val (unless the budget is spent); keep it if it is the best so far."""
+                 instruction: Prompt | None = None, keep_ties: bool = False) -> None:
+        """Score the rule on full val (unless the budget is spent); keep it if it is the best so far,
+        or ties with a best that copies a demo and copies none itself.
+
+        ``keep_ties``: with the early stop, score a rule to the end unless it is worse than the best.
+        """
         if self.pool.budget_spent:
             return
         rule = DemoRetrieval(min(k, len(self.train)), self.train, signature, distinct_answers)
         instruction = instruction or self.instruction
         prompt = Prompt(instruction.text, provenance=derived_provenance(instruction.provenance, "retrieval"),
                         retrieval=rule)
-        for _, score in self.pool.add([prompt], step=step, stop_when_beaten=self.stop_when_beaten):
-            if self.best is None or score.cer < self.cer:
-                self.best, self.cer = rule, score.cer
+        for _, score in self.pool.add([prompt], step=step, stop_when_beaten=self.stop_when_beaten,
+                                      keep_ties=keep_ties):
+            copies = copies_a_demo(score.results)
+            if self.best is None or score.cer < self.cer or (score.cer == self.cer and self.best_copies and not copies):
+                self.best, self.cer, self.best_copies = rule, score.cer, copies

@@ -165,13 +165,18 @@ class Pair:
 
 @dataclass(frozen=True)
 class ExampleResult:
-    """The model's answer to one example and its CER."""
+    """The model's answer to one example and its CER.
+
+    ``error_class``: what kind of mistake a wrong answer is (``error_classes.ERROR_CLASSES``,
+    the evaluator classifies it), "" for a right one.
+    """
 
     source_row: str
     answer: str
     prediction: str
     cer: float
     exact: bool
+    error_class: str = ""
 
 
 @dataclass(frozen=True)

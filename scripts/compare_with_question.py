@@ -50,10 +50,12 @@ def question_and_chosen(cfg, chosen: dict[str, float], store_path: Path) -> tupl
 
     from optimize.answer_store import AnswerStore
     from optimize.evaluator import Evaluator
+    from optimize.ocr_language import resolve_ocr_language
     from prompt_opt_api import baseline_prompt
 
     task = instantiate(cfg.task, _partial_=True)()
     pairs, _ = instantiate(cfg.split).split(task.examples, list(cfg.pairs or []))
+    resolve_ocr_language(cfg, task.examples, pairs)  # model.tesseract_lang=auto, as the run resolved it
     metric = instantiate(cfg.metric)
     store = AnswerStore(store_path)
     model = instantiate(cfg.model)

@@ -19,10 +19,18 @@ def models_dir() -> Path:
     return Path(cache) / "vlm-prompt-opt" / "models"
 
 
+# What ``tesseract_lang: auto`` resolves to on the bundled demo set, which the scripts and tests
+# that use ``model_config`` read (tests/test_ocr_language.py holds it).
+DEMO_OCR_LANG = "rus+eng"
+
+
 def model_config(**overrides):
-    """conf/model/ocr_llm.yaml with its store set and ``overrides`` applied (for ``instantiate``)."""
+    """conf/model/ocr_llm.yaml with its store set, ``auto`` OCR languages as the demo set resolves
+    them, and ``overrides`` applied (for ``instantiate``)."""
     cfg = OmegaConf.load(REPO / "conf/model/ocr_llm.yaml")
     cfg.store_dir = str(models_dir())
+    if cfg.tesseract_lang == "auto":
+        cfg.tesseract_lang = DEMO_OCR_LANG
     for k, v in overrides.items():
         cfg[k] = v
     return cfg

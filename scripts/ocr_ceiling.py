@@ -191,9 +191,13 @@ def split_of(cfg, pairs: Sequence[str] = ()) -> list:
     """The run's pairs with their train/val/test examples, as the engine splits them."""
     from hydra.utils import instantiate
 
+    from optimize.ocr_language import resolve_ocr_language
+
     require(cfg, "task", "split")
     task = instantiate(cfg.task, _partial_=True)()
-    return instantiate(cfg.split).split(task.examples, list(pairs) or list(cfg.pairs or []))[0]
+    split = instantiate(cfg.split).split(task.examples, list(pairs) or list(cfg.pairs or []))[0]
+    resolve_ocr_language(cfg, task.examples, split)  # model.tesseract_lang=auto: the languages a run reads with
+    return split
 
 
 def measure_ceiling(cfg, pairs: Sequence[str] = ()) -> Ceiling:

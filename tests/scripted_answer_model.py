@@ -11,8 +11,13 @@ import os
 import time
 from collections.abc import Sequence
 
-from prompt_opt_api import AnswerModel
+from prompt_opt_api import AnswerModel, TaskError
 from prompt_opt_api import Example, Prompt
+
+
+# look-alike letters, each to the other script
+_LATIN, _CYRILLIC = "ABCEHKMOPTXYaceopxy", "АВСЕНКМОРТХУасеорху"
+_OTHER_SCRIPT = str.maketrans(_LATIN + _CYRILLIC, _CYRILLIC + _LATIN)
 
 
 class ScriptedAnswerModel(AnswerModel):
@@ -32,6 +37,8 @@ class ScriptedAnswerModel(AnswerModel):
             tests, whose answers show which demos came first).
         echo_first_demo: A prompt with demos gets its first demo's answer (which demos were
             chosen shows in the answer).
+        wrong_script: Every answer comes with its look-alike letters in the other script
+            (Latin ``A`` as Cyrillic ``А`` and the reverse), as OCR of the wrong language reads them.
     """
 
     name = "Scripted-VLM"
@@ -39,7 +46,8 @@ class ScriptedAnswerModel(AnswerModel):
 
     def __init__(self, calls_log: str | None = None, delay_s: float = 0.0, batch_size: int = 4,
                  exact_marker: str = "только значением", fail_pair: str | None = None,
-                 fail_flag: str | None = None, demos_exact: bool = False, echo_first_demo: bool = False) -> None:
+                 fail_flag: str | None = None, demos_exact: bool = False, echo_first_demo: bool = False,
+                 wrong_script: bool = False) -> None:
         self.calls_log = calls_log
         self.delay_s = delay_s
         self._batch_size = batch_size
@@ -48,6 +56,7 @@ class ScriptedAnswerModel(AnswerModel):
         self.fail_flag = fail_flag
         self.demos_exact = demos_exact
         self.echo_first_demo = echo_first_demo
+        self.wrong_script = wrong_script
         self.calls = 0
         self.batches: list[int] = []
 
@@ -57,7 +66,8 @@ class ScriptedAnswerModel(AnswerModel):
 
     def generation_params(self) -> dict:
         return {"exact_marker": self.exact_marker, **({"demos_exact": True} if self.demos_exact else {}),
-                **({"echo_first_demo": True} if self.echo_first_demo else {})}
+                **({"echo_first_demo": True} if self.echo_first_demo else {}),
+                **({"wrong_script": True} if self.wrong_script else {})}
 
     def _one(self, prompt: Prompt, example: Example) -> str:
         text = prompt.render(example)
@@ -78,6 +88,8 @@ class ScriptedAnswerModel(AnswerModel):
             if self.fail_flag is None or os.path.exists(self.fail_flag):
                 raise RuntimeError(f"scripted failure on {self.fail_pair}")
         outputs = [self._one(p, e) for p, e in batch]
+        if self.wrong_script:
+            outputs = [out.translate(_OTHER_SCRIPT) for out in outputs]
         self.calls += len(batch)
         self.batches.append(len(batch))
         if self.calls_log:
@@ -96,3 +108,20 @@ class ScriptedReader(ScriptedAnswerModel):
 
     def page_text(self, example: Example) -> str:
         return example.image.with_suffix(".txt").read_text(encoding="utf-8")
+
+
+class ScriptedOcr(ScriptedAnswerModel):
+    """A scripted model with ``ocr_llm``'s OCR-language setting: ``auto`` is resolved by the entry
+    point before the model is built, and the languages are part of its cache identity (a model
+    still holding ``auto`` refuses to state one, as ``ocr_llm``'s Tesseract does)."""
+
+    name = "Scripted-OCR"
+
+    def __init__(self, tesseract_lang: str = "rus+eng", **settings) -> None:
+        super().__init__(**settings)
+        self.tesseract_lang = tesseract_lang
+
+    def cache_identity(self) -> dict:
+        if self.tesseract_lang == "auto":
+            raise TaskError("tesseract_lang=auto reached the model unresolved")
+        return {**super().cache_identity(), "ocr": {"lang": self.tesseract_lang}}

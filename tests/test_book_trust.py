@@ -185,10 +185,11 @@ def test_an_ocr_llm_book_gets_its_weights_and_store_from_the_users_config(honest
     from models.prompt_runtime import PromptRuntime
 
     data, book = honest
-    honest_book = _forge(book, tmp_path / "ocr.book.json", _ocr_llm(_conf_weights(), n_ctx=2048))
+    # a run's book names the OCR languages it resolved (the config's default is auto)
+    honest_book = _forge(book, tmp_path / "ocr.book.json", _ocr_llm(_conf_weights(), n_ctx=2048, tesseract_lang="eng"))
     runtime = PromptRuntime(honest_book, model_settings={"store_dir": str(tmp_path / "my-store")})
     model = runtime.model("passport", "Фамилия")  # built, not loaded
-    assert model.store_dir == str(tmp_path / "my-store") and model.n_ctx == 2048
+    assert model.store_dir == str(tmp_path / "my-store") and model.n_ctx == 2048 and model.ocr.lang == "eng"
     assert model.weights.hf_repo == "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF" and model.weights.local_path is None
     assert not (tmp_path / "my-store").exists()
 
