@@ -89,10 +89,10 @@ def test_plan_on_the_demo_set_is_fast_and_loads_no_model(tmp_path):
                           timeout=60)
     elapsed = time.monotonic() - started
     assert "LOADED []" in proc.stdout, proc.stdout + proc.stderr
-    assert "8 to run" in proc.stdout and "Local-Qwen2.5-1.5B, up to 1 call, $0 (local)" in proc.stdout
+    assert "6 to run" in proc.stdout and "Local-Qwen2.5-1.5B, up to 1 call, $0 (local)" in proc.stdout
     # a fresh store: the selection's time from the models' assumed speeds, said to be assumed
     assert "s a query assumed: nothing measured yet" in proc.stdout and "s an advisor call assumed" in proc.stdout
-    assert "selection, 8 of its 30" in proc.stderr and "task.pairs=[]" in proc.stderr
+    assert "selection, 6 of its 30" in proc.stderr and "task.pairs=[]" in proc.stderr
     assert elapsed < 5.0, f"plan took {elapsed:.1f} s"
 
 
