@@ -24,6 +24,7 @@ from typing import Any
 
 from optimize.prompt_books import book_file_name
 from optimize.report_figures import THUMB_MAX, crop_data_uri, curves_section, figure_html, matrix_figure
+from optimize.report_errors import error_classes_section
 from optimize.report_format import esc, fmt, html_table, interval, mean, num, shade
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
@@ -122,6 +123,7 @@ def _model_sections(runs: Sequence[RunRecord], rows: Any, data_dir: Path | None)
         "<h2>CER against answer-model evaluations</h2>", curves_section(runs),
         "<h2>Leaderboard per pair</h2>", _leaderboards(runs, rows),
         "<h2>Worst remaining errors</h2>", _worst_errors(best, by_run),
+        "<h2>Why the winners miss</h2>", error_classes_section(best, lambda run, pair: _digest(by_run, run, pair)),
     ])
 
 

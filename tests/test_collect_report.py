@@ -373,3 +373,21 @@ def test_both_reports_survive_any_pair_name(tmp_path, doc_class, question_type):
         html = report.read_text(encoding="utf-8")
         assert html.count("<figure><img") == 2  # the advisor x pair matrix and the val-CER curve
         assert f"<h3>{shown} (test CER" in html and "<b>Фамилия</b>" not in html
+
+
+def test_the_report_shows_why_the_winners_miss_by_error_class():
+    import pandas as pd
+
+    from optimize.report_errors import error_classes_section
+
+    best = pd.DataFrame([{"run_id": "r1", "doc type question type": "receipt total"},
+                         {"run_id": "r1", "doc type question type": "receipt date"}])
+    counts = {"copied_demo": 2, "format": 0, "chatty": 0}
+    digests = {("r1", "receipt total"): {"error_classes": {
+        "val": {"n": 3, "wrong": 2, "counts": counts, "most_copied": 2, "copied_of": 3},
+        "test": None}}}  # a record made before answers were classified: no row, no guess
+    html = error_classes_section(best, lambda run, pair: digests.get((run, pair), {}))
+    assert "receipt total" in html and "2 of 3" in html and "2 of 3 (over a quarter)" in html
+    assert "<th>copied_demo</th>" in html and "<th>format</th>" not in html  # classes no winner shows stay out
+    assert "receipt date" not in html
+    assert "No winner's answers are classified" in error_classes_section(best, lambda run, pair: {})
