@@ -21,6 +21,7 @@ from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
 from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, TaskError, cache_key
 
 log = logging.getLogger(__name__)
+_DEMO_MARGIN = 20  # characters of context kept on each side of a demo's answer, at least
 
 
 AUTO_LANG = "auto"
@@ -137,9 +138,9 @@ class OcrLlmAnswerModel(AnswerModel):
         n_ctx: Context window (a page of OCR text plus demos).
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
-        demo_chars: Each demo's page text is cut to this many characters around its answer
-            (None: the whole page). Shorter demos are cheaper to read: each query with demos
-            re-reads them (docs/benchmarks.md, few-shot cost).
+        demo_chars: Each demo's page text is cut to this many characters centred on its answer,
+            widened to hold the whole answer with 20 characters each side (None: the whole page).
+            Shorter demos are cheaper to read: each query with demos re-reads them.
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
         assumed_seconds_per_query: The run plan's guess before any query was measured.
         kv_cache_mb: RAM for cached prompt-prefix states (0 disables prefix reuse). Answers
@@ -223,7 +224,7 @@ class OcrLlmAnswerModel(AnswerModel):
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
             "context_fit": "answer-window/drop-last/v1",
             # named only when set: answers cached without it keep their keys
-            **({"demo_chars": self.demo_chars, "demo_window": "answer-or-token/v1"} if self.demo_chars else {}),
+            **({"demo_chars": self.demo_chars, "demo_window": "answer-centred/v2"} if self.demo_chars else {}),
         }
 
     def cache_identity(self) -> dict[str, Any]:
@@ -342,7 +343,14 @@ class OcrLlmAnswerModel(AnswerModel):
         if found is None and self.demo_chars:  # OCR misread the value: centre on its longest word found
             words = sorted(re.findall(r"\w{3,}", example.answer), key=len, reverse=True)
             found = next((m for m in (re.search(re.escape(w), text, re.IGNORECASE) for w in words) if m), None)
-        start = max(0, min(found.start() - limit // 2, len(text) - limit)) if found else 0
+        if found is None:
+            return text[:limit]
+        if self.demo_chars:  # centred on the whole answer and wide enough to hold it (demo_window v2)
+            limit = max(limit, found.end() - found.start() + 2 * _DEMO_MARGIN)
+            start = (found.start() + found.end() - limit) // 2
+        else:  # a page cut to fit n_ctx: from half a window before the answer
+            start = found.start() - limit // 2
+        start = max(0, min(start, len(text) - limit))
         return text[start : start + limit]
 
     def _warn_fit_once(self, example: Example) -> None:
