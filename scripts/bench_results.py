@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sqlite3
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from optimize.results_files import atomic_write_text
 
 FORMAT = "bench-optimizers/v2"
 
@@ -127,17 +127,7 @@ class BenchResults:
 
     def save(self, path: Path) -> None:
         """Write atomically: the old file stays whole until the new one has been written in full."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.to_json(), fh, ensure_ascii=False, indent=1)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(path, json.dumps(self.to_json(), ensure_ascii=False, indent=1))
 
     def check_settings(self, settings: dict[str, Any], path: Path) -> None:
         """Refuse to add cells run with other settings than the file's (a table would mix them).
