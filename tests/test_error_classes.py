@@ -37,7 +37,7 @@ from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
-from tests.task_factory import draw_image, make_task, write_csv
+from tests.task_factory import draw_image, issuer_task, make_task, write_csv
 
 PAGE = "SHOP ALPHA TRADING\nDATE 25/12/2018 10:30\nSUBTOTAL 8.50\nTOTAL RM 9.00\nCHANGE 1.00\nitem 123"
 
@@ -103,23 +103,13 @@ def test_one_demo_answer_repeated_on_over_a_quarter_of_the_other_pages_is_a_copi
 
 
 # -- the evaluator classifies every wrong answer --------------------------------------------
-def _issuer_task(root, n=12):
-    rows = []
-    for i in range(n):
-        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
-        draw_image(root / f"images/{i}.png", f"{i}")
-        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
-        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
-    return write_csv(root / "task.csv", rows)
-
-
 def _visible(csv_path):
     pairs, _ = split_pairs(load_task(csv_path).examples, SplitConfig())
     return dataclasses.replace(pairs[0], test=())
 
 
 def test_the_evaluator_classifies_copies_of_fixed_and_retrieved_demos(tmp_path):
-    visible = _visible(_issuer_task(tmp_path))
+    visible = _visible(issuer_task(tmp_path))
     evaluator = Evaluator(ScriptedReader(echo_first_demo=True), AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
                           visible, Budget(None))
     alpha = next(ex for ex in visible.train if ex.answer == "ALPHA")
@@ -214,7 +204,7 @@ class _StubPool:
     ((0.5, False), (0.4, True), True),  # better on val: always
 ])
 def test_a_demo_search_prefers_demos_that_copy_no_answer_on_a_tie_only(tmp_path, first, second, keeps_second):
-    pair = _visible(_issuer_task(tmp_path))
+    pair = _visible(issuer_task(tmp_path))
     search = _RuleSearch(_StubPool([_score(*first), _score(*second)]), Prompt("{question}"), pair, False)
     search.try_rule(2, PAGE_GRAY16, False, step=1)
     search.try_rule(2, PAGE_GRAY16, True, step=3)
@@ -239,7 +229,7 @@ class _CerByPrompt:
 def test_the_early_stop_scores_a_candidate_that_may_tie_to_the_end_when_ties_are_kept(tmp_path):
     from optimizers.prompt_pool import PromptPool
 
-    pair = _visible(_issuer_task(tmp_path, n=24))
+    pair = _visible(issuer_task(tmp_path, n=24))
     rows = [ex.source_row for ex in pair.val]
     assert len(rows) >= 6
     best = {r: 1.0 if i == 0 else 0.0 for i, r in enumerate(rows)}  # one page wrong
@@ -252,7 +242,7 @@ def test_the_early_stop_scores_a_candidate_that_may_tie_to_the_end_when_ties_are
 
 
 def test_retrieval_tries_distinct_answers_when_its_best_rule_copies_a_demo(tmp_path):
-    visible = _visible(_issuer_task(tmp_path))
+    visible = _visible(issuer_task(tmp_path))
 
     def rules(copy_guard):
         optimizer = RetrievalOptimizer(ks=(2,), signatures=(PAGE_GRAY16,), distinct_answers=False,

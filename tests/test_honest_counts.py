@@ -35,7 +35,7 @@ from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
-from tests.task_factory import draw_image, make_task, write_csv
+from tests.task_factory import issuer_task, make_task
 
 EXACT = "Ответь только значением."  # the scripted model answers exactly when the text has it
 
@@ -549,15 +549,6 @@ def test_a_prompt_of_the_longest_allowed_length_is_scored(tmp_path):
 
 # -- a retrieval rule is scored as written: distinct answers kept ---------------------------------
 
-def _issuer_task(root, n=12):
-    rows = []
-    for i in range(n):
-        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
-        draw_image(root / f"images/{i}.png", f"{i}")
-        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
-        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
-    return write_csv(root / "task.csv", rows)
-
 
 @pytest.mark.parametrize("distinct", [True, False])
 def test_a_retrieval_rule_with_distinct_answers_is_scored_with_distinct_answers(tmp_path, distinct):
@@ -566,7 +557,7 @@ def test_a_retrieval_rule_with_distinct_answers_is_scored_with_distinct_answers(
             self.seen = [*getattr(self, "seen", []), *batch]
             return super().answer(batch)
 
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path)).examples, SplitConfig())
     pair = pairs[0]
     visible = type(pair)(pair.doc_class, pair.question_type, pair.train, pair.val, ())
     model = Recording(echo_first_demo=True)
