@@ -7,7 +7,6 @@ an honest plugin with the same scores would get.
 import csv
 import dataclasses
 import json
-import types
 
 import pytest
 
@@ -33,6 +32,7 @@ from prompt_opt_api import (
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.graph_walk import held_parts, walk
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -87,37 +87,11 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
 
 
 def _reachable_examples(root, depth=6):
-    found, seen, frontier = set(), set(), [root]
-    for _ in range(depth):
-        nxt = []
-        for obj in frontier:
-            if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type, types.ModuleType)) or obj is None:
-                continue
-            seen.add(id(obj))
-            if isinstance(obj, Example):
-                found.add(obj)
-                continue
-            if isinstance(obj, dict):
-                nxt += list(obj.keys()) + list(obj.values())
-            elif isinstance(obj, (list, tuple, set, frozenset)):
-                nxt += list(obj)
-            else:
-                slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
-                nxt += [getattr(obj, s) for s in slots if hasattr(obj, s)] + list(getattr(obj, "__dict__", {}).values())
-                # functions and bound methods: what their closures and owners hold
-                if isinstance(obj, types.FunctionType):
-                    nxt += [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
-                nxt += [getattr(obj, a) for a in ("__self__", "__func__", "__wrapped__") if hasattr(obj, a)]
-        frontier = nxt
-    return found
+    """The examples any code holding ``root`` reaches (an example is not looked into)."""
+    def parts(obj):
+        return [] if isinstance(obj, Example) else held_parts(obj)
 
-
-def _filled(cell):
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:
-        return False
-    return True
+    return {obj for obj in walk(root, parts, depth) if isinstance(obj, Example)}
 
 
 def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):

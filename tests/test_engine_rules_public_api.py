@@ -35,6 +35,7 @@ from prompt_opt_api import (
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.graph_walk import public_parts, walk
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
@@ -418,36 +419,8 @@ def test_a_provenance_the_run_does_not_allow_is_refused_before_anything_is_charg
 def _public_strings(root, depth=6):
     """Every string reachable from ``root`` through public attributes, properties and
     zero-argument public methods (what a plausible plugin reads), and the objects met."""
-    strings, objects, seen, frontier = [], [], set(), [root]
-    for _ in range(depth):
-        nxt = []
-        for obj in frontier:
-            if isinstance(obj, (str, Path)):
-                strings.append(str(obj))
-                continue
-            if obj is None or isinstance(obj, (int, float, bytes, type)) or id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            objects.append(obj)
-            if isinstance(obj, dict):
-                nxt += [*obj.keys(), *obj.values()]
-                continue
-            if isinstance(obj, (list, tuple, set, frozenset)):
-                nxt += list(obj)
-                continue
-            for name in dir(obj):
-                if name.startswith("_"):
-                    continue
-                try:
-                    value = getattr(obj, name)
-                except Exception:  # noqa: BLE001 - a property that refuses is not reachable
-                    continue
-                if callable(value) and name in ("members",):
-                    value = value()
-                if not callable(value):
-                    nxt.append(value)
-        frontier = nxt
-    return strings, objects
+    met = list(walk(root, public_parts, depth))
+    return [str(o) for o in met if isinstance(o, (str, Path))], [o for o in met if not isinstance(o, (str, Path))]
 
 
 def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_path):
