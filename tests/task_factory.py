@@ -44,6 +44,18 @@ def make_task(root: Path, n_images: int = 8, with_second_pair: bool = True) -> P
     return write_csv(root / "task.csv", rows)
 
 
+def issuer_task(root: Path, n: int = 12) -> Path:
+    """Receipts of two issuers that look alike (same size, a number drawn) but read differently:
+    the page text (``<image>.txt``, the scripted reader's OCR) names the issuer."""
+    rows = []
+    for i in range(n):
+        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
+        draw_image(root / f"images/{i}.png", f"{i}")
+        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
+        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
+    return write_csv(root / "task.csv", rows)
+
+
 def write_csv(path: Path, rows, header=HEADER) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:

@@ -11,19 +11,14 @@ import time
 
 import pytest
 
-from optimize.answer_store import AnswerStore
 from optimize.collect import rebuild_task
 from optimize.results_files import MERGED_COLUMNS, PAIR_PROMPT_CER_COLUMNS
 from optimize.stats import bootstrap_interval
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api.prompt_book import load_book
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import MANUAL
-from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import draw_image, make_task, write_csv
 
@@ -35,14 +30,10 @@ class _OtherOptimizer(ManualOptimizer):
     name = "other"
 
 
-def _run(tmp_path, data, advisor, candidates, out, run_id, optimizer=ManualOptimizer, report=False, model=None):
-    task = load_task(data)
-    pairs, too_small = split_pairs(task.examples, SplitConfig())
-    parts = RunParts(model or ScriptedAnswerModel(), optimizer(candidates), None, AnswerStore(tmp_path / "s.sqlite"),
-                     CerMetric())
-    return run_pairs(pairs, too_small, parts, RunSettings(tmp_path / out, run_id, advisor_name=advisor,
-                                                          results_dir=tmp_path / "results", progress=False,
-                                                          report=report))
+def _run(tmp_path, data, advisor, candidates, out, run_id, optimizer=ManualOptimizer, **kwargs):
+    """``optimizer(candidates)`` on ``data``, named as advisor ``advisor``'s run, kept in the results folder."""
+    return run_engine(tmp_path, optimizer(candidates), data=data, advisor_name=advisor, out=out, run_id=run_id,
+                      results=True, **kwargs).summary
 
 
 def _rows(path):

@@ -21,7 +21,7 @@ from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, cli_env, run_cli
 from optimizers.retrieval import RetrievalOptimizer
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
-from tests.task_factory import draw_image, make_task, write_csv
+from tests.task_factory import draw_image, issuer_task, make_task, write_csv
 
 
 class _Recording(ScriptedAnswerModel):
@@ -109,20 +109,8 @@ def test_a_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_p
         assert runtime.prompt_for(example).demos[0].answer == row["prediction"]
 
 
-def _issuer_task(root, n=12):
-    """Pages of two issuers that look alike (same size, a number drawn) but read differently:
-    the page text (``<image>.txt``, the scripted reader's OCR) names the issuer."""
-    rows = []
-    for i in range(n):
-        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
-        draw_image(root / f"images/{i}.png", f"{i}")
-        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
-        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
-    return write_csv(root / "task.csv", rows)
-
-
 def test_ocr_text_retrieval_finds_the_same_issuer_and_can_require_distinct_answers(tmp_path):
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path, n=14)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path, n=14)).examples, SplitConfig())
     pair = pairs[0]
     assert min(sum(e.answer == a for e in pair.train) for a in ("ALPHA", "MARKET")) >= 2  # k=2 of one issuer exist
     signatures = PageSignatures(ScriptedReader().page_text)
@@ -134,7 +122,7 @@ def test_ocr_text_retrieval_finds_the_same_issuer_and_can_require_distinct_answe
 
 
 def test_a_model_that_reads_pixels_only_refuses_an_ocr_rule_and_the_optimizer_does_not_try_one(tmp_path):
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path)).examples, SplitConfig())
     visible = dataclasses.replace(pairs[0], test=())
     model = ScriptedAnswerModel(echo_first_demo=True)
     evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
@@ -147,7 +135,7 @@ def test_a_model_that_reads_pixels_only_refuses_an_ocr_rule_and_the_optimizer_do
 
 
 def test_the_retrieval_search_spends_what_it_plans_and_keeps_the_best_rule(tmp_path):
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path)).examples, SplitConfig())
     visible = dataclasses.replace(pairs[0], test=())
     optimizer = RetrievalOptimizer(ks=(2, 1, 3), instructions=2, manual_candidates=["{question} Только значением."],
                                    stop_when_beaten=False)
@@ -167,7 +155,7 @@ def test_the_retrieval_search_spends_what_it_plans_and_keeps_the_best_rule(tmp_p
 
 
 def test_a_rule_that_can_no_longer_win_stops_early_and_the_winner_is_the_same(tmp_path):
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path)).examples, SplitConfig())
     visible = dataclasses.replace(pairs[0], test=())
 
     def search(stop_when_beaten, store):
@@ -190,7 +178,7 @@ def test_a_rule_that_can_no_longer_win_stops_early_and_the_winner_is_the_same(tm
 
 
 def test_an_ocr_text_retrieval_winner_round_trips_through_the_book_with_exact_parity(tmp_path):
-    data = _issuer_task(tmp_path / "data")
+    data = issuer_task(tmp_path / "data")
     proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.manual_candidates=[]", "model.echo_first_demo=true",
                    "model._target_=tests.scripted_answer_model.ScriptedReader", "optimizer.ks=[1]")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -25,18 +25,13 @@ from pathlib import Path
 
 import pytest
 
-from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Evaluator
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from prompt_opt_api import EndpointUnreachable, Prompt, baseline_prompt
 from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import cli_env
-from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.engine_harness import one_pair, run_engine
 from tests.task_factory import make_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,37 +140,20 @@ def _from_yaml(name: str, monkeypatch, manual=("Опиши документ.",),
     return instantiate(OmegaConf.merge(cfg, {"node": overrides}).node)
 
 
-def _pair(tmp_path):
-    (pair,), _ = split_pairs(load_task(make_task(tmp_path / "data", n_images=10, with_second_pair=False)).examples,
-                             SplitConfig())
-    return pair
-
-
-def _run_engine(tmp_path, optimizer, advisor=None, advisor_name="none", store=None) -> dict:
-    """One pair through the run loop with the scripted model; the results CSV's row."""
-    pair = _pair(tmp_path)
-    store = store or AnswerStore(tmp_path / "s.sqlite")
-    run_pairs([pair], [], RunParts(ScriptedAnswerModel(), optimizer, advisor, store, CerMetric()),
-              RunSettings(tmp_path / "out", "docs", advisor_name=advisor_name, progress=False))
-    with (tmp_path / "out" / f"Scripted-VLM_sep_{advisor_name}.csv").open(encoding="utf-8") as fh:
-        (row,) = csv.DictReader(fh)
-    return row
-
-
 def test_the_example_optimizer_wins_with_the_suffix_that_helps(tmp_path, monkeypatch):
     optimizer = _from_yaml("new-optimizer", monkeypatch)
     assert type(optimizer).__name__ == "SuffixSearchOptimizer" and optimizer.manual_candidates == ("Опиши документ.",)
-    pair = _pair(tmp_path / "plan")
+    pair = one_pair(tmp_path / "plan")
     assert [p.text for p in optimizer.known_prompts(pair)] == ["{question}", "Опиши документ."]
 
-    row = _run_engine(tmp_path, optimizer)
+    (row,) = run_engine(tmp_path, optimizer).csv_rows
     # baseline one character short, the manual prompt and " Кратко." wrong: only the second suffix helps
     assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000" and row["status"] == "ok"
     assert int(row["answer_model_evaluations"]) == optimizer.planned_evaluations(pair, None) + len(pair.test)
 
 
 def test_the_example_answer_model_is_scored_through_the_evaluator(tmp_path, monkeypatch):
-    pair = _pair(tmp_path)
+    pair = one_pair(tmp_path)
     answers = {hashlib.sha256(e.image.read_bytes()).hexdigest(): e.answer for e in pair.train + pair.val}
     asked = []
 
@@ -222,9 +200,7 @@ def test_the_example_answer_model_is_scored_through_the_evaluator(tmp_path, monk
 def test_the_example_advisor_writes_the_prompt_that_wins(tmp_path, monkeypatch):
     advisor = _from_yaml("new-advisor", monkeypatch)
     assert advisor.name == "Templates"
-    store = AnswerStore(tmp_path / "s.sqlite")
-    session = AdvisorSession(advisor, store)
-    row = _run_engine(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), session, "Templates", store)
+    (row,) = run_engine(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), advisor=advisor).csv_rows
     # its second template is the one the scripted model answers exactly; it was scored and won
     assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000"
     assert row["author"] == "Templates" and row["advisor_calls"] == "1"
@@ -233,7 +209,7 @@ def test_the_example_advisor_writes_the_prompt_that_wins(tmp_path, monkeypatch):
 
 def test_a_hand_written_prompt_that_wins_is_credited_to_manual(tmp_path, monkeypatch):
     optimizer = _from_yaml("new-optimizer", monkeypatch, manual=(EXACT,))
-    row = _run_engine(tmp_path, optimizer)
+    (row,) = run_engine(tmp_path, optimizer).csv_rows
     assert row["optimal prompt"] == EXACT and row["cer"] == "0.0000"
     assert row["author"] == "manual" and row["origin"] == "manual"  # docs/cli.md: hand-written prompts are manual's
 

@@ -12,15 +12,12 @@ from pathlib import Path
 
 from PIL import Image
 
-from optimize.answer_store import AnswerStore
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api import Optimizer, Prompt, Provenance, baseline_prompt
 from prompt_opt_api.page_units import page_units
-from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import run_cli
+from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import SURNAMES, draw_image, make_task, write_csv
 
@@ -45,14 +42,6 @@ class Plugin(Optimizer):
 
     def optimize(self, pair, evaluator, advisor):
         return self.body(pair, evaluator) or []
-
-
-def _run(tmp_path, data, plugin, cfg=SplitConfig()):
-    pairs, too_small = split_pairs(load_task(data).examples, cfg)
-    summary = run_pairs(pairs, too_small, RunParts(ShownAnswerModel(), plugin, None,
-                                                   AnswerStore(tmp_path / "s.sqlite"), CerMetric()),
-                        RunSettings(tmp_path / "out", "r-split", results_dir=None, progress=False))
-    return summary, pairs
 
 
 def _content(example):
@@ -93,7 +82,8 @@ def test_a_plugin_keeping_pages_across_pairs_holds_no_test_page_of_a_later_pair(
             held.setdefault(_content(ex), []).append((pair.key, ex.answer))
         evaluator.score(baseline_prompt(), pair.val)
 
-    summary, pairs = _run(tmp_path, _full_name_task(tmp_path / "data"), Plugin(keeps_state))
+    run = run_engine(tmp_path, Plugin(keeps_state), model=ShownAnswerModel(), data=_full_name_task(tmp_path / "data"))
+    pairs = run.pairs
     assert [p.key for p in pairs] == ["passport ФИО", "passport Фамилия"]  # the full name runs first
     for pair in pairs:
         test_pages = {_content(ex) for ex in pair.test}
@@ -101,7 +91,7 @@ def test_a_plugin_keeping_pages_across_pairs_holds_no_test_page_of_a_later_pair(
         assert not test_pages & set(held)  # nor after it: no pair's train or val holds a test page
     # the honest side is unchanged: every pair has its train, val and test, and is scored
     assert all(p.train and p.val and p.test for p in pairs)
-    assert all(r["status"].startswith("ok") for r in summary.rows)
+    assert all(r["status"].startswith("ok") for r in run.summary.rows)
 
 
 def test_the_demo_task_splits_every_pair_by_document_with_train_val_and_test():
@@ -130,13 +120,15 @@ def test_each_page_twice_re_encoded_is_one_document_and_a_train_val_gazetteer_ge
     examples = load_task(data).examples
     units = page_units(examples)
     assert (units.pages, units.units, units.grouped_pages) == (20, 10, 20)
-    summary, (pair,) = _run(tmp_path / "a", data, Plugin(_gazetteer))
+    twice = run_engine(tmp_path / "a", Plugin(_gazetteer), model=ShownAnswerModel(), data=data)
+    (pair,) = twice.pairs
     seen = {ex.answer for ex in pair.train + pair.val}  # each document's answer, under either copy
     assert pair.test and not {ex.answer for ex in pair.test} & seen
     # no test answer comes for free: as with the same documents saved once (the honest counterpart)
-    once, _ = _run(tmp_path / "b", _twins_task(tmp_path / "once", twins=False), Plugin(_gazetteer))
-    assert summary.rows[0]["exact_match"] == once.rows[0]["exact_match"] == 0.0
-    assert summary.rows[0]["val_cer"] == once.rows[0]["val_cer"] == 0.0
+    once = run_engine(tmp_path / "b", Plugin(_gazetteer), model=ShownAnswerModel(),
+                      data=_twins_task(tmp_path / "once", twins=False))
+    assert twice.row["exact_match"] == once.row["exact_match"] == 0.0
+    assert twice.row["val_cer"] == once.row["val_cer"] == 0.0
 
 
 def test_distinct_pages_are_not_grouped_and_split_as_by_sha256(tmp_path):

@@ -6,17 +6,13 @@ an honest plugin with the same scores would get.
 
 import csv
 import dataclasses
-import json
-import types
 
 import pytest
 
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Evaluator
 from optimize.results_files import merge_optimal_prompts
-from optimize.run_loop import run_pairs
 from optimize.run_record import TrialRecord
-from optimize.run_settings import RunParts, RunSettings
 from optimize.selection import pick_best
 from prompt_opt_api import (
     BudgetExhausted,
@@ -33,6 +29,8 @@ from prompt_opt_api import (
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import run_engine
+from tests.graph_walk import held_parts, walk
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -41,17 +39,6 @@ BAD = Prompt("Опиши документ.", provenance=Provenance("manual", "ma
 # The data set's question: one character short on every example (CER about 0.15). The engine
 # scores it on val when a plugin did not, so a plugin that skips it cannot win with worse.
 BASELINE = baseline_prompt().text
-
-
-def _run(tmp_path, optimizer, n_images=10, budget=None):
-    data = make_task(tmp_path / "data", n_images=n_images, with_second_pair=False)
-    task = load_task(data)
-    pairs, _ = split_pairs(task.examples, SplitConfig())
-    model = ScriptedAnswerModel()
-    summary = run_pairs(pairs, [], RunParts(model, optimizer, None, AnswerStore(tmp_path / "s.sqlite"), CerMetric()),
-                        RunSettings(tmp_path / "out", "r", max_evaluations_per_pair=budget, progress=False))
-    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
-    return summary, trials, pairs[0], task
 
 
 class _Recorder(Optimizer):
@@ -72,7 +59,7 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
         evaluator.score(baseline_prompt(), pair.val)
         return []
 
-    _, _, full_pair, _ = _run(tmp_path, _Recorder(body))
+    full_pair = run_engine(tmp_path, _Recorder(body)).pair
     assert seen["pair"].test == () and len(full_pair.test) == 3
     evaluator = seen["evaluator"]
     # the public surface is exactly: score, race (built on score), a read-only budget, two counters,
@@ -87,37 +74,11 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
 
 
 def _reachable_examples(root, depth=6):
-    found, seen, frontier = set(), set(), [root]
-    for _ in range(depth):
-        nxt = []
-        for obj in frontier:
-            if id(obj) in seen or isinstance(obj, (str, bytes, int, float, type, types.ModuleType)) or obj is None:
-                continue
-            seen.add(id(obj))
-            if isinstance(obj, Example):
-                found.add(obj)
-                continue
-            if isinstance(obj, dict):
-                nxt += list(obj.keys()) + list(obj.values())
-            elif isinstance(obj, (list, tuple, set, frozenset)):
-                nxt += list(obj)
-            else:
-                slots = [s for cls in type(obj).__mro__ for s in getattr(cls, "__slots__", ())]
-                nxt += [getattr(obj, s) for s in slots if hasattr(obj, s)] + list(getattr(obj, "__dict__", {}).values())
-                # functions and bound methods: what their closures and owners hold
-                if isinstance(obj, types.FunctionType):
-                    nxt += [cell.cell_contents for cell in obj.__closure__ or () if _filled(cell)]
-                nxt += [getattr(obj, a) for a in ("__self__", "__func__", "__wrapped__") if hasattr(obj, a)]
-        frontier = nxt
-    return found
+    """The examples any code holding ``root`` reaches (an example is not looked into)."""
+    def parts(obj):
+        return [] if isinstance(obj, Example) else held_parts(obj)
 
-
-def _filled(cell):
-    try:
-        cell.cell_contents  # noqa: B018
-    except ValueError:
-        return False
-    return True
+    return {obj for obj in walk(root, parts, depth) if isinstance(obj, Example)}
 
 
 def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):
@@ -139,13 +100,12 @@ def test_uncharged_answers_and_budget_reset_are_not_public(tmp_path):
         evaluator.score(GOOD, pair.val)  # 6 evaluations: the budget of 5 refuses it whole
         return []
 
-    summary, trials, _, _ = _run(tmp_path, _Recorder(body), budget=5)
+    run = run_engine(tmp_path, _Recorder(body), budget=5)
     assert attempts == {"answers": False, "model": False, "store": False, "reset": False,
                         "budget.set": False, "budget.reset": False}
-    row = summary.rows[0]
     # BAD on val (3), the engine's baseline on val (3, not the plugin's budget), the winner on test (3)
-    assert row["optimal prompt"] == BASELINE and row["answer_model_evaluations"] == 3 + 3 + 3
-    assert [t["prompt"] for t in trials if t["split"] != "test"] == [BAD.text, BASELINE]
+    assert run.row["optimal prompt"] == BASELINE and run.row["answer_model_evaluations"] == 3 + 3 + 3
+    assert [t["prompt"] for t in run.trials if t["split"] != "test"] == [BAD.text, BASELINE]
 
 
 def test_scoring_test_examples_read_from_the_csv_is_refused(tmp_path):
@@ -163,10 +123,10 @@ def test_scoring_test_examples_read_from_the_csv_is_refused(tmp_path):
         evaluator.score(BAD, pair.val)
         return []
 
-    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
+    run = run_engine(tmp_path, _Recorder(body))
     assert outcome == {"stolen": 3, "budget_used": 0}  # refused before any charge or answer
-    assert summary.rows[0]["optimal prompt"] == BASELINE
-    assert {t["split"] for t in trials} == {"val", "test"}
+    assert run.row["optimal prompt"] == BASELINE
+    assert {t["split"] for t in run.trials} == {"val", "test"}
 
 
 def test_lucky_subset_score_never_wins(tmp_path):
@@ -178,11 +138,10 @@ def test_lucky_subset_score_never_wins(tmp_path):
         assert lucky.cer == twice.cer == train.cer == 0.0
         return [Trial(GOOD, "val", lucky)]  # and it claims the subset score was on val
 
-    summary, trials, pair, _ = _run(tmp_path, _Recorder(body))
+    run = run_engine(tmp_path, _Recorder(body))
     # the last val score is the engine's baseline (the plugin skipped it)
-    assert [t["split"] for t in trials] == ["val", "val-subset", "val-subset", "train", "val", "test"]
-    row = summary.rows[0]
-    assert row["optimal prompt"] == BASELINE and 0 < row["val_cer"] < 0.5
+    assert [t["split"] for t in run.trials] == ["val", "val-subset", "val-subset", "train", "val", "test"]
+    assert run.row["optimal prompt"] == BASELINE and 0 < run.row["val_cer"] < 0.5
 
 
 def test_fabricated_trial_is_ignored(tmp_path):
@@ -191,9 +150,9 @@ def test_fabricated_trial_is_ignored(tmp_path):
         fake = Score(cer=0.0, exact_match=1.0, results=())
         return [Trial(GOOD, "val", fake)]
 
-    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
-    assert summary.rows[0]["optimal prompt"] == BASELINE
-    assert GOOD.text not in {t["prompt"] for t in trials}
+    run = run_engine(tmp_path, _Recorder(body))
+    assert run.row["optimal prompt"] == BASELINE
+    assert GOOD.text not in {t["prompt"] for t in run.trials}
 
 
 def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
@@ -206,8 +165,8 @@ def test_budget_exhausted_refuses_whole_and_keeps_scores(tmp_path):
         evaluator.score(GOOD, pair.val)  # propagates: the run loop keeps BAD's score
         return []
 
-    summary, _, _, _ = _run(tmp_path, _Recorder(body), budget=4)
-    assert summary.rows[0]["optimal prompt"] == BASELINE and summary.rows[0]["status"].startswith("ok")
+    row = run_engine(tmp_path, _Recorder(body), budget=4).row
+    assert row["optimal prompt"] == BASELINE and row["status"].startswith("ok")
 
 
 def test_ties_go_to_the_earliest_and_test_cer_never_decides(tmp_path):
@@ -275,7 +234,7 @@ def test_look_alike_examples_cannot_bring_their_own_answers(tmp_path):
                 outcome.setdefault("refused", []).append(type(attempt[0]).__name__)
         return []
 
-    summary, trials, _, _ = _run(tmp_path, _Recorder(body))
+    trials = run_engine(tmp_path, _Recorder(body)).trials
     assert outcome == {"refused": ["Forged", "Example"]}
     assert [t["split"] for t in trials] == ["val", "val", "test"] and trials[0]["cer"] > 0.5
 
@@ -295,5 +254,5 @@ def test_demos_must_come_from_train(tmp_path):
                 outcome[name] = "refused"
         return []
 
-    _run(tmp_path, _Recorder(body))
+    run_engine(tmp_path, _Recorder(body))
     assert outcome == {"val": "refused", "test": "refused", "train": "scored"}

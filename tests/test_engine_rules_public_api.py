@@ -7,7 +7,6 @@ which is how every one of these cheats turned into a fake test CER.
 """
 
 import csv
-import json
 import threading
 import time
 from pathlib import Path
@@ -19,22 +18,17 @@ from PIL import Image
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import EvaluatorClosed
-from optimize.run_record import RunRecord
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimize.run_summary import summary_lines
 from optimize.shown_pair import row_label
 from prompt_opt_api import (
     AdvisorBudgetExhausted,
     AdvisorCharges,
-    Optimizer,
     Prompt,
     Provenance,
     baseline_prompt,
 )
-from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import Plugin, run_engine
+from tests.graph_walk import public_parts, walk
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
@@ -63,36 +57,17 @@ class ShownAnswerModel(ScriptedAnswerModel):
         return example.answer if example.answer.casefold() in text.casefold() else "не знаю"
 
 
-class Plugin(Optimizer):
-    name = "plugin"
-
-    def __init__(self, body, uses_advisor=False):
-        self.body = body
-        self.uses_advisor = uses_advisor
-
-    def optimize(self, pair, evaluator, advisor):
-        return self.body(pair, evaluator, advisor) or []
+def _run(tmp_path, body, model=None, session=None, **kwargs):
+    """``body`` run as a plugin (one that asks for an advisor when given a session), the model shown
+    answers unless told otherwise, the run kept in the results folder."""
+    return run_engine(tmp_path, Plugin(body, session is not None), model=model or ShownAnswerModel(), session=session,
+                      results=True, **kwargs)
 
 
-def _run(tmp_path, body, model=None, advisor=None, budget=None, n_images=10, store=None, out="out"):
-    data = tmp_path / "data" / "task.csv"
-    if not data.exists():
-        make_task(tmp_path / "data", n_images=n_images, with_second_pair=False)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = store or AnswerStore(tmp_path / "s.sqlite")
-    model = model or ShownAnswerModel()
-    summary = run_pairs(pairs, [], RunParts(model, Plugin(body, advisor is not None), advisor, store, CerMetric()),
-                        RunSettings(tmp_path / out, f"r-{out}", max_evaluations_per_pair=budget,
-                                    results_dir=tmp_path / "results", progress=False))
-    trials = [json.loads(line) for line in (tmp_path / out / "trials.jsonl").read_text().splitlines()]
-    return summary, trials, pairs[0], model
-
-
-def _outcome(summary, trials):
+def _outcome(run):
     """What a run reports, for comparing a cheater with an honest plugin."""
-    row = summary.rows[0]
-    return ({k: row[k] for k in ("optimal prompt", "cer", "val_cer", "answer_model_evaluations")},
-            [(t["split"], t["prompt"], t["cer"]) for t in trials])
+    return ({k: run.row[k] for k in ("optimal prompt", "cer", "val_cer", "answer_model_evaluations")},
+            [(t["split"], t["prompt"], t["cer"]) for t in run.trials])
 
 
 # -- hole 1: the engine scores its own plain copy, never the plugin's object -------------------
@@ -120,10 +95,10 @@ def test_a_prompt_subclass_with_its_own_render_never_reaches_the_model(tmp_path)
         evaluator.score(baseline_prompt(), pair.val)
         evaluator.score(Prompt("Ответ: {question}", provenance=manual("cheat")), pair.val)
 
-    summary, trials, _, model = _run(tmp_path / "cheat", cheat)
-    assert {(p, t) for p, t, _ in model.requests} == {(Prompt, str)}  # only plain copies reached the model
-    assert summary.rows[0]["optimal prompt"] == BASELINE and summary.rows[0]["cer"] > 0.5  # no answer shown
-    assert _outcome(summary, trials) == _outcome(*_run(tmp_path / "honest", honest)[:2])
+    run = _run(tmp_path / "cheat", cheat)
+    assert {(p, t) for p, t, _ in run.model.requests} == {(Prompt, str)}  # only plain copies reached the model
+    assert run.row["optimal prompt"] == BASELINE and run.row["cer"] > 0.5  # no answer shown
+    assert _outcome(run) == _outcome(_run(tmp_path / "honest", honest))
 
 
 def test_a_str_subclass_text_is_copied_before_anything_is_computed(tmp_path):
@@ -142,15 +117,16 @@ def test_a_str_subclass_text_is_copied_before_anything_is_computed(tmp_path):
 
     store = AnswerStore(tmp_path / "s.sqlite")
     model = ScriptedAnswerModel()  # exact when the rendered text carries "только значением"
-    summary, trials, _, _ = _run(tmp_path, cheat, model=model, store=store)
-    assert summary.rows[0]["optimal prompt"] == BASELINE
+    run = _run(tmp_path, cheat, model=model, store=store)
+    trials = run.trials
+    assert run.row["optimal prompt"] == BASELINE
     assert {t["origin"] for t in trials} >= {"manual:sly"} and all(type(t["prompt"]) is str for t in trials)
     assert all(type(t["origin"]) is str and type(t["author"]) is str for t in trials)
     # nothing was cached under the innocent text: an honest later run gets the honest answers
     later = ScriptedAnswerModel()
-    again, again_trials, _, _ = _run(tmp_path, honest, model=later, store=store, out="honest")
+    again = _run(tmp_path, honest, model=later, store=store, out="honest")
     assert later.calls == 0  # every answer from the cache...
-    assert _outcome(again, again_trials) == _outcome(summary, trials)  # ...and the same, honest, ones
+    assert _outcome(again) == _outcome(run)  # ...and the same, honest, ones
 
 
 # -- hole 2: no path to the task's files; a test-only answer in the text cannot win ------------
@@ -169,18 +145,18 @@ def test_examples_handed_to_optimizers_name_no_task_file(tmp_path):
         seen["pages_readable"] = all(Image.open(ex.image).size == (160, 60) for ex in examples)
         seen["folder"] = Path(examples[0].image).parent
 
-    summary, trials, pair, _ = _run(tmp_path, careless)
+    run = _run(tmp_path, careless)
     data = str(tmp_path / "data")
     assert not [t for t in seen["texts"] + seen["rows"] if data in t or "task.csv" in t]
-    assert seen["rows"] == [row_label(ex.source_row, "") for ex in pair.val] and all(seen["rows"])
+    assert seen["rows"] == [row_label(ex.source_row, "") for ex in run.pair.val] and all(seen["rows"])
     assert seen["csv_found"] == [] and seen["pages_readable"]
     # the page folder holds this pair's train and val pages only, and is gone after the pair
-    assert len(seen["page_folder"]) == len(pair.train) + len(pair.val)
+    assert len(seen["page_folder"]) == len(run.pair.train) + len(run.pair.val)
     assert not seen["folder"].exists()
     # the engine keeps the full rows in its own records
-    rows = [p["row"] for t in trials for p in t["predictions"]]
+    rows = [p["row"] for t in run.trials for p in t["predictions"]]
     assert rows and all(r.startswith(str(tmp_path / "data" / "task.csv")) for r in rows)
-    assert summary.rows[0]["status"].startswith("ok")
+    assert run.row["status"].startswith("ok")
 
 
 def _every_answer(csv_path):
@@ -200,9 +176,9 @@ def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
         own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
         evaluator.score(Prompt(f"{{question}} Например: {own}.", provenance=manual("train-and-val")), pair.val)
 
-    summary, trials, pair, _ = _run(tmp_path, from_the_data_file)
-    row = summary.rows[0]
-    gazetteer = [t for t in trials if t["origin"] == "manual:gazetteer"][0]
+    run = _run(tmp_path, from_the_data_file)
+    row = run.row
+    gazetteer = [t for t in run.trials if t["origin"] == "manual:gazetteer"][0]
     assert gazetteer["cer"] == 0.0  # it did win val...
     # ...and cannot win: the next best (train and val answers only, also exact on val) does
     assert row["origin"] == "manual:train-and-val" and row["val_cer"] == 0.0
@@ -210,13 +186,13 @@ def test_a_prompt_carrying_a_test_only_answer_cannot_win(tmp_path):
     (barred,) = row["disqualified"]
     assert barred["origin"] == "manual:gazetteer" and "test row" in barred["reason"] and "cannot win" in barred["reason"]
     assert "disqualified" in row["status"]
-    record = RunRecord.read(tmp_path / "out/run.json")
-    digest = record.pairs[pair.key]
+    record = run.record
+    digest = record.pairs[run.pair.key]
     assert digest["disqualified"][0]["reason"] == barred["reason"]
     assert all(t["prompt"] != gazetteer["prompt"] for t in digest["top"])  # never on the leaderboard
-    assert any("disqualified" in line and pair.key in line for line in summary_lines(record, summary.rows))
+    assert any("disqualified" in line and run.pair.key in line for line in summary_lines(record, run.summary.rows))
     # no test-scoring of the barred prompt either
-    assert [t["origin"] for t in trials if t["split"] == "test"] == ["manual:train-and-val"]
+    assert [t["origin"] for t in run.trials if t["split"] == "test"] == ["manual:train-and-val"]
 
 
 def test_a_prompt_listing_train_and_val_answers_only_is_not_disqualified(tmp_path):
@@ -224,8 +200,8 @@ def test_a_prompt_listing_train_and_val_answers_only_is_not_disqualified(tmp_pat
         own = ", ".join(sorted({ex.answer for ex in pair.train + pair.val}))
         evaluator.score(Prompt(f"{{question}} Например: {own}.", provenance=manual("train-and-val")), pair.val)
 
-    summary, _, _, _ = _run(tmp_path, honest)
-    row = summary.rows[0]
+    run = _run(tmp_path, honest)
+    row = run.row
     assert row["origin"] == "manual:train-and-val" and row["disqualified"] == [] and "disqualified" not in row["status"]
 
 
@@ -251,7 +227,7 @@ def test_a_thread_that_keeps_scoring_after_optimize_returns_gets_no_answer(tmp_p
         started.wait(5)  # returns while the thread is still scoring
 
     model = ShownAnswerModel(delay_s=0.005)
-    summary, trials, _, _ = _run(tmp_path, leaves_a_thread, model=model)
+    run = _run(tmp_path, leaves_a_thread, model=model)
     time.sleep(0.3)  # the thread has had every chance to go on
     assert "closed" in outcome.get("refused", "")
     assert outcome["scored"] >= 1
@@ -259,9 +235,9 @@ def test_a_thread_that_keeps_scoring_after_optimize_returns_gets_no_answer(tmp_p
     time.sleep(0.1)
     assert len(model.requests) == calls  # nothing answered after the run
     # every request the model answered is counted and every score recorded
-    assert summary.model_calls == calls == summary.rows[0]["answer_model_evaluations"]
+    assert run.summary.model_calls == calls == run.row["answer_model_evaluations"]
     # a prompt handed in without provenance is credited to the optimizer that scored it
-    assert len([t for t in trials if t["split"] == "val" and t["origin"] == "optimizer:plugin"
+    assert len([t for t in run.trials if t["split"] == "val" and t["origin"] == "optimizer:plugin"
                 and t["author"] == "plugin"]) == outcome["scored"]
 
 
@@ -271,11 +247,11 @@ def test_the_engine_scores_the_baseline_when_the_plugin_skips_it(tmp_path):
     def skips_it(pair, evaluator, advisor):
         evaluator.score(Prompt("Опиши документ {question}", provenance=manual("worse")), pair.val)  # CER 1 on val
 
-    summary, trials, _, _ = _run(tmp_path, skips_it, model=ScriptedAnswerModel(), budget=3)  # budget spent
-    row = summary.rows[0]
+    run = _run(tmp_path, skips_it, model=ScriptedAnswerModel(), budget=3)  # budget spent
+    row = run.row
     assert row["optimal prompt"] == BASELINE and row["val_cer"] < 1.0
     assert "the engine did" in row["status"]
-    assert [(t["split"], t["prompt"]) for t in trials] == [
+    assert [(t["split"], t["prompt"]) for t in run.trials] == [
         ("val", "Опиши документ {question}"), ("val", BASELINE), ("test", BASELINE)]
 
 
@@ -284,9 +260,10 @@ def test_a_plugin_that_scores_the_baseline_is_not_scored_twice(tmp_path):
         evaluator.score(baseline_prompt(), pair.val)
         evaluator.score(Prompt("Опиши документ {question}", provenance=manual("worse")), pair.val)
 
-    summary, trials, _, _ = _run(tmp_path, scores_it, model=ScriptedAnswerModel())
-    assert [t["prompt"] for t in trials if t["split"] == "val"] == [BASELINE, "Опиши документ {question}"]
-    assert summary.rows[0]["status"] == "ok" and summary.rows[0]["answer_model_evaluations"] == 3 + 3 + 3
+    run = _run(tmp_path, scores_it, model=ScriptedAnswerModel())
+    assert [t["prompt"] for t in run.trials if t["split"] == "val"] == [
+        BASELINE, "Опиши документ {question}"]
+    assert run.row["status"] == "ok" and run.row["answer_model_evaluations"] == 3 + 3 + 3
 
 
 # -- hole 3: the advisor an optimizer gets is a read-only view ---------------------------------
@@ -331,25 +308,20 @@ def test_the_advisor_budget_cannot_be_raised_reset_or_bypassed(tmp_path):
     inner = counting_advisor()
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(inner, store, max_calls=2)
-    summary, _, _, _ = _run(tmp_path, budget_breaker, advisor=session, store=store)
+    run = _run(tmp_path, budget_breaker, session=session, store=store)
     assert attempts == {"raise max_calls": "refused", "reset the charges": "refused",
                         "charge a negative amount": "refused", "reach the client": "refused",
                         "replace usage": "refused", "new attribute": "refused", "exhausted at": 2, "usage seen": 2}
-    assert len(inner.asked) == 2 == summary.rows[0]["advisor_calls"] == session.usage.calls
+    assert len(inner.asked) == 2 == run.row["advisor_calls"] == session.usage.calls
 
 
 def test_an_honest_plugin_asks_through_the_view_as_before(tmp_path):
     from optimizers.advisor import AdvisorOptimizer
 
-    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
     store = AnswerStore(tmp_path / "s.sqlite")
     inner = counting_advisor()
     session = AdvisorSession(inner, store, max_calls=5)
-    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(), AdvisorOptimizer(n_candidates=1, max_reasks=0),
-                                            session, store, CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="Counting", progress=False))
-    row = summary.rows[0]
+    row = run_engine(tmp_path, AdvisorOptimizer(n_candidates=1, max_reasks=0), session=session, store=store).row
     assert row["optimal prompt"] == "{question} Ответь только значением." and row["author"] == "Counting"
     assert row["advisor_calls"] == len(inner.asked) == session.usage.calls == 1
 
@@ -377,8 +349,8 @@ def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_pa
     writer_a = ScriptedAdvisor(["<prompt>{question} вариант 0</prompt>"], name="A")
     session = AdvisorSession(AdvisorPanel([writer_a, counting_advisor("B")]), store)
     model = ScriptedAnswerModel()
-    summary, trials, pair, _ = _run(tmp_path, invents_authors, model=model, advisor=session, store=store)
-    row = summary.rows[0]
+    run = _run(tmp_path, invents_authors, model=model, session=session, store=store)
+    row = run.row
     assert [a for a, _ in refused] == ["Mallory", "Eve", "Trent", "Oscar"]
     assert "not one of this run's advisors" in refused[0][1]
     by_author = row["by_author"]
@@ -386,7 +358,7 @@ def test_invented_authors_under_a_panel_are_refused_and_cost_no_test_call(tmp_pa
     assert {a for a, e in by_author.items() if e["test_cer"] is not None} == {"A", "dataset"}
     # nothing was charged or answered for a refused prompt
     assert model.calls == row["answer_model_evaluations"] == 2 * 3 + 3 + 3
-    assert sum(t["split"] == "test" for t in trials) == 2
+    assert sum(t["split"] == "test" for t in run.trials) == 2
 
 
 @pytest.mark.parametrize("provenance,message", [
@@ -407,10 +379,10 @@ def test_a_provenance_the_run_does_not_allow_is_refused_before_anything_is_charg
             errors.append(str(err))
 
     model = ScriptedAnswerModel()
-    summary, trials, _, _ = _run(tmp_path, claims, model=model)
+    run = _run(tmp_path, claims, model=model)
     assert len(errors) == 1 and message in errors[0]
-    assert summary.rows[0]["answer_model_evaluations"] == model.calls == 3 + 3  # the baseline on val and test
-    assert [t["prompt"] for t in trials if t["split"] == "val"] == [BASELINE]
+    assert run.row["answer_model_evaluations"] == model.calls == 3 + 3  # the baseline on val and test
+    assert [t["prompt"] for t in run.trials if t["split"] == "val"] == [BASELINE]
 
 
 # -- hole 7: the results folder and the store are not reachable through anything public --------
@@ -418,36 +390,8 @@ def test_a_provenance_the_run_does_not_allow_is_refused_before_anything_is_charg
 def _public_strings(root, depth=6):
     """Every string reachable from ``root`` through public attributes, properties and
     zero-argument public methods (what a plausible plugin reads), and the objects met."""
-    strings, objects, seen, frontier = [], [], set(), [root]
-    for _ in range(depth):
-        nxt = []
-        for obj in frontier:
-            if isinstance(obj, (str, Path)):
-                strings.append(str(obj))
-                continue
-            if obj is None or isinstance(obj, (int, float, bytes, type)) or id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            objects.append(obj)
-            if isinstance(obj, dict):
-                nxt += [*obj.keys(), *obj.values()]
-                continue
-            if isinstance(obj, (list, tuple, set, frozenset)):
-                nxt += list(obj)
-                continue
-            for name in dir(obj):
-                if name.startswith("_"):
-                    continue
-                try:
-                    value = getattr(obj, name)
-                except Exception:  # noqa: BLE001 - a property that refuses is not reachable
-                    continue
-                if callable(value) and name in ("members",):
-                    value = value()
-                if not callable(value):
-                    nxt.append(value)
-        frontier = nxt
-    return strings, objects
+    met = list(walk(root, public_parts, depth))
+    return [str(o) for o in met if isinstance(o, (str, Path))], [o for o in met if not isinstance(o, (str, Path))]
 
 
 def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_path):
@@ -459,7 +403,7 @@ def test_nothing_an_optimizer_receives_leads_to_the_store_or_the_results(tmp_pat
 
     store = AnswerStore(tmp_path / "store" / "s.sqlite")
     session = AdvisorSession(counting_advisor(), store)
-    _run(tmp_path, records_what_it_got, advisor=session, store=store)
+    _run(tmp_path, records_what_it_got, session=session, store=store)
     strings, objects = _public_strings(received)
     assert strings  # it did read something
     for secret in (tmp_path / "store", tmp_path / "results", tmp_path / "out", tmp_path / "data"):

@@ -4,14 +4,11 @@ counts, and their use by the demo searches, the critic and the rule edits."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import pytest
 
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.critic import CriticOptimizer
 from optimizers.fewshot import FewShotOptimizer, _BestSet
 from optimizers.prompt_edits import format_errors_dominate, rule_edits
@@ -35,9 +32,10 @@ from prompt_opt_api.error_classes import (
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import run_engine
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
-from tests.task_factory import draw_image, make_task, write_csv
+from tests.task_factory import draw_image, issuer_task, make_task, write_csv
 
 PAGE = "SHOP ALPHA TRADING\nDATE 25/12/2018 10:30\nSUBTOTAL 8.50\nTOTAL RM 9.00\nCHANGE 1.00\nitem 123"
 
@@ -103,23 +101,13 @@ def test_one_demo_answer_repeated_on_over_a_quarter_of_the_other_pages_is_a_copi
 
 
 # -- the evaluator classifies every wrong answer --------------------------------------------
-def _issuer_task(root, n=12):
-    rows = []
-    for i in range(n):
-        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
-        draw_image(root / f"images/{i}.png", f"{i}")
-        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
-        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
-    return write_csv(root / "task.csv", rows)
-
-
 def _visible(csv_path):
     pairs, _ = split_pairs(load_task(csv_path).examples, SplitConfig())
     return dataclasses.replace(pairs[0], test=())
 
 
 def test_the_evaluator_classifies_copies_of_fixed_and_retrieved_demos(tmp_path):
-    visible = _visible(_issuer_task(tmp_path))
+    visible = _visible(issuer_task(tmp_path))
     evaluator = Evaluator(ScriptedReader(echo_first_demo=True), AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
                           visible, Budget(None))
     alpha = next(ex for ex in visible.train if ex.answer == "ALPHA")
@@ -142,28 +130,16 @@ def test_an_answer_in_the_wrong_script_is_classified_other_script(tmp_path):
 
 
 # -- the run record --------------------------------------------------------------------------
-def _run(tmp_path, optimizer, model, advisor=None, data=None):
-    from optimize.advisor_session import AdvisorSession
-
-    data = data or make_task(tmp_path / "data", n_images=10, with_second_pair=False)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
-    session = AdvisorSession(advisor, store) if advisor is not None else None
-    run_pairs(pairs, [], RunParts(model, optimizer, session, store, CerMetric()),
-              RunSettings(tmp_path / "out", "r", advisor_name="Scripted" if advisor else "none", progress=False))
-    return json.loads((tmp_path / "out" / "run.json").read_text())["pairs"], pairs
-
-
 def test_the_run_record_counts_the_winners_wrong_answers_by_class_on_val_and_test(tmp_path):
     from optimizers.manual import ManualOptimizer
 
-    digests, pairs = _run(tmp_path, ManualOptimizer(candidates=["{question} EXACT"]),
-                          ScriptedAnswerModel(exact_marker="EXACT", wrong_script=True))
-    (digest,) = digests.values()
+    run = run_engine(tmp_path, ManualOptimizer(candidates=["{question} EXACT"]),
+                     model=ScriptedAnswerModel(exact_marker="EXACT", wrong_script=True))
+    (digest,) = run.run_json["pairs"].values()
     classes = digest["error_classes"]
-    assert classes["val"]["n"] == len(pairs[0].val) == classes["val"]["wrong"]
-    assert classes["val"]["counts"][OTHER_SCRIPT] == len(pairs[0].val)
-    assert classes["test"]["counts"][OTHER_SCRIPT] == len(pairs[0].test)
+    assert classes["val"]["n"] == len(run.pair.val) == classes["val"]["wrong"]
+    assert classes["val"]["counts"][OTHER_SCRIPT] == len(run.pair.val)
+    assert classes["test"]["counts"][OTHER_SCRIPT] == len(run.pair.test)
     assert classes["val"]["most_copied"] == 0
 
 
@@ -175,12 +151,12 @@ def test_the_run_record_counts_a_fewshot_winner_that_copies_its_demo(tmp_path):
         draw_image(tmp_path / f"data/images/{i}.png", f"mark {i}")
         rows.append([f"images/{i}.png", "Mark?", "AB"[i % 4 == 0], "form", "mark", ""])
     data = write_csv(tmp_path / "data" / "task.csv", rows)
-    digests, pairs = _run(tmp_path, FewShotOptimizer(k=1, random_sets=1, swap_candidates=0, copy_guard=False),
-                          ScriptedAnswerModel(echo_first_demo=True), data=data)
-    (digest,) = digests.values()
+    run = run_engine(tmp_path, FewShotOptimizer(k=1, random_sets=1, swap_candidates=0, copy_guard=False),
+                     model=ScriptedAnswerModel(echo_first_demo=True), data=data)
+    (digest,) = run.run_json["pairs"].values()
     assert digest["winner"]["demos"]
     demo = digest["winner"]["demos"][0]["answer"]
-    for split, examples in (("val", pairs[0].val), ("test", pairs[0].test)):
+    for split, examples in (("val", run.pair.val), ("test", run.pair.test)):
         errors = digest["error_classes"][split]
         others = sum(ex.answer != demo for ex in examples)
         assert others > 0 and errors["n"] == len(examples)
@@ -214,7 +190,7 @@ class _StubPool:
     ((0.5, False), (0.4, True), True),  # better on val: always
 ])
 def test_a_demo_search_prefers_demos_that_copy_no_answer_on_a_tie_only(tmp_path, first, second, keeps_second):
-    pair = _visible(_issuer_task(tmp_path))
+    pair = _visible(issuer_task(tmp_path))
     search = _RuleSearch(_StubPool([_score(*first), _score(*second)]), Prompt("{question}"), pair, False)
     search.try_rule(2, PAGE_GRAY16, False, step=1)
     search.try_rule(2, PAGE_GRAY16, True, step=3)
@@ -239,7 +215,7 @@ class _CerByPrompt:
 def test_the_early_stop_scores_a_candidate_that_may_tie_to_the_end_when_ties_are_kept(tmp_path):
     from optimizers.prompt_pool import PromptPool
 
-    pair = _visible(_issuer_task(tmp_path, n=24))
+    pair = _visible(issuer_task(tmp_path, n=24))
     rows = [ex.source_row for ex in pair.val]
     assert len(rows) >= 6
     best = {r: 1.0 if i == 0 else 0.0 for i, r in enumerate(rows)}  # one page wrong
@@ -252,7 +228,7 @@ def test_the_early_stop_scores_a_candidate_that_may_tie_to_the_end_when_ties_are
 
 
 def test_retrieval_tries_distinct_answers_when_its_best_rule_copies_a_demo(tmp_path):
-    visible = _visible(_issuer_task(tmp_path))
+    visible = _visible(issuer_task(tmp_path))
 
     def rules(copy_guard):
         optimizer = RetrievalOptimizer(ks=(2,), signatures=(PAGE_GRAY16,), distinct_answers=False,
@@ -295,10 +271,10 @@ def test_the_critic_tells_the_advisor_the_val_error_counts_by_class(tmp_path):
     for wrong_script in (True, False):
         advisor = ScriptedAdvisor(["<prompt1>Поле {question}</prompt1>"])
         critic = CriticOptimizer(rounds=1, per_round=1, max_reasks=0, rule_edits=False)
-        _, pairs = _run(tmp_path / str(wrong_script), critic,
-                        ScriptedAnswerModel(exact_marker="EXACT", wrong_script=wrong_script), advisor)
+        pair = run_engine(tmp_path / str(wrong_script), critic, advisor=advisor,
+                          model=ScriptedAnswerModel(exact_marker="EXACT", wrong_script=wrong_script)).pair
         requests[wrong_script] = advisor.asked[0][0][1]["content"]
-    n_val = len(pairs[0].val)
+    n_val = len(pair.val)
     assert "validation documents, by kind" in requests[True]
     assert f"- {n_val} other_script: look-alike letters" in requests[True]
     assert "other_script" not in requests[False] and f"- {n_val} other: none of these" in requests[False]
@@ -347,6 +323,6 @@ def test_the_critic_tries_the_shapes_format_edit_when_its_val_answers_are_format
         rows.append([f"images/{i}.png", "Total?", f"RM{i + 3}.{i}0", "receipt", "total", ""])
     data = write_csv(tmp_path / "data" / "task.csv", rows)
     critic = CriticOptimizer(rounds=0, rule_edits=True, rule_edit_kinds=("format",), manual_candidates=[])
-    digests, _ = _run(tmp_path, critic, _DropsCurrency(), advisor=ScriptedAdvisor([]), data=data)
-    (digest,) = digests.values()
+    run = run_engine(tmp_path, critic, model=_DropsCurrency(), advisor=ScriptedAdvisor([]), data=data)
+    (digest,) = run.run_json["pairs"].values()
     assert "patterns" in digest["winner"]["template"] and digest["error_classes"]["val"]["wrong"] == 0

@@ -6,15 +6,11 @@ import json
 import pytest
 
 from models.llama_server import free_port
-from optimize.answer_store import AnswerStore
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api import Advisor, AdvisorError, Optimizer, baseline_prompt
-from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import PairSelectionError, SplitConfig, split_pairs
 from tests.cli_helpers import run_cli
-from tests.scripted_answer_model import ScriptedAnswerModel
+from tests.engine_harness import run_engine
 from tests.task_factory import make_task, write_csv
 
 
@@ -72,12 +68,8 @@ class _FlakyAdvisor(Advisor):
 
 
 def test_advisor_error_fails_that_pair_and_keeps_its_scores(tmp_path):
-    task = load_task(make_task(tmp_path / "data", n_images=8))
-    pairs, _ = split_pairs(task.examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
-    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(), _AskingOptimizer(), _FlakyAdvisor(), store,
-                                            CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="flaky", progress=False))
+    run = run_engine(tmp_path, _AskingOptimizer(), session=_FlakyAdvisor(), run_id="r", n_images=8, two_pairs=True)
+    summary, store = run.summary, run.store
     assert summary.failed_pairs == ["passport Номер"]
     rows = {r["doc type question type"]: r for r in summary.rows}
     assert rows["passport Номер"]["status"] == "failed: AdvisorError: advisor 'flaky' gave no usable reply: 500 three times"

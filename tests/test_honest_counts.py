@@ -8,7 +8,6 @@ the run reports (the CSV row, ``run.json``, the summary).
 """
 
 import json
-import sys
 import threading
 import time
 
@@ -17,14 +16,10 @@ import pytest
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
-from optimize.run_loop import run_pairs
-from optimize.run_record import RunRecord
-from optimize.run_settings import RunParts, RunSettings
 from optimize.run_summary import summary_lines
 from prompt_opt_api import (
     AdvisorBudgetExhausted,
     BudgetExhausted,
-    Optimizer,
     Prompt,
     Provenance,
     baseline_prompt,
@@ -33,9 +28,10 @@ from prompt_opt_api.demo_retrieval import OCR_TFIDF, DemoRetrieval
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import Plugin, one_pair, run_engine
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
-from tests.task_factory import draw_image, make_task, write_csv
+from tests.task_factory import issuer_task
 
 EXACT = "Ответь только значением."  # the scripted model answers exactly when the text has it
 
@@ -44,43 +40,10 @@ def manual(detail):
     return Provenance("manual", "manual", detail)
 
 
-class Plugin(Optimizer):
-    name = "plugin"
-
-    def __init__(self, body, uses_advisor=False):
-        self.body, self.uses_advisor = body, uses_advisor
-
-    def optimize(self, pair, evaluator, advisor):
-        return self.body(pair, evaluator, advisor) or []
-
-
-def _pairs(tmp_path, two_pairs=False, n_images=10):
-    data = tmp_path / "data" / "task.csv"
-    if not data.exists():
-        make_task(tmp_path / "data", n_images=n_images, with_second_pair=two_pairs)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    return pairs
-
-
-def _run(tmp_path, body, model=None, advisor=None, budget=None, store=None, out="out", two_pairs=False,
-         run_id=None):
-    pairs = _pairs(tmp_path, two_pairs)
-    store = store or AnswerStore(tmp_path / "s.sqlite")
-    model = model or ScriptedAnswerModel()
-    summary = run_pairs(pairs, [], RunParts(model, Plugin(body, advisor is not None), advisor, store, CerMetric()),
-                        RunSettings(tmp_path / out, run_id or f"r-{out}", max_evaluations_per_pair=budget,
-                                    advisor_name=advisor.name if advisor is not None else "none",
-                                    results_dir=tmp_path / "results", progress=False))
-    return summary, model
-
-
-def _row(summary, key=None):
-    rows = {r["doc type question type"]: r for r in summary.rows}
-    return rows[key] if key else next(iter(rows.values()))
-
-
-def _record(tmp_path, out="out"):
-    return RunRecord.read(tmp_path / out / "run.json")
+def _run(tmp_path, body, session=None, **kwargs):
+    """``body`` run as a plugin (one that asks for an advisor when given a session), the run kept
+    in the results folder."""
+    return run_engine(tmp_path, Plugin(body, session is not None), session=session, results=True, **kwargs)
 
 
 # -- single flight: a key is computed once, however many threads ask for it -------------------
@@ -118,22 +81,22 @@ KEYS = ("optimal prompt", "cer", "val_cer", "answer_model_evaluations", "status"
 def test_threads_scoring_the_same_prompts_at_once_get_each_answer_computed_once(tmp_path):
     crowd, errors = _crowd(8)
     model = ScriptedAnswerModel(delay_s=0.1)
-    summary, _ = _run(tmp_path / "crowd", crowd, model=model, budget=24)
-    row = _row(summary)
+    run = _run(tmp_path / "crowd", crowd, model=model, budget=24)
+    row = run.row
     assert errors == []  # 8 prompts x 3 val pages = 24: every thread's scores were paid once
     # every answer was computed once, and every total says so (the winner on test: 3 more)
     assert model.calls == 24 + 3
-    assert row["answer_model_evaluations"] == summary.model_calls == model.calls
-    assert _record(tmp_path / "crowd").cost.answer_model_evaluations == model.calls
+    assert row["answer_model_evaluations"] == run.summary.model_calls == model.calls
+    assert run.record.cost.answer_model_evaluations == model.calls
     # and the run ends as one thread scoring the same prompts ends it
-    alone, _ = _run(tmp_path / "alone", _crowd(1)[0], budget=24)
-    assert {k: row[k] for k in KEYS} == {k: _row(alone)[k] for k in KEYS}
+    alone = _run(tmp_path / "alone", _crowd(1)[0], budget=24)
+    assert {k: row[k] for k in KEYS} == {k: alone.row[k] for k in KEYS}
 
 
 def test_one_thread_scoring_the_same_prompts_is_counted_as_before(tmp_path):
     model = ScriptedAnswerModel()
-    summary, _ = _run(tmp_path, _crowd(1)[0], model=model, budget=24)
-    assert model.calls == 27 == _row(summary)["answer_model_evaluations"] == summary.model_calls
+    run = _run(tmp_path, _crowd(1)[0], model=model, budget=24)
+    assert model.calls == 27 == run.row["answer_model_evaluations"] == run.summary.model_calls
 
 
 def test_threads_charging_the_same_request_at_once_pay_for_it_once(tmp_path):
@@ -144,7 +107,7 @@ def test_threads_charging_the_same_request_at_once_pay_for_it_once(tmp_path):
             time.sleep(0.05)
             super()._charge(n)
 
-    pair = _pairs(tmp_path)[0]
+    pair = one_pair(tmp_path)
     visible = type(pair)(pair.doc_class, pair.question_type, pair.train, pair.val, ())
     budget = SlowBudget(len(visible.val))
     evaluator = Evaluator(ScriptedAnswerModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, budget)
@@ -180,7 +143,7 @@ def test_a_repeat_waiting_on_a_failed_first_computes_it_after_that_failure(tmp_p
             finally:
                 self.spans = [*getattr(self, "spans", []), (started, time.monotonic())]
 
-    pair = _pairs(tmp_path)[0]
+    pair = one_pair(tmp_path)
     visible = type(pair)(pair.doc_class, pair.question_type, pair.train, pair.val, ())
     model = FailsOnce()
     evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
@@ -232,15 +195,15 @@ def test_a_thread_that_keeps_asking_the_advisor_after_optimize_returns_gets_no_r
     inner = ScriptedAdvisor(["<prompt>{question}</prompt>"], name="Counting")
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(inner, store)
-    summary, _ = _run(tmp_path, leaves_a_thread, advisor=session, store=store,
-                      model=ScriptedAnswerModel(delay_s=0.05))
+    run = _run(tmp_path, leaves_a_thread, session=session, store=store,
+               model=ScriptedAnswerModel(delay_s=0.05))
     time.sleep(0.3)  # the thread has had every chance to go on
     assert "closed" in outcome.get("refused", "")
     asked = len(inner.asked)
     time.sleep(0.1)
     assert len(inner.asked) == asked >= 1  # nothing asked after the run
-    record = _record(tmp_path)
-    assert _row(summary)["advisor_calls"] == record.cost.advisor_calls == asked
+    record = run.record
+    assert run.row["advisor_calls"] == record.cost.advisor_calls == asked
     assert record.advisor_usage["calls"] == session.usage.calls == asked
 
 
@@ -257,8 +220,8 @@ def test_a_plugin_that_asks_the_advisor_before_it_returns_is_counted_as_before(t
     inner = ScriptedAdvisor(["<prompt>{question}</prompt>"], name="Counting")
     store = AnswerStore(tmp_path / "s.sqlite")
     session = AdvisorSession(inner, store)
-    summary, _ = _run(tmp_path, asks, advisor=session, store=store)
-    assert len(inner.asked) == 4 == _row(summary)["advisor_calls"] == _record(tmp_path).advisor_usage["calls"]
+    run = _run(tmp_path, asks, session=session, store=store)
+    assert len(inner.asked) == 4 == run.row["advisor_calls"] == run.record.advisor_usage["calls"]
 
 
 # -- the run's mean counts failed pairs --------------------------------------------------------
@@ -287,22 +250,23 @@ def test_a_plugin_that_fails_the_pairs_it_does_badly_on_cannot_lower_the_runs_me
         if pair.question_type == "Номер":
             raise RuntimeError("I would rather not be measured here")
 
-    honest, _ = _run(tmp_path / "honest", _honest, model=_ModelFailingOnNumbers(), two_pairs=True)
-    cheat, _ = _run(tmp_path / "cheat", fails_when_bad, model=_ModelFailingOnNumbers(), two_pairs=True)
+    honest_run = _run(tmp_path / "honest", _honest, model=_ModelFailingOnNumbers(), two_pairs=True)
+    cheat_run = _run(tmp_path / "cheat", fails_when_bad, model=_ModelFailingOnNumbers(), two_pairs=True)
+    honest, cheat = honest_run.summary, cheat_run.summary
     assert honest.failed_pairs == [] and 0 < honest.mean_test_cer < 1
     assert cheat.failed_pairs == ["passport Номер"]
     # what a sweeper gets: the honest run's mean, the failing run's cannot be lower
     assert run_mean(honest.rows, "cer").objective() == pytest.approx(honest.mean_test_cer)
     assert run_mean(cheat.rows, "cer").objective() >= run_mean(honest.rows, "cer").objective()
     assert not cheat.mean_test_cer < honest.mean_test_cer
-    record = _record(tmp_path / "cheat")
+    record = cheat_run.record
     assert record.mean_test_cer is None and record.failed_pairs == ["passport Номер"]
     mean = run_mean(cheat.rows, "cer")
     assert mean.value is None and mean.failed == ("passport Номер",) and mean.scored == 1
     assert "1 of 2 pair(s) failed" in mean.describe("test CER")
     first = summary_lines(record, cheat.rows)[0]
     assert "no mean test CER: 1 of 2 pair(s) failed (passport Номер)" in first and "+inf" in first
-    assert "mean test CER 0." in summary_lines(_record(tmp_path / "honest"), honest.rows)[0]
+    assert "mean test CER 0." in summary_lines(honest_run.record, honest.rows)[0]
 
 
 def test_run_mean_ignores_skipped_pairs_and_counts_missing_values():
@@ -335,20 +299,19 @@ def test_a_failed_attempts_calls_are_counted_and_charged_against_the_retry(tmp_p
             except BudgetExhausted:
                 return
 
-    one, _ = _run(tmp_path, first, model=ScriptedAnswerModel(calls_log=str(calls)), budget=12, store=store,
-                  run_id="r")
-    failed = _row(one)
+    one = _run(tmp_path, first, model=ScriptedAnswerModel(calls_log=str(calls)), budget=12, store=store, run_id="r")
+    failed = one.row
     real_first = len(calls.read_text().splitlines())
     assert real_first == 9 and failed["status"].startswith("failed")
-    assert failed["answer_model_evaluations"] == 9 == one.model_calls
-    assert _record(tmp_path).cost.answer_model_evaluations == 9
-    two, _ = _run(tmp_path, second, model=ScriptedAnswerModel(calls_log=str(calls)), budget=12, store=store,
-                  run_id="r", out="out2")
+    assert failed["answer_model_evaluations"] == 9 == one.summary.model_calls
+    assert one.record.cost.answer_model_evaluations == 9
+    two = _run(tmp_path, second, model=ScriptedAnswerModel(calls_log=str(calls)), budget=12, store=store,
+               run_id="r", out="out2")
     real = len(calls.read_text().splitlines())
-    row = _row(two)
+    row = two.row
     assert row["status"] == "ok"
     assert real == 12 + 3  # the pair's budget of 12 over both attempts, then the winner on test
-    assert row["answer_model_evaluations"] == real == _record(tmp_path, "out2").cost.answer_model_evaluations
+    assert row["answer_model_evaluations"] == real == two.record.cost.answer_model_evaluations
 
 
 def test_an_honest_retry_after_a_failure_ends_where_an_uninterrupted_run_does(tmp_path):
@@ -361,13 +324,13 @@ def test_an_honest_retry_after_a_failure_ends_where_an_uninterrupted_run_does(tm
                 raise RuntimeError("connection reset")
             evaluator.score(prompt, pair.val)
 
-    uninterrupted, _ = _run(tmp_path / "a", honest, budget=12)
+    uninterrupted = _run(tmp_path / "a", honest, budget=12)
     flaky["armed"] = True
     store = AnswerStore(tmp_path / "b" / "s.sqlite")
     _run(tmp_path / "b", honest, budget=12, store=store, run_id="r")
-    retried, model = _run(tmp_path / "b", honest, budget=12, store=store, run_id="r", out="out2")
-    assert {k: _row(retried)[k] for k in KEYS} == {k: _row(uninterrupted)[k] for k in KEYS}
-    assert model.calls == 6 + 3  # the two prompts the failed attempt did not reach, the winner on test
+    retried = _run(tmp_path / "b", honest, budget=12, store=store, run_id="r", out="out2")
+    assert {k: retried.row[k] for k in KEYS} == {k: uninterrupted.row[k] for k in KEYS}
+    assert retried.model.calls == 6 + 3  # the two prompts the failed attempt did not reach, the winner on test
 
 
 def test_a_failed_attempts_advisor_calls_are_counted_and_charged_on_the_retry(tmp_path):
@@ -387,15 +350,14 @@ def test_a_failed_attempts_advisor_calls_are_counted_and_charged_on_the_retry(tm
         return body
 
     first = [f"first {i}" for i in range(5)]
-    one, _ = _run(tmp_path, asks(first, True), advisor=AdvisorSession(inner, store, max_calls=3), store=store,
-                  run_id="r")
-    assert len(inner.asked) == 3 and _row(one)["advisor_calls"] == 3 == _record(tmp_path).cost.advisor_calls
+    one = _run(tmp_path, asks(first, True), session=AdvisorSession(inner, store, max_calls=3), store=store, run_id="r")
+    assert len(inner.asked) == 3 and one.row["advisor_calls"] == 3 == one.record.cost.advisor_calls
     # the retry asks the failed attempt's requests again (free: paid for), then new ones
     retry = [*first[:3], *(f"second {i}" for i in range(5))]
-    two, _ = _run(tmp_path, asks(retry, False), advisor=AdvisorSession(inner, store, max_calls=4), store=store,
-                  run_id="r", out="out2")
+    two = _run(tmp_path, asks(retry, False), session=AdvisorSession(inner, store, max_calls=4), store=store,
+               run_id="r", out="out2")
     assert [m[0]["content"] for m, _, _ in inner.asked] == [*first[:3], "second 0"]  # the run's 4 calls
-    assert _row(two)["advisor_calls"] == 4 == _record(tmp_path, "out2").cost.advisor_calls
+    assert two.row["advisor_calls"] == 4 == two.record.cost.advisor_calls
 
 
 # -- BaseException inside optimize() fails that pair, the run goes on ------------------------------
@@ -412,16 +374,16 @@ def test_a_plugin_that_exits_fails_its_pair_and_the_run_goes_on(tmp_path, raised
             raise raised
 
     try:
-        summary, model = _run(tmp_path, exits, two_pairs=True)
+        run = _run(tmp_path, exits, two_pairs=True)
     except BaseException as err:  # noqa: BLE001 - what the run let through is the failure shown
         pytest.fail(f"run_pairs let {type(err).__name__} through")
-    assert summary.failed_pairs == ["passport Номер"]
-    assert _row(summary, "passport Номер")["status"].startswith(f"failed: {type(raised).__name__}")
-    assert _row(summary, "passport Номер")["answer_model_evaluations"] == 3
-    assert _row(summary, "passport Фамилия")["status"] == "ok"
-    record = _record(tmp_path)
+    assert run.summary.failed_pairs == ["passport Номер"]
+    assert run.rows_by_key["passport Номер"]["status"].startswith(f"failed: {type(raised).__name__}")
+    assert run.rows_by_key["passport Номер"]["answer_model_evaluations"] == 3
+    assert run.rows_by_key["passport Фамилия"]["status"] == "ok"
+    record = run.record
     assert record.failed_pairs == ["passport Номер"] and set(record.pairs) == {"passport Номер", "passport Фамилия"}
-    assert record.cost.answer_model_evaluations == model.calls
+    assert record.cost.answer_model_evaluations == run.model.calls
 
 
 def test_the_users_ctrl_c_still_stops_the_run(tmp_path):
@@ -459,8 +421,8 @@ def test_a_plugin_cannot_credit_its_own_prompt_to_a_panel_member(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     session = _panel(store)
     model = ScriptedAnswerModel()
-    summary, _ = _run(tmp_path, credits_a, advisor=session, store=store, model=model)
-    row = _row(summary)
+    run = _run(tmp_path, credits_a, session=session, store=store, model=model)
+    row = run.row
     assert row["optimal prompt"] == own and row["advisor_calls"] == 0
     assert row["author"] == "plugin" and "MemberA" not in row["by_author"]  # the optimizer's, not A's
     assert "MemberA" not in row["origin"] or "claimed" in row["origin"]
@@ -480,8 +442,8 @@ def test_a_members_own_prompt_and_a_rule_edit_of_it_keep_its_credit(tmp_path):
         evaluator.score(edit, pair.val)
 
     store = AnswerStore(tmp_path / "s.sqlite")
-    summary, _ = _run(tmp_path, asks_a, advisor=_panel(store), store=store)
-    row = _row(summary)
+    run = _run(tmp_path, asks_a, session=_panel(store), store=store)
+    row = run.row
     assert row["optimal prompt"] == A_WROTE and row["author"] == "MemberA" and row["advisor_calls"] == 1
     assert row["by_author"]["MemberA"]["test_cer"] is not None
     trials = [json.loads(line) for line in (tmp_path / "out" / "trials.jsonl").read_text().splitlines()]
@@ -527,10 +489,10 @@ def test_huge_prompts_are_refused_before_anything_is_charged_or_stored(tmp_path)
             refused.append(err)
 
     model = ScriptedAnswerModel()
-    summary, _ = _run(tmp_path, huge, model=model)
+    run = _run(tmp_path, huge, model=model)
     assert len(refused) == 7 and all(isinstance(e, PromptTooLong) for e in refused)
     assert f"{MAX_PROMPT_CHARS:,}" in str(refused[0]) and "2,000,011" in str(refused[0])
-    assert _row(summary)["answer_model_evaluations"] == model.calls == 3 + 3
+    assert run.row["answer_model_evaluations"] == model.calls == 3 + 3
     for path in (tmp_path / "s.sqlite", tmp_path / "out" / "trials.jsonl", tmp_path / "out" / "run.json"):
         assert path.stat().st_size < 200_000, path
 
@@ -543,20 +505,11 @@ def test_a_prompt_of_the_longest_allowed_length_is_scored(tmp_path):
     def long(pair, evaluator, advisor):
         evaluator.score(Prompt(text, provenance=manual("long")), pair.val)
 
-    summary, _ = _run(tmp_path, long)
-    assert len(text) == MAX_PROMPT_CHARS and _row(summary)["answer_model_evaluations"] == 3 + 3 + 3
+    run = _run(tmp_path, long)
+    assert len(text) == MAX_PROMPT_CHARS and run.row["answer_model_evaluations"] == 3 + 3 + 3
 
 
 # -- a retrieval rule is scored as written: distinct answers kept ---------------------------------
-
-def _issuer_task(root, n=12):
-    rows = []
-    for i in range(n):
-        issuer = ("SHOP ALPHA TRADING", "BETA MARKET SDN BHD")[i % 2]
-        draw_image(root / f"images/{i}.png", f"{i}")
-        (root / f"images/{i}.txt").write_text(f"{issuer}\nreceipt no {1000 + i}\ntotal {i}.00", encoding="utf-8")
-        rows.append([f"images/{i}.png", "Who issued it?", issuer.split()[1], "receipt", "company", ""])
-    return write_csv(root / "task.csv", rows)
 
 
 @pytest.mark.parametrize("distinct", [True, False])
@@ -566,7 +519,7 @@ def test_a_retrieval_rule_with_distinct_answers_is_scored_with_distinct_answers(
             self.seen = [*getattr(self, "seen", []), *batch]
             return super().answer(batch)
 
-    pairs, _ = split_pairs(load_task(_issuer_task(tmp_path)).examples, SplitConfig())
+    pairs, _ = split_pairs(load_task(issuer_task(tmp_path)).examples, SplitConfig())
     pair = pairs[0]
     visible = type(pair)(pair.doc_class, pair.question_type, pair.train, pair.val, ())
     model = Recording(echo_first_demo=True)

@@ -5,13 +5,8 @@ import unicodedata
 
 import pytest
 
-from optimize.answer_store import AnswerStore
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from prompt_opt_api import Optimizer, Prompt, Provenance, baseline_prompt
-from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import draw_image, write_csv
 
@@ -54,12 +49,10 @@ def _task(root, answers, question_type):
 
 
 def _run(tmp_path, answers, texts, question_type="Фамилия"):
-    data = _task(tmp_path / "data", answers, question_type)
-    (pair,), _ = split_pairs(load_task(data).examples, SplitConfig())
-    summary = run_pairs([pair], [], RunParts(ReadsThroughMarks(), Plugin(texts), None,
-                                             AnswerStore(tmp_path / "s.sqlite"), CerMetric()),
-                        RunSettings(tmp_path / "out", "r-leak", results_dir=None, progress=False))
-    return summary.rows[0], pair
+    run = run_engine(tmp_path, Plugin(texts), model=ReadsThroughMarks(),
+                     data=_task(tmp_path / "data", answers, question_type))
+    (pair,) = run.pairs
+    return run.row, pair
 
 
 def _listed(answers, mark=""):

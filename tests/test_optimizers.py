@@ -1,15 +1,12 @@
 """Unit tests of the prompt-writing optimizers with a scripted advisor and answer model."""
 
 import dataclasses
-import json
 
 import pytest
 
 from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
@@ -26,11 +23,9 @@ from prompt_opt_api import (
     Provenance,
 )
 from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import one_pair, run_engine
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
-from tests.task_factory import make_task
 
 
 def test_parse_prompts_is_lenient_but_clean():
@@ -63,14 +58,8 @@ def test_mistakes_are_classified(expected, answered, kind):
     assert classify_mistake(expected, answered) == kind
 
 
-def _pair(tmp_path, n_images=10):
-    task = load_task(make_task(tmp_path / "data", n_images=n_images, with_second_pair=False))
-    (pair,), _ = split_pairs(task.examples, SplitConfig())
-    return pair
-
-
 def test_rule_edits_add_each_clause_once_and_skip_what_is_said(tmp_path):
-    pair = _pair(tmp_path)
+    pair = one_pair(tmp_path)
     edits = rule_edits(Prompt("{question}"), pair.train)
     origins = [p.origin for p in edits]
     assert origins[:2] == ["rule:value-only", "rule:copy-exactly"] and "rule:all" in origins
@@ -101,28 +90,20 @@ def test_ask_for_prompts_counts_unusable_and_failed_and_stops_on_budget():
     assert advisor.usage.unusable_replies == 1
 
 
-def _run(tmp_path, optimizer, advisor, budget=None):
-    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
-    session = AdvisorSession(advisor, store) if advisor is not None else None
-    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, store,
-                                            CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", max_evaluations_per_pair=budget,
-                                    progress=False))
-    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
-    return summary, trials, session
+def _run(tmp_path, optimizer, advisor, **kwargs):
+    """``optimizer`` with ``advisor``; the scripted model answers exactly when the prompt says EXACT."""
+    return run_engine(tmp_path, optimizer, advisor=advisor, model=ScriptedAnswerModel(exact_marker="EXACT"), **kwargs)
 
 
 def test_advisor_optimizer_scores_its_proposals_and_credits_the_advisor(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt><prompt>Поле {question}</prompt>"])
-    summary, trials, session = _run(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), advisor)
-    row = summary.rows[0]
+    run = _run(tmp_path, AdvisorOptimizer(n_candidates=2, max_reasks=0), advisor)
+    row = run.row
     assert row["optimal prompt"] == "{question} EXACT" and row["author"] == "Scripted" and row["cer"] == 0.0
-    assert row["advisor_calls"] == 1 and session.usage.calls == 1
+    assert row["advisor_calls"] == 1 and run.advisor.usage.calls == 1
     meta = advisor.asked[0][0][1]["content"]
     assert "Scripted-VLM" in meta and "passport" in meta and "Фамилия" in meta  # model, class, field told
-    train_answers = {t["predictions"][0]["answer"] for t in trials if t["split"] == "train"}
+    train_answers = {t["predictions"][0]["answer"] for t in run.trials if t["split"] == "train"}
     assert train_answers and all(a in meta for a in train_answers)
 
 
@@ -130,11 +111,11 @@ def test_critic_rounds_show_scores_and_mistakes_and_stop_without_progress(tmp_pa
     advisor = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле B {question}</prompt>",
                                "<prompt>Поле C {question}</prompt>"])
     critic = CriticOptimizer(rounds=5, patience=2, per_round=1, max_reasks=0, rule_edits=False)
-    summary, trials, _ = _run(tmp_path, critic, advisor)
+    run = _run(tmp_path, critic, advisor)
     assert len(advisor.asked) == 2  # two rounds without improvement, then patience stops it
     second = advisor.asked[1][0][1]["content"]
     assert "CER" in second and "<prompt>{question}</prompt>" in second and "(truncated)" in second
-    assert summary.rows[0]["optimal prompt"] == "{question}"  # nothing beat the baseline
+    assert run.row["optimal prompt"] == "{question}"  # nothing beat the baseline
 
 
 def test_critic_asks_for_prompts_only_when_analysis_is_off(tmp_path):
@@ -152,8 +133,8 @@ def test_critic_asks_for_prompts_only_when_analysis_is_off(tmp_path):
 def test_critic_spends_no_advisor_call_when_val_is_already_perfect(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>x {question}</prompt>"])
     critic = CriticOptimizer(rounds=3, per_round=1, rule_edits=False, manual_candidates=["{question} EXACT"])
-    summary, _, _ = _run(tmp_path, critic, advisor)
-    assert advisor.asked == [] and summary.rows[0]["cer"] == 0.0
+    run = _run(tmp_path, critic, advisor)
+    assert advisor.asked == [] and run.row["cer"] == 0.0
 
 
 def test_fewshot_picks_demos_from_train_and_chain_passes_the_winner_on(tmp_path):
@@ -161,12 +142,12 @@ def test_fewshot_picks_demos_from_train_and_chain_passes_the_winner_on(tmp_path)
     chain = ChainOptimizer({"1_advisor": AdvisorOptimizer(n_candidates=1, max_reasks=0),
                             "s2_fewshot": FewShotOptimizer(k=2, random_sets=2, swap_candidates=1)})
     assert chain.uses_advisor and chain.name == "chain(advisor,fewshot)"
-    summary, trials, _ = _run(tmp_path, chain, advisor)
-    with_demos = [t for t in trials if t["n_demos"]]
+    run = _run(tmp_path, chain, advisor)
+    with_demos = [t for t in run.trials if t["n_demos"]]
     assert with_demos and all(t["prompt"] == "{question} EXACT" for t in with_demos)  # the winner, with demos
-    train_rows = {p["row"] for t in trials if t["split"] == "train" for p in t["predictions"]}
+    train_rows = {p["row"] for t in run.trials if t["split"] == "train" for p in t["predictions"]}
     assert all(set(t["demo_rows"]) <= train_rows | set(t["demo_rows"]) for t in with_demos)
-    assert summary.rows[0]["cer"] == 0.0
+    assert run.row["cer"] == 0.0
 
 
 def test_chain_budget_shares_leave_the_later_steps_their_part(tmp_path):
@@ -176,12 +157,12 @@ def test_chain_budget_shares_leave_the_later_steps_their_part(tmp_path):
                                "s2_fewshot": FewShotOptimizer(k=1, random_sets=3, swap_candidates=0)},
                               budget_shares=shares)
 
-    _, greedy_trials, _ = _run(tmp_path / "a", chain(None), ScriptedAdvisor(["x"]), budget=20)
+    greedy_trials = _run(tmp_path / "a", chain(None), ScriptedAdvisor(["x"]), budget=20).trials
     assert not any(t["n_demos"] for t in greedy_trials)  # nothing left for the demos
-    summary, trials, _ = _run(tmp_path / "b", chain([0.5]), ScriptedAdvisor(["x"]), budget=20)
-    assert any(t["n_demos"] for t in trials)  # fewshot ran on its share
-    critic_spent = max(t["evaluations_so_far"] for t in trials if t["n_demos"] == 0 and t["split"] != "test")
-    assert critic_spent <= 10 and summary.rows[0]["answer_model_evaluations"] - summary.rows[0]["n_test"] <= 20
+    run = _run(tmp_path / "b", chain([0.5]), ScriptedAdvisor(["x"]), budget=20)
+    assert any(t["n_demos"] for t in run.trials)  # fewshot ran on its share
+    critic_spent = max(t["evaluations_so_far"] for t in run.trials if t["n_demos"] == 0 and t["split"] != "test")
+    assert critic_spent <= 10 and run.row["answer_model_evaluations"] - run.row["n_test"] <= 20
     with pytest.raises(ValueError, match="budget_shares"):
         chain([1.5])
 
@@ -218,7 +199,7 @@ def test_provenance_labels_keep_the_origin_style_and_derived_prompts_keep_the_au
 def test_hand_written_candidates_are_credited_to_manual_by_every_optimizer_that_takes_them(tmp_path):
     from optimizers.manual import ManualOptimizer
 
-    pair = _pair(tmp_path)
+    pair = one_pair(tmp_path)
     hand = ["{question} Кратко."]
     for optimizer in (ManualOptimizer(hand), AdvisorOptimizer(manual_candidates=hand),
                       FewShotOptimizer(manual_candidates=hand)):
@@ -229,15 +210,10 @@ def test_hand_written_candidates_are_credited_to_manual_by_every_optimizer_that_
 
 
 def test_critic_stops_asking_once_the_run_made_its_advisor_calls(tmp_path):
-    data = make_task(tmp_path / "data", n_images=10)  # two pairs
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
     advisor = ScriptedAdvisor(["<prompt>Поле A {question}</prompt>", "<prompt>Поле B {question}</prompt>"])
     critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False,
                              max_run_advisor_calls=2)
-    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), critic,
-                                            AdvisorSession(advisor, store), store, CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", progress=False))
+    summary = _run(tmp_path, critic, advisor, two_pairs=True).summary
     assert len(advisor.asked) == 2
     assert [r["advisor_calls"] for r in summary.rows] == [2, 0]  # the second pair got its starting prompts only
 
@@ -260,16 +236,16 @@ def test_critic_shows_the_worst_pages_to_advisors_that_read_images(tmp_path):
 def test_rule_edits_leave_the_advisor_a_round_of_budget(tmp_path):
     advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
     critic = CriticOptimizer(rounds=1, per_round=1, max_reasks=0)  # six rule edits would eat the budget
-    summary, trials, _ = _run(tmp_path, critic, advisor, budget=4 * 3 + 4)  # 3 val, 4 train
-    assert len(advisor.asked) == 1 and summary.rows[0]["optimal prompt"] == "{question} EXACT"
-    assert sum("rule:" in t["origin"] for t in trials) == 2  # baseline + 2 edits, then the advisor
+    run = _run(tmp_path, critic, advisor, budget=4 * 3 + 4)  # 3 val, 4 train
+    assert len(advisor.asked) == 1 and run.row["optimal prompt"] == "{question} EXACT"
+    assert sum("rule:" in t["origin"] for t in run.trials) == 2  # baseline + 2 edits, then the advisor
 
 
 def test_edits_keep_the_base_author_and_advisor_is_not_asked_when_nothing_could_be_scored(tmp_path):
     critic_prompt = Prompt("{question}", provenance=Provenance("critic", "GPT4o", "round1"))
-    edits = {p.origin: p.provenance.author for p in rule_edits(critic_prompt, _pair(tmp_path / "p").train)}
+    edits = {p.origin: p.provenance.author for p in rule_edits(critic_prompt, one_pair(tmp_path / "p").train)}
     assert edits["critic:GPT4o/round1+rule:all"] == "GPT4o"
-    manual = rule_edits(Prompt("{question}", provenance=MANUAL), _pair(tmp_path / "q").train, kinds=("value-only",))
+    manual = rule_edits(Prompt("{question}", provenance=MANUAL), one_pair(tmp_path / "q").train, kinds=("value-only",))
     assert [(p.origin, p.provenance.author) for p in manual] == [("manual+rule:value-only", "manual")]
     advisor = ScriptedAdvisor(["<prompt>{question} EXACT</prompt>"])
     # budget: the baseline and one seed on val (3 + 3) and nothing more
@@ -285,10 +261,11 @@ def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
     panel = AdvisorPanel({"first": writer_a, "second": writer_b})
     assert panel.name == "A+B"
     critic = CriticOptimizer(rounds=3, patience=5, per_round=1, max_reasks=0, rule_edits=False)
-    summary, trials, session = _run(tmp_path, critic, panel)
+    run = _run(tmp_path, critic, panel)
+    trials, session = run.trials, run.advisor
     # round 1 A, round 2 B (perfect on val: no third round is needed)
     assert (len(writer_a.asked), len(writer_b.asked)) == (1, 1)
-    row = summary.rows[0]
+    row = run.row
     assert row["optimal prompt"] == "{question} EXACT" and row["author"] == "B"
     by_author = row["by_author"]
     assert by_author["B"]["test_cer"] == row["cer"] == 0.0
@@ -298,7 +275,7 @@ def test_panel_members_take_turns_share_the_budget_and_are_credited(tmp_path):
     members = {m.name: m for m in session.members()}
     assert members["A"].usage.calls == members["B"].usage.calls == 1 and session.usage.calls == 2
     assert session.charges().calls == 2 and session.charges().usd == pytest.approx(0.002)
-    extra = summary.advisor_members
+    extra = run.summary.advisor_members
     assert extra["A"]["calls"] == 1 and extra["B"]["calls"] == 1
 
 
@@ -327,7 +304,7 @@ def test_a_panels_usage_counts_what_its_members_count(tmp_path):
     # neither member ever writes a tagged prompt: each reply (and its correction) is unusable
     writer_a, writer_b = ScriptedAdvisor(["no tags"], name="A"), ScriptedAdvisor(["no tags"], name="B")
     panel = AdvisorPanel([writer_a, writer_b])
-    pair = dataclasses.replace(_pair(tmp_path), test=())
+    pair = dataclasses.replace(one_pair(tmp_path), test=())
     evaluator = Evaluator(ScriptedAnswerModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), pair, Budget(None))
     AdvisorOptimizer(n_candidates=1, max_reasks=0).optimize(pair, evaluator, panel)
     assert writer_a.usage.unusable_replies == writer_b.usage.unusable_replies == 1
@@ -351,7 +328,7 @@ def test_a_chain_steps_evaluator_view_races_with_the_confidence_asked_for(tmp_pa
             asked.update(minibatch=minibatch, confidence=confidence)
             return [None] * len(prompts)
 
-    pair = _pair(tmp_path)
+    pair = one_pair(tmp_path)
     view = StepEvaluatorView(Recording(), cap=100)
     assert view.race([Prompt("{question}")], pair.val, None, 2, confidence=0.8) == [None]
     assert asked == {"minibatch": 2, "confidence": 0.8}

@@ -13,21 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.plan import make_plan
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.advisor import AdvisorOptimizer
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
 from optimizers.fewshot import FewShotOptimizer
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import Advisor, AdvisorReply
-from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, cli_args, cli_env, run_cli
+from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -128,16 +123,12 @@ def test_litellm_price_reads_litellms_own_map():
     ChainOptimizer({"s1": CriticOptimizer(rounds=1, per_round=1), "s2": FewShotOptimizer(random_sets=1)}),
 ], ids=lambda o: o.name)
 def test_planned_work_bounds_what_an_optimizer_spends(tmp_path, optimizer):
-    data = make_task(tmp_path / "data", n_images=10)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
     writer = _Writer()
-    session = AdvisorSession(writer, store) if optimizer.uses_advisor else None
-    summary = run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), optimizer, session, store,
-                                            CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="W", progress=False))
+    run = run_engine(tmp_path, optimizer, model=ScriptedAnswerModel(exact_marker="EXACT"), two_pairs=True,
+                     advisor=writer if optimizer.uses_advisor else None)
+    pairs, session = run.pairs, run.advisor
     visible = [dataclasses.replace(p, test=()) for p in pairs]
-    rows = {row["doc type question type"]: row for row in summary.rows}
+    rows = run.rows_by_key
     for pair in visible:
         row = rows[pair.key]
         spent = row["answer_model_evaluations"] - row["n_test"]
@@ -256,13 +247,9 @@ def test_help_opens_with_what_the_tool_does_and_its_commands():
 
 
 def test_progress_line_shows_pair_step_best_budget_and_advisor(tmp_path, capsys):
-    data = make_task(tmp_path / "data", n_images=10)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
     critic = CriticOptimizer(rounds=1, per_round=1, rule_edits=False)
-    run_pairs(pairs, [], RunParts(ScriptedAnswerModel(exact_marker="EXACT"), critic, AdvisorSession(_Writer(), store),
-                                  store, CerMetric()),
-              RunSettings(tmp_path / "out", "r", advisor_name="W", max_evaluations_per_pair=50, progress=True))
+    run_engine(tmp_path, critic, model=ScriptedAnswerModel(exact_marker="EXACT"), advisor=_Writer(), two_pairs=True,
+               budget=50, progress=True)
     err = capsys.readouterr().err
     assert "passport Номер | step " in err and re.search(r"best val CER \d\.\d{3} \| evals \d+/50", err)
     assert "advisor 1 calls $0.0020" in err and "advisor 2 calls $0.0040" in err

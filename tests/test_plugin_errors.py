@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from optimize.answer_store import AnswerStore
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import Advisor, AdvisorError, Optimizer, baseline_prompt
-from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, run_cli
+from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -88,16 +83,6 @@ def _line_of(text: str) -> int:
     return PLUGIN.splitlines().index(text) + 1
 
 
-def _run(tmp_path, optimizer, model=None, advisor=None, n_pairs=1, report=False):
-    task = load_task(make_task(tmp_path / "data", n_images=8, with_second_pair=n_pairs > 1))
-    pairs, _ = split_pairs(task.examples, SplitConfig())
-    parts = RunParts(model or ScriptedAnswerModel(), optimizer, advisor, AnswerStore(tmp_path / "s.sqlite"),
-                     CerMetric())
-    summary = run_pairs(pairs, [], parts, RunSettings(tmp_path / "out", "r", advisor_name="none", progress=False,
-                                                      report=report))
-    return {r["doc type question type"]: r for r in summary.rows}
-
-
 def _errors(caplog):
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -105,7 +90,7 @@ def _errors(caplog):
 def test_a_bug_in_a_plugin_names_its_file_and_line_and_says_no_retry(tmp_path, plugin, caplog):
     path = Path(plugin.__file__).resolve()
     line = _line_of("        return [len(pair.val) / 0]")
-    rows = _run(tmp_path, plugin.BuggyOptimizer())
+    rows = run_engine(tmp_path, plugin.BuggyOptimizer()).rows_by_key
     (message,) = _errors(caplog)
     assert message == (f"pair 'passport Фамилия' failed: ZeroDivisionError: division by zero; a bug in the optimizer "
                        f"buggy at {path}:{line} in optimize: `return [len(pair.val) / 0]`: fix it and run the same "
@@ -117,7 +102,7 @@ def test_a_bug_in_a_plugin_names_its_file_and_line_and_says_no_retry(tmp_path, p
 
 def test_a_contract_error_raised_by_the_engine_names_the_plugin_line_that_caused_it(tmp_path, plugin, caplog):
     line = _line_of('        return [evaluator.score("{question}", pair.val)]')
-    _run(tmp_path, plugin.WrongArgumentOptimizer())
+    run_engine(tmp_path, plugin.WrongArgumentOptimizer())
     (message,) = _errors(caplog)
     assert message.startswith("pair 'passport Фамилия' failed: TypeError: ")
     assert f"a bug in the optimizer wrong_argument at {Path(plugin.__file__).resolve()}:{line} in optimize" in message
@@ -141,8 +126,8 @@ class _AskingOptimizer(Optimizer):
 
 
 def test_a_model_or_advisor_failure_keeps_the_retry_advice(tmp_path, caplog):
-    rows = _run(tmp_path / "model", ManualOptimizer(["{question} Кратко."]),
-                model=ScriptedAnswerModel(fail_pair="passport Фамилия"))
+    rows = run_engine(tmp_path / "model", ManualOptimizer(["{question} Кратко."]),
+                      model=ScriptedAnswerModel(fail_pair="passport Фамилия")).rows_by_key
     (message,) = _errors(caplog)
     assert message.startswith("pair 'passport Фамилия' failed: RuntimeError: scripted failure on passport Фамилия; "
                               "from the answer model Scripted-VLM at ")
@@ -151,18 +136,18 @@ def test_a_model_or_advisor_failure_keeps_the_retry_advice(tmp_path, caplog):
     assert rows["passport Фамилия"]["status"] == "failed: RuntimeError: scripted failure on passport Фамилия"
 
     caplog.clear()
-    rows = _run(tmp_path / "advisor", _AskingOptimizer(), advisor=_FlakyAdvisor())
+    run_engine(tmp_path / "advisor", _AskingOptimizer(), session=_FlakyAdvisor())  # no session between: as is
     (message,) = _errors(caplog)
     assert message.startswith("pair 'passport Фамилия' failed: AdvisorError: advisor 'flaky' gave no usable reply")
     assert "from the advisor flaky" in message and message.endswith("re-run the same command to retry it)")
 
 
 def test_scoring_pair_test_says_it_is_held_out_and_an_empty_list_says_it_is_empty(tmp_path, plugin):
-    held_out = _run(tmp_path / "test", plugin.TestScoringOptimizer())["passport Фамилия"]["status"]
+    held_out = run_engine(tmp_path / "test", plugin.TestScoringOptimizer()).rows_by_key["passport Фамилия"]["status"]
     assert held_out.startswith("failed: ValueError: cannot score on pair.test: the test split is held out by design "
                                "(empty for optimizers; the engine scores the winner on it once): score on pair.val to "
                                "compete, or on pair.train")
-    empty = _run(tmp_path / "empty", plugin.EmptyScoringOptimizer())["passport Фамилия"]["status"]
+    empty = run_engine(tmp_path / "empty", plugin.EmptyScoringOptimizer()).rows_by_key["passport Фамилия"]["status"]
     assert empty.startswith("failed: ValueError: cannot score a prompt on zero examples: the examples given are empty")
 
 
@@ -184,7 +169,7 @@ def test_an_optimize_without_advisor_fails_the_configuration_check_naming_class_
 
 def test_a_winner_without_question_is_warned_about_in_the_log_row_record_and_report(tmp_path, caplog):
     note = "the winning prompt has no {question}: it sends the same text whatever each example's question asks"
-    rows = _run(tmp_path, ManualOptimizer(["Ответь только значением."]), report=True)
+    rows = run_engine(tmp_path, ManualOptimizer(["Ответь только значением."]), report=True).rows_by_key
     row = rows["passport Фамилия"]
     assert row["optimal prompt"] == "Ответь только значением." and note in row["status"]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -196,7 +181,7 @@ def test_a_winner_without_question_is_warned_about_in_the_log_row_record_and_rep
 
 
 def test_a_winner_with_question_gets_no_such_warning(tmp_path, caplog):
-    rows = _run(tmp_path, ManualOptimizer(["{question} Ответь только значением."]), report=True)
+    rows = run_engine(tmp_path, ManualOptimizer(["{question} Ответь только значением."]), report=True).rows_by_key
     assert rows["passport Фамилия"]["status"] == "ok"
     assert not [r for r in caplog.records if "{question}" in r.getMessage() and r.levelno >= logging.WARNING]
     assert "No {question}" not in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")

@@ -7,17 +7,11 @@ import re
 
 import pytest
 
-from optimize.advisor_session import AdvisorSession
-from optimize.answer_store import AnswerStore
-from optimize.run_loop import run_pairs
-from optimize.run_settings import RunParts, RunSettings
 from optimizers.textgrad_plugin import TextGradOptimizer, constraint_problem
 from tasks.cer_metric import CerMetric
-from tasks.docqa_csv import load_task
-from tasks.pair_splits import SplitConfig, split_pairs
+from tests.engine_harness import run_engine
 from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
-from tests.task_factory import make_task
 
 # not importorskip: importing textgrad writes a log file into the working directory
 if importlib.util.find_spec("textgrad") is None:
@@ -42,16 +36,9 @@ def _failed_steps(caplog):
     return [f"step {m.group(1)}: {m.group(2)}" for m in found if m]
 
 
-def _run(tmp_path, optimizer, advisor, budget=None, second_pair=False):
-    data = make_task(tmp_path / "data", n_images=10, with_second_pair=second_pair)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
-    model = ScriptedAnswerModel(exact_marker="EXACT")
-    summary = run_pairs(pairs, [], RunParts(model, optimizer, AdvisorSession(advisor, store), store, CerMetric()),
-                        RunSettings(tmp_path / "out", "r", advisor_name="Scripted", max_evaluations_per_pair=budget,
-                                    progress=False))
-    trials = [json.loads(line) for line in (tmp_path / "out/trials.jsonl").read_text().splitlines()]
-    return summary, trials, pairs[0], store, model
+def _run(tmp_path, optimizer, advisor, **kwargs):
+    """``optimizer`` with ``advisor``; the scripted model answers exactly when the prompt says EXACT."""
+    return run_engine(tmp_path, optimizer, advisor=advisor, model=ScriptedAnswerModel(exact_marker="EXACT"), **kwargs)
 
 
 def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prompt(tmp_path, monkeypatch):
@@ -62,22 +49,23 @@ def test_textgrad_step_rewrites_through_our_advisor_and_keeps_only_a_better_prom
         "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>",  # perfect: kept
     ])
     optimizer = TextGradOptimizer(steps=3, minibatch=3, manual_candidates=())
-    summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
-    row = summary.rows[0]
+    run = _run(tmp_path, optimizer, advisor)
+    row = run.row
     assert row["optimal prompt"] == "{question} Только значение. EXACT" and row["author"] == "Scripted"
     assert row["val_cer"] == 0.0
     # two steps, each one backward (feedback) and one update call; val CER 0 then: no third step
     assert len(advisor.asked) == 4
     update = advisor.asked[1][0][-1]["content"]
     assert "{question}" in update and "Constraint 1" in update and "extra words" in update
-    forward = [t for t in trials if t["split"] == "train" and t["origin"] == "textgrad-forward"]
+    forward = [t for t in run.trials if t["split"] == "train" and t["origin"] == "textgrad-forward"]
     assert len(forward) == 2 and all(t["n"] == 3 for t in forward)  # each step answered a train minibatch
     assert not (tmp_path / "logs").exists()
     # what the plugin reported is what our evaluator says of that prompt on val
     from optimize.evaluator import Budget, Evaluator
     from prompt_opt_api import Prompt
 
-    rescored = Evaluator(model, store, CerMetric(), pair, Budget(None)).score(Prompt(row["optimal prompt"]), pair.val)
+    evaluator = Evaluator(run.model, run.store, CerMetric(), run.pair, Budget(None))
+    rescored = evaluator.score(Prompt(row["optimal prompt"]), run.pair.val)
     assert rescored.cer == row["val_cer"]
 
 
@@ -85,22 +73,21 @@ def test_textgrad_reply_without_tags_or_breaking_constraints_is_a_failed_step(tm
     advisor = textgrad_advisor(["I think the prompt is fine.",  # no <IMPROVED_VARIABLE>: TextGrad's IndexError
                                "<IMPROVED_VARIABLE>Фамилия? EXACT</IMPROVED_VARIABLE>"])  # lost {question}
     optimizer = TextGradOptimizer(steps=2, minibatch=2)
-    summary, trials, *_ = _run(tmp_path, optimizer, advisor)
+    run = _run(tmp_path, optimizer, advisor)
     failed = _failed_steps(caplog)
     assert [f.split(":")[0] for f in failed] == ["step 1", "step 2"]
     assert "IndexError" in failed[0] and "placeholder" in failed[1]
-    assert not any(t["origin"].startswith("textgrad:") for t in trials)  # nothing broken was scored
-    assert summary.rows[0]["status"].startswith("ok")
+    assert not any(t["origin"].startswith("textgrad:") for t in run.trials)  # nothing broken was scored
+    assert run.row["status"].startswith("ok")
 
 
 def test_textgrad_never_exceeds_the_answer_model_budget(tmp_path):
     advisor = textgrad_advisor(["<IMPROVED_VARIABLE>{question} Только значение, вариант %d.</IMPROVED_VARIABLE>" % i
                                for i in range(10)])
-    summary, trials, *_ = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, manual_candidates=()), advisor,
-                               budget=20)
-    row = summary.rows[0]
+    run = _run(tmp_path, TextGradOptimizer(steps=10, minibatch=3, manual_candidates=()), advisor, budget=20)
+    row = run.row
     assert row["answer_model_evaluations"] - row["n_test"] <= 20 and row["status"].startswith("ok")
-    assert any(t["origin"].startswith("textgrad:") for t in trials)  # it did work until the budget ended
+    assert any(t["origin"].startswith("textgrad:") for t in run.trials)  # it did work until the budget ended
 
 
 @pytest.mark.parametrize("candidate,problem", [
@@ -144,15 +131,16 @@ def test_dspy_search_runs_on_our_evaluator_and_its_result_is_what_we_score(tmp_p
     pytest.importorskip("dspy")
     advisor = dspy_advisor("Ответь только значением поля. EXACT")
     optimizer = DspyOptimizer(method=method, manual_candidates=(), **settings)
-    summary, trials, pair, store, model = _run(tmp_path, optimizer, advisor)
-    row = summary.rows[0]
+    run = _run(tmp_path, optimizer, advisor)
+    row = run.row
     assert advisor.asked, "DSPy never asked the advisor"
     assert row["optimal prompt"] == "{question} Ответь только значением поля. EXACT", row
     assert row["author"] == "Scripted" and row["val_cer"] == 0.0 and row["optimizer"] == f"dspy-{method}"
     # DSPy's own scores are single examples: val-subset, never full val
-    dspy_scores = [t for t in trials if t["origin"].startswith("dspy:") and t["split"] != "test"]
+    dspy_scores = [t for t in run.trials if t["origin"].startswith("dspy:") and t["split"] != "test"]
     assert any(t["split"] == "val-subset" or t["n"] == 1 for t in dspy_scores)
-    rescored = Evaluator(model, store, CerMetric(), pair, Budget(None)).score(Prompt(row["optimal prompt"]), pair.val)
+    evaluator = Evaluator(run.model, run.store, CerMetric(), run.pair, Budget(None))
+    rescored = evaluator.score(Prompt(row["optimal prompt"]), run.pair.val)
     assert rescored.cer == row["val_cer"]
 
 
@@ -163,11 +151,11 @@ def test_dspy_never_exceeds_the_answer_model_budget_and_keeps_its_best(tmp_path,
     caplog.set_level("INFO", logger="optimizers.dspy_plugin")
     advisor = dspy_advisor("Ответь значением поля, вариант {n}.")  # never perfect: the search goes on
     optimizer = DspyOptimizer(method=method, max_metric_calls=500, num_candidates=12, num_trials=40, reserve=3)
-    summary, trials, *_ = _run(tmp_path, optimizer, advisor, budget=40)
-    row = summary.rows[0]
+    run = _run(tmp_path, optimizer, advisor, budget=40)
+    row = run.row
     stopped = [r.getMessage() for r in caplog.records if "stopped early" in r.getMessage()]
     assert stopped and "budget" in stopped[0]  # our budget stopped GEPA, not its own count
-    assert any(t["origin"].startswith("dspy:") and t["split"] == "val" for t in trials)  # its result, on full val
+    assert any(t["origin"].startswith("dspy:") and t["split"] == "val" for t in run.trials)  # its result, on full val
     assert row["answer_model_evaluations"] - row["n_test"] <= 40 and row["status"].startswith("ok")
 
 
@@ -176,10 +164,10 @@ def test_textgrad_step_repeating_an_earlier_request_gets_a_new_reply(tmp_path, c
     # request is byte-identical, and a cached reply would repeat the failure forever
     advisor = textgrad_advisor(["no tags at all", "<IMPROVED_VARIABLE>{question} Только значение. EXACT</IMPROVED_VARIABLE>"])
     optimizer = TextGradOptimizer(steps=2, minibatch=50, manual_candidates=())
-    summary, *_ = _run(tmp_path, optimizer, advisor)
+    row = _run(tmp_path, optimizer, advisor).row
     failed = _failed_steps(caplog)
     assert failed and failed[0].startswith("step 1")
-    assert summary.rows[0]["optimal prompt"] == "{question} Только значение. EXACT"
+    assert row["optimal prompt"] == "{question} Только значение. EXACT"
 
 
 class UnreachableModel(ScriptedAnswerModel):
@@ -203,15 +191,11 @@ def test_dspy_does_not_swallow_a_dead_answer_model(tmp_path, method):
     from optimizers.dspy_plugin import DspyOptimizer
     from prompt_opt_api import EndpointUnreachable
 
-    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
-    pairs, _ = split_pairs(load_task(data).examples, SplitConfig())
-    store = AnswerStore(tmp_path / "s.sqlite")
     model = UnreachableModel(answers_before_dying=4)  # the baseline's 3 val answers, then one more
-    advisor = AdvisorSession(dspy_advisor("Вариант {n}: только значение."), store)
+    advisor = dspy_advisor("Вариант {n}: только значение.")
     with pytest.raises(EndpointUnreachable):
-        run_pairs(pairs, [], RunParts(model, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), advisor,
-                                      store, CerMetric()),
-                  RunSettings(tmp_path / "out", "r", advisor_name="Scripted", progress=False))
+        run_engine(tmp_path, DspyOptimizer(method=method, num_trials=3, max_metric_calls=30), model=model,
+                   advisor=advisor)
     assert model.left >= -8  # stopped at the first failures, not after every remaining trial
 
 
@@ -219,7 +203,7 @@ def test_textgrad_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_p
     # every step of both pairs fails (no tags): what a pair learned must not stay on the optimizer
     optimizer = TextGradOptimizer(steps=2, minibatch=2, manual_candidates=())
     before = dict(vars(optimizer))
-    summary, *_ = _run(tmp_path, optimizer, textgrad_advisor([]), second_pair=True)
+    summary = _run(tmp_path, optimizer, textgrad_advisor([]), two_pairs=True).summary
     assert len(summary.rows) == 2 and len(_failed_steps(caplog)) == 4  # both pairs did fail
     assert vars(optimizer) == before
 
@@ -231,7 +215,7 @@ def test_dspy_keeps_nothing_on_the_optimizer_from_one_pair_to_the_next(tmp_path,
     caplog.set_level("INFO", logger="optimizers.dspy_plugin")
     optimizer = DspyOptimizer(method="gepa", max_metric_calls=500, reserve=3)
     before = dict(vars(optimizer))
-    summary, *_ = _run(tmp_path, optimizer, dspy_advisor("Вариант {n}."), budget=30, second_pair=True)
+    summary = _run(tmp_path, optimizer, dspy_advisor("Вариант {n}."), budget=30, two_pairs=True).summary
     assert len(summary.rows) == 2
     assert sum("stopped early" in r.getMessage() for r in caplog.records) == 2  # each pair's budget stopped it
     assert vars(optimizer) == before
