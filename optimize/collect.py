@@ -31,7 +31,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from optimize.prompt_books import book_file_name, merged_book, write_book
+from optimize.run_books import book_file_name, merged_book, write_book
 from optimize.results_files import (
     EXTRA_COLUMNS,
     MERGED_COLUMNS,

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from optimize.prompt_books import book_file_name
+from optimize.run_books import book_file_name
 from optimize.report_figures import THUMB_MAX, crop_data_uri, curves_section, figure_html, matrix_figure
 from optimize.report_errors import error_classes_section
 from optimize.report_format import esc, fmt, html_table, interval, mean, num, shade

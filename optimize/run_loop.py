@@ -28,7 +28,7 @@ from optimize.evaluator import Evaluator
 from optimize.plugin_errors import log_pair_failure, winner_note
 from optimize.pair_attempt import PairMeter
 from optimize.progress import RunProgress, progress_text
-from optimize.prompt_books import book_header, entry_json, winner_entry
+from optimize.run_books import book_header, entry_json, winner_entry
 from optimize.result_row import CER_COLUMN, ResultRow, ordered
 from optimize.results_files import results_file_name
 from optimize.run_mean import run_mean

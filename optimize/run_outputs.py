@@ -13,7 +13,7 @@ from typing import Any
 
 from optimize.answer_store import AnswerStore
 from optimize.pair_digest import pair_digest
-from optimize.prompt_books import book_file_name, merged_book, run_book, write_book
+from optimize.run_books import book_file_name, merged_book, run_book, write_book
 from optimize.result_row import ResultRow, ordered
 from optimize.results_files import merge_optimal_prompts, read_results_frame, results_file_name, write_results_csv
 from optimize.run_record import RUN_JSON, RunCost, RunRecord

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optimize.prompt_books import book_file_name
+from optimize.run_books import book_file_name
 from optimize.report_format import fmt, mean
 from optimize.result_row import CER_COLUMN, ResultRow
 from optimize.results_files import OPTIMAL_SUFFIX

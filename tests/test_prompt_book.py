@@ -180,7 +180,7 @@ print(round(seconds, 3), sorted(m for m in heavy if m in sys.modules))
 
 def test_runtime_messages_for_openai_vlm_equal_the_wire_request(tmp_path):
     """The book's request, built outside the framework, is byte for byte what model=openai_vlm sends."""
-    from optimize.prompt_books import book_header, winner_entry, write_book
+    from optimize.run_books import book_header, winner_entry, write_book
     from prompt_opt_api import Pair, Prompt
     from prompt_opt_api.prompt_book import PromptBook
 
