@@ -21,7 +21,7 @@ from optimize.run_loop import run_pairs
 from optimize.run_record import RunRecord
 from optimize.run_settings import RunParts, RunSettings
 from optimize.run_summary import RunSummary
-from prompt_opt_api import Optimizer, Pair
+from prompt_opt_api import Optimizer, Pair, baseline_prompt
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
@@ -128,6 +128,17 @@ class Plugin(Optimizer):
 
     def optimize(self, pair, evaluator, advisor):
         return self.body(pair, evaluator, advisor) or []
+
+
+class AskingOptimizer(Optimizer):
+    """Scores the data set's question on val, then asks the advisor once about the pair."""
+
+    name = "asking"
+
+    def optimize(self, pair, evaluator, advisor):
+        evaluator.score(baseline_prompt(), pair.val)
+        advisor.complete([{"role": "user", "content": pair.key}])
+        return []
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:

@@ -6,11 +6,11 @@ import json
 import pytest
 
 from models.llama_server import free_port
-from prompt_opt_api import Advisor, AdvisorError, Optimizer, baseline_prompt
+from prompt_opt_api import Advisor, AdvisorError
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import PairSelectionError, SplitConfig, split_pairs
 from tests.cli_helpers import run_cli
-from tests.engine_harness import run_engine
+from tests.engine_harness import AskingOptimizer, run_engine
 from tests.task_factory import make_task, write_csv
 
 
@@ -49,14 +49,6 @@ def test_model_error_fails_that_pair_only_and_rerun_retries_only_it(tmp_path):
     assert rows["passport Номер"]["status"] == "ok" and rows["passport Номер"]["cer"] == "0.0000"
 
 
-class _AskingOptimizer(Optimizer):
-    name = "asking"
-
-    def optimize(self, pair, evaluator, advisor):
-        evaluator.score(baseline_prompt(), pair.val)
-        advisor.complete([{"role": "user", "content": pair.key}])
-        return []
-
 
 class _FlakyAdvisor(Advisor):
     name = "flaky"
@@ -68,7 +60,7 @@ class _FlakyAdvisor(Advisor):
 
 
 def test_advisor_error_fails_that_pair_and_keeps_its_scores(tmp_path):
-    run = run_engine(tmp_path, _AskingOptimizer(), session=_FlakyAdvisor(), run_id="r", n_images=8, two_pairs=True)
+    run = run_engine(tmp_path, AskingOptimizer(), session=_FlakyAdvisor(), run_id="r", n_images=8, two_pairs=True)
     summary, store = run.summary, run.store
     assert summary.failed_pairs == ["passport Номер"]
     rows = {r["doc type question type"]: r for r in summary.rows}

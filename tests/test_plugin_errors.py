@@ -17,7 +17,7 @@ import pytest
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import Advisor, AdvisorError, Optimizer, baseline_prompt
 from tests.cli_helpers import REPO, run_cli
-from tests.engine_harness import run_engine
+from tests.engine_harness import AskingOptimizer, run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 from tests.task_factory import make_task
 
@@ -116,14 +116,6 @@ class _FlakyAdvisor(Advisor):
         raise AdvisorError("advisor 'flaky' gave no usable reply: 500 three times")
 
 
-class _AskingOptimizer(Optimizer):
-    name = "asking"
-
-    def optimize(self, pair, evaluator, advisor):
-        evaluator.score(baseline_prompt(), pair.val)
-        advisor.complete([{"role": "user", "content": pair.key}])
-        return []
-
 
 def test_a_model_or_advisor_failure_keeps_the_retry_advice(tmp_path, caplog):
     rows = run_engine(tmp_path / "model", ManualOptimizer(["{question} Кратко."]),
@@ -136,7 +128,7 @@ def test_a_model_or_advisor_failure_keeps_the_retry_advice(tmp_path, caplog):
     assert rows["passport Фамилия"]["status"] == "failed: RuntimeError: scripted failure on passport Фамилия"
 
     caplog.clear()
-    run_engine(tmp_path / "advisor", _AskingOptimizer(), session=_FlakyAdvisor())  # no session between: as is
+    run_engine(tmp_path / "advisor", AskingOptimizer(), session=_FlakyAdvisor())  # no session between: as is
     (message,) = _errors(caplog)
     assert message.startswith("pair 'passport Фамилия' failed: AdvisorError: advisor 'flaky' gave no usable reply")
     assert "from the advisor flaky" in message and message.endswith("re-run the same command to retry it)")
