@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prompt_opt_api.data import ExampleResult
+from prompt_opt_api.metric import normalize_answer
 
 EMPTY = "empty"
 OTHER_SCRIPT = "other_script"
@@ -50,9 +51,6 @@ ERROR_CLASSES = (EMPTY, OTHER_SCRIPT, FORMAT, COPIED_DEMO, CHATTY, ELSEWHERE_ON_
 # pages whose own answer it is not.
 COPY_SHARE = 0.25
 
-# Characters a prediction's ends lose, as ``tasks.cer_metric.CerMetric`` strips them.
-_SURROUNDING = "\"'`«»„“”‘’‹›.,;:!?()[]{}<>*_ \t\n"
-_WHITESPACE = re.compile(r"\s+")
 _LOOKALIKES = str.maketrans("авекмнорстухіјѕ", "abekmhopctyxijs")  # case folded Cyrillic -> Latin
 _TIME = re.compile(r"(?:[\s,;]+|(?<=\d)t)\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?\s*m\.?)?$")
 _CURRENCY = r"(?:rm|myr|sgd|usd|eur|gbp|rub|руб|р|\$|€|£|₽|¥)"
@@ -62,9 +60,8 @@ _RUNS = re.compile(r"[^\W_]+")
 
 
 def fold(text: str) -> str:
-    """``text`` as the default CER metric normalizes it: NFKC, white space collapsed, the
-    surrounding quotes and punctuation stripped, case folded."""
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text or "")).strip(_SURROUNDING).casefold()
+    """``text`` as the default CER metric normalizes it (``normalize_answer``, case folded)."""
+    return normalize_answer(text)
 
 
 def format_key(text: str) -> str:

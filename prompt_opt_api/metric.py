@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -11,6 +13,18 @@ from typing import Protocol, runtime_checkable
 # From 1.0 up every answer that gets anything right keeps its exact CER (one wrong
 # character in a typical answer is about 0.1) and only worse-than-empty answers are capped.
 MIN_CLIP_AT = 1.0
+
+# Quotes and punctuation a model tends to wrap answers in ("«Иванов».", 'Ivanov:'),
+# stripped only at the ends: inner punctuation (dates, codes like 770-001) is content.
+SURROUNDING = "\"'`«»„“”‘’‹›.,;:!?()[]{}<>*_ \t\n"
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalize_answer(text: str, casefold: bool = True) -> str:
+    """An answer as the CER metric compares it: NFKC, white space collapsed, the surrounding
+    quotes and punctuation (``SURROUNDING``) stripped, and case folded unless ``casefold`` is False."""
+    text = _WHITESPACE.sub(" ", unicodedata.normalize("NFKC", text or "")).strip(SURROUNDING)
+    return text.casefold() if casefold else text
 
 
 @runtime_checkable

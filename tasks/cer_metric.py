@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
-from prompt_opt_api.metric import MIN_CLIP_AT
-
-# Quotes and punctuation a model tends to wrap answers in ("«Иванов».", 'Ivanov:'),
-# stripped only at the ends: inner punctuation (dates, codes like 770-001) is content.
-_SURROUNDING = "\"'`«»„“”‘’‹›.,;:!?()[]{}<>*_ \t\n"
-_WHITESPACE = re.compile(r"\s+")
+from prompt_opt_api.metric import MIN_CLIP_AT, normalize_answer
 
 
 @dataclass(frozen=True)
@@ -38,9 +31,7 @@ class CerMetric:
                              "answer would score better than an empty one)")
 
     def normalize(self, text: str) -> str:
-        text = unicodedata.normalize("NFKC", text or "")
-        text = _WHITESPACE.sub(" ", text).strip(_SURROUNDING)
-        return text.casefold() if self.casefold else text
+        return normalize_answer(text, casefold=self.casefold)
 
     def cer(self, reference: str, prediction: str) -> float:
         """CER of ``prediction`` against ``reference``; 1.0 for an empty prediction.
