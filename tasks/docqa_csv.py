@@ -201,17 +201,30 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
         DatasetError: on a missing file, a non-UTF-8 file, a missing column, bad rows
             (with ``on_bad_row="error"``) or when no valid example remains.
     """
-    if on_bad_row not in ("error", "skip"):
-        raise ValueError(f"on_bad_row must be 'error' or 'skip', not {on_bad_row!r}")
-    if isinstance(max_answer_chars, bool) or not isinstance(max_answer_chars, int) or max_answer_chars < 1:
-        raise ValueError(f"max_answer_chars must be a whole number >= 1, not {max_answer_chars!r}")
+    _check_options(on_bad_row, max_answer_chars)
     csv_path = Path(csv).expanduser().resolve()
     if not csv_path.is_file():
         raise DatasetError(f"{csv_path}: task CSV not found")
     root = Path(data_root).expanduser().resolve() if data_root else csv_path.parent
-    text = _decode_utf8(csv_path, csv_path.read_bytes())
+    reader = _csv.reader(io.StringIO(_decode_utf8(csv_path, csv_path.read_bytes()), newline=""))
+    header, index = _read_header(reader, csv_path)
+    examples, problems = _read_rows(reader, csv_path, _RowContext(index, len(header), root, max_answer_chars))
+    _handle_problems(csv_path, problems, on_bad_row, kept=len(examples))
+    if not examples:
+        raise DatasetError(f"{csv_path}: no usable rows (the task is empty)")
+    return LoadedTask(csv_path=csv_path, examples=tuple(examples), skipped=tuple(problems),
+                      selection=_checked_selection(csv_path, examples, pairs))
 
-    reader = _csv.reader(io.StringIO(text, newline=""))
+
+def _check_options(on_bad_row: str, max_answer_chars: int) -> None:
+    if on_bad_row not in ("error", "skip"):
+        raise ValueError(f"on_bad_row must be 'error' or 'skip', not {on_bad_row!r}")
+    if isinstance(max_answer_chars, bool) or not isinstance(max_answer_chars, int) or max_answer_chars < 1:
+        raise ValueError(f"max_answer_chars must be a whole number >= 1, not {max_answer_chars!r}")
+
+
+def _read_header(reader, csv_path: Path) -> tuple[list[str], dict[str, int]]:
+    """The header row and each known column's position (a DatasetError for a missing or broken header)."""
     try:
         header = next(reader)
     except StopIteration:
@@ -225,8 +238,21 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
             f"{csv_path}, line 1 (header): missing required column(s) {', '.join(missing)}; "
             f"found {header}. Expected {', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
         )
-    index = {name: columns.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in columns}
+    return header, {name: columns.index(name) for name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if name in columns}
 
+
+@dataclass(frozen=True)
+class _RowContext:
+    """What parsing a row needs besides its cells."""
+
+    index: dict[str, int]
+    width: int
+    root: Path
+    max_answer_chars: int
+
+
+def _read_rows(reader, csv_path: Path, context: _RowContext) -> tuple[list[Example], list[RowProblem]]:
+    """Every data row parsed: the examples and, for each bad row, where it is and what is wrong."""
     images = _ImageChecker()
     examples: list[Example] = []
     problems: list[RowProblem] = []
@@ -246,11 +272,15 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
         if not any(c.strip() for c in cells):
             continue  # blank line
         try:
-            examples.append(_parse_row(cells, index, len(header), root, images, where, first_seen, row_number,
-                                       max_answer_chars))
+            examples.append(_parse_row(cells, context.index, context.width, context.root, images, where, first_seen,
+                                       row_number, context.max_answer_chars))
         except (ValueError, FileNotFoundError) as err:
             problems.append(RowProblem(where, str(err)))
+    return examples, problems
 
+
+def _handle_problems(csv_path: Path, problems: Sequence[RowProblem], on_bad_row: str, kept: int) -> None:
+    """Raise listing the bad rows (``on_bad_row="error"``), or warn that they are skipped."""
     if problems and on_bad_row == "error":
         shown = "\n  ".join(str(p) for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
@@ -260,11 +290,7 @@ def load_task(csv: str | Path, on_bad_row: str = "error", data_root: str | Path 
     for problem in problems:
         log.warning("skipping %s", problem)
     if problems:
-        log.warning("%s: skipped %d bad row(s), kept %d", csv_path, len(problems), len(examples))
-    if not examples:
-        raise DatasetError(f"{csv_path}: no usable rows (the task is empty)")
-    return LoadedTask(csv_path=csv_path, examples=tuple(examples), skipped=tuple(problems),
-                      selection=_checked_selection(csv_path, examples, pairs))
+        log.warning("%s: skipped %d bad row(s), kept %d", csv_path, len(problems), kept)
 
 
 def _checked_selection(csv_path: Path, examples: Sequence[Example], pairs: Sequence[str] | None) -> tuple[str, ...]:
