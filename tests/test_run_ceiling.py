@@ -8,10 +8,12 @@ import re
 import statistics
 from pathlib import Path
 
-from optimize.ocr_ceiling import PairCeiling
+from optimize.ocr_ceiling import PairCeiling, run_ceilings
+from optimize.result_row import ResultRow
 from optimize.run_summary import summary_lines
 from optimizers.manual import ManualOptimizer
-from tests.engine_harness import run_engine
+from tasks.cer_metric import CerMetric
+from tests.engine_harness import run_engine, task_pairs
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedReader
 from tests.task_factory import draw_image, write_csv
 
@@ -117,3 +119,44 @@ def test_a_ceiling_that_cannot_be_measured_leaves_run_json_and_the_report_whole(
         f"pair {COMPANY_PAIR!r}: the OCR ceiling was not measured", f"pair {TOTAL_PAIR!r}: the OCR ceiling was not measured"]
     text = _text((run.out_dir / "report.html").read_text(encoding="utf-8"))
     assert "mean test CER of the winners 0.000" in text and "OCR ceiling" not in text
+
+
+
+class _CountingReader(ScriptedReader):
+    """A scripted reader that counts the pages whose text is asked for."""
+
+    def __init__(self, **settings) -> None:
+        super().__init__(**settings)
+        self.read: list[str] = []
+
+    def page_text(self, example) -> str:
+        self.read.append(example.source_row)
+        return super().page_text(example)
+
+
+def test_the_ceiling_reads_only_the_pages_of_pairs_scored_on_test(tmp_path):
+    pairs, _ = task_pairs(tmp_path, _receipts(tmp_path / "data"))
+    company, total = sorted(pairs, key=lambda p: p.key)
+    rows = {company.key: ResultRow(company.key, cer=0.2, val_cer=0.2),
+            total.key: ResultRow(total.key, status="failed: RuntimeError: scripted")}  # no winner on test
+    reader = _CountingReader()
+    ceilings = run_ceilings(pairs, rows, reader, CerMetric())
+    assert list(ceilings) == [company.key]  # the failed pair: no ceiling, none of its pages read
+    assert sorted(reader.read) == sorted(ex.source_row for ex in (*company.test, *company.val))
+    assert ceilings[company.key].test.mean == statistics.mean(_hand(company.key, ex)[0] for ex in company.test)
+
+
+def test_the_ceiling_is_scored_under_the_runs_metric_and_its_normalization(tmp_path):
+    pairs, _ = task_pairs(tmp_path, _receipts(tmp_path / "data"))
+    for page in (tmp_path / "data" / "images").glob("*.txt"):
+        page.write_text("shop alpha ALPH4\nsum 9.00", encoding="utf-8")
+    company = next(p for p in pairs if p.key == COMPANY_PAIR)
+    rows = {company.key: ResultRow(company.key, cer=0.2, val_cer=0.2)}
+
+    def points(metric):
+        return {(p.cer, p.span) for p in run_ceilings([company], rows, ScriptedReader(), metric)[company.key].test.points}
+
+    assert points(CerMetric()) == {(0.0, "alpha")}  # case folded: ALPHA is on the page
+    # case kept: "alpha" is 5 substitutions away, ALPH one deletion (0.2); a search that folded case
+    # would pick "alpha" and score it 1.0
+    assert points(CerMetric(casefold=False)) == {(0.2, "ALPH")}
