@@ -3,8 +3,8 @@
 Built from the pair's trial records and its result row: best-so-far val CER against
 evaluations, the best full-val candidates, the winner's per-example test CERs and worst
 test errors with their pages, each author's best (a panel's members with their test CER),
-and the candidates disqualified for carrying a test-only answer (left out of the curve and
-the best).
+the candidates disqualified for carrying a test-only answer (left out of the curve and
+the best), and the pair's OCR ceiling (``optimize.ocr_ceiling.PairCeiling``).
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from optimize.error_classes import winner_error_classes
+from optimize.ocr_ceiling import PairCeiling
 from optimize.result_row import ResultRow
 from optimize.run_record import candidate_key
 from prompt_opt_api import FULL_VAL, Pair
 
 
 def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, top_k: int = 5,
-                worst_k: int = 3) -> dict[str, Any]:
-    """The digest of ``pair`` (module docstring) from its trial ``records`` and result ``row``."""
+                worst_k: int = 3, ceiling: PairCeiling | None = None) -> dict[str, Any]:
+    """The digest of ``pair`` (module docstring) from its trial ``records``, result ``row`` and
+    OCR ``ceiling`` (None: not measured)."""
     winner = row.prompt
     disqualified = row.disqualified or []
     excluded = {(d["prompt"], tuple(d.get("demo_rows") or ())) for d in disqualified}
@@ -43,6 +45,7 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
         "disqualified": [{k: d[k] for k in ("prompt", "origin", "val_cer", "reason")} for d in disqualified],
         "status": row.status,  # its notes: the split, disqualified candidates, no {question} in the winner
         "error_classes": winner_error_classes(records, winner, len(pair.val)),  # the winner's wrong answers, by kind
+        "ceiling": ceiling.to_json() if ceiling is not None else None,  # a perfect reader of the page text
     }
 
 

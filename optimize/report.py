@@ -7,7 +7,8 @@ records (the ``run.json`` the run loop writes) and one table of result rows (tex
 from the results CSVs, labelled with model, advisor and run id).
 
 Sections per answer model: runs and their cost; the best prompt per pair (chosen by val
-CER, reported with test CER and its interval); an advisor x pair matrix of test CER with
+CER, reported with test CER, its interval and the OCR ceiling of its test pages with the gap,
+``optimize.report_ceiling``); an advisor x pair matrix of test CER with
 the val-chosen winner marked; best-so-far val CER against answer-model evaluations per
 optimizer; a leaderboard per pair; the worst remaining test errors with the page cropped
 around the answer box. The figures are drawn in ``optimize.report_figures``, the cells
@@ -18,12 +19,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from optimize.run_books import book_file_name
 from optimize.report_figures import THUMB_MAX, crop_data_uri, curves_section, figure_html, matrix_figure
+from optimize.report_ceiling import ceiling_cells, ceiling_line
 from optimize.report_errors import error_classes_section
 from optimize.report_format import esc, fmt, html_table, interval, mean, num, shade
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
@@ -117,7 +119,7 @@ def _model_sections(runs: Sequence[RunRecord], rows: Any, data_dir: Path | None)
     by_run = {r.run_id: r for r in runs}
     return "\n".join([
         "<h2>Runs and cost</h2>", _runs_table(runs, rows),
-        "<h2>Best prompt per pair</h2>", _best_table(best),
+        "<h2>Best prompt per pair</h2>", _best_table(best, lambda run, pair: _digest(by_run, run, pair)),
         "<h2>Winners with their demos</h2>", _winners(best, by_run, data_dir),
         "<h2>Which advisor wins where</h2>", _matrix(rows, best, runs),
         "<h2>CER against answer-model evaluations</h2>", curves_section(runs),
@@ -164,11 +166,14 @@ def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
     return html_table(frame)
 
 
-def _best_table(best: Any) -> str:
+def _best_table(best: Any, digest_of: Callable[[str, str], dict[str, Any]]) -> str:
+    """The winners with their test CER, interval and OCR ceiling (``optimize.report_ceiling``)."""
     if best.empty:
         return "<p class='note'>no pair has a test CER yet</p>"
-    frame = best.assign(interval=[interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])])
-    frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", "val_cer", "advisor",
+    ceiling = ceiling_cells(best, digest_of)
+    frame = best.assign(interval=[interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])],
+                        **ceiling)
+    frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", *ceiling, "val_cer", "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = mean(best[CER_COLUMN])
     blind = [str(pair) for pair, text in zip(best[PAIR_COLUMN], best[PROMPT_COLUMN])
@@ -176,7 +181,7 @@ def _best_table(best: Any) -> str:
     warning = (f"<p class='note'>No {{question}} in the winning prompt of {esc(', '.join(blind))}: it sends the same "
                "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {fmt(mean_test)}.</p>"
-            + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
+            + ceiling_line(best, digest_of) + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:

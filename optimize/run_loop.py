@@ -73,7 +73,7 @@ def run_pairs(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], parts
         attempt.close()
     merge_run_folder(settings.out_dir, parts.model.name, settings.run_id, attempt.csv_path)
     summary = attempt.summary(time.monotonic() - started)
-    publish(summary, attempt.context, pairs, parts.store, settings)
+    publish(summary, attempt.context, pairs, parts, settings)
     return summary
 
 

@@ -1,5 +1,6 @@
 """What a run writes: its results CSV and prompt book after every pair, then the run folder's
-merged files, ``run.json``, its report, its copy in the results folder and its closing log lines.
+merged files, ``run.json`` (with each pair's OCR ceiling, ``optimize.ocr_ceiling``), its report,
+its copy in the results folder and its closing log lines.
 """
 
 from __future__ import annotations
@@ -7,17 +8,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from optimize.answer_store import AnswerStore
+from optimize.ocr_ceiling import PairCeiling, run_ceilings
 from optimize.pair_digest import pair_digest
 from optimize.run_books import book_file_name, merged_book, run_book, write_book
 from optimize.result_row import ResultRow, ordered
 from optimize.results_files import merge_optimal_prompts, read_results_frame, results_file_name, write_results_csv
 from optimize.run_record import RUN_JSON, RunCost, RunRecord
-from optimize.run_settings import RunSettings
+from optimize.run_settings import RunParts, RunSettings
 from optimize.run_summary import RunSummary, summary_lines
 from optimize.task_identity import task_id as task_id_from, task_sha256
 from prompt_opt_api import Pair
@@ -49,11 +51,12 @@ def merge_run_folder(out_dir: Path, model_name: str, run_id: str, csv_path: Path
     write_book(out_dir / book_file_name(merged.name), book)
 
 
-def publish(summary: RunSummary, context: dict[str, str], pairs: Sequence[Pair], store: AnswerStore,
+def publish(summary: RunSummary, context: dict[str, str], pairs: Sequence[Pair], parts: RunParts,
             settings: RunSettings) -> None:
     """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
     task_id = settings.task_id or _task_id_of_pairs(pairs)
-    record = run_record(summary, context, task_id, pairs, store, settings.out_dir)
+    ceilings = run_ceilings(pairs, {r.pair: r for r in summary.rows}, parts.model, parts.metric)
+    record = run_record(summary, context, task_id, pairs, parts.store, settings.out_dir, ceilings)
     record.split_units = (settings.task_info or {}).get("split_units")
     record.write(settings.out_dir / RUN_JSON)
     run_report = _write_run_report(record, summary, settings) if settings.report else None
@@ -92,8 +95,10 @@ def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSetti
 
 
 def run_record(summary: RunSummary, context: dict[str, str], task_id: str, pairs: Sequence[Pair],
-               store: AnswerStore, out_dir: Path) -> RunRecord:
-    """The run as the results folder and the reports see it (``run.json``)."""
+               store: AnswerStore, out_dir: Path, ceilings: Mapping[str, PairCeiling] | None = None) -> RunRecord:
+    """The run as the results folder and the reports see it (``run.json``); ``ceilings``: each
+    pair's OCR ceiling (``optimize.ocr_ceiling.run_ceilings``), none for a pair left out."""
+    ceilings = ceilings or {}
 
     def total(column: str) -> float:
         return sum(float(r.get(column) or 0) for r in summary.rows)
@@ -123,7 +128,7 @@ def run_record(summary: RunSummary, context: dict[str, str], task_id: str, pairs
         advisor_members=summary.advisor_members,
         answer_model_diagnostics=summary.answer_model_diagnostics,
         pairs={pair.key: pair_digest(pair, store.trials(summary.run_id, pair.key),
-                                             rows.get(pair.key) or ResultRow(pair.key))
+                                     rows.get(pair.key) or ResultRow(pair.key), ceiling=ceilings.get(pair.key))
                for pair in pairs},
     )
 

@@ -93,7 +93,8 @@ class RunRecord:
     # the task's pages and split units (near-duplicates grouped): ``optimize.split_check.SplitAudit``
     split_units: dict[str, Any] | None = None
     # per pair: curve, top candidates, test CERs, worst errors, each author's best, winner, disqualified,
-    # the winner's wrong answers by class on val and test (``optimize.error_classes.winner_error_classes``)
+    # the winner's wrong answers by class on val and test (``optimize.error_classes.winner_error_classes``),
+    # the OCR ceiling on test and val (``optimize.ocr_ceiling.PairCeiling``)
     pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimize.ocr_ceiling import PairCeiling, summarize
 from optimize.run_books import book_file_name
 from optimize.report_format import fmt, mean
 from optimize.result_row import CER_COLUMN, ResultRow
@@ -37,7 +38,8 @@ class RunSummary:
 
 def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | None = None,
                   task: dict[str, Any] | None = None) -> list[str]:
-    """A few lines for the end of a run: test CER, who won, cost, where the results and reports are.
+    """A few lines for the end of a run: test CER, who won, cost, the OCR ceiling (or why none applies),
+    where the results and reports are.
 
     Args:
         record: The run record.
@@ -63,6 +65,9 @@ def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | N
         f"({cost.model_calls_this_attempt} computed, {cost.cache_hits_this_attempt} from cache "
         "this attempt)",
     ]
+    ceiling = summarize((r.cer, PairCeiling.from_json((record.pairs.get(r.pair) or {}).get("ceiling"))) for r in rows)
+    if ceiling.line():  # the winners against a perfect reader of the page text, or why none applies
+        lines.append(ceiling.line())
     barred = {r.pair: len(r.disqualified) for r in rows if r.disqualified}
     if barred:
         lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see run.json): "

@@ -4,17 +4,9 @@ For an answer model that reads text (``AnswerModel.page_text``: Tesseract's text
 ``ocr_llm``), each test example's **best-span CER** is the lowest CER (the run's metric,
 ``tasks.cer_metric.CerMetric``, with its normalization) between the example's answer and
 any contiguous span of that page's text: the score of a reader that always copies the
-best-matching piece of the page. No prompt can make the answer model beat it on average
-(a reader that writes characters not on the page could, by luck; the 0.5B model does not).
-
-Spans are exact, not sampled: every substring of the normalized page text (NFKC,
-whitespace collapsed, case folded, as the metric normalizes a prediction) that neither
-starts nor ends with a character the metric strips from a prediction's ends (whitespace,
-quotes, surrounding punctuation), plus the empty answer (CER 1). They may start and end
-inside a word and cross line breaks (an address spans lines). The minimum is found by
-approximate substring matching (Sellers' dynamic programme, one numpy row per answer
-character), which equals the brute-force minimum of ``CerMetric.cer`` over all those spans:
-a 6,000-character page and an 80-character answer take milliseconds.
+best-matching piece of the page. The span search is ``optimize.best_span`` (exact, not
+sampled; its docstring defines the spans), the per-pair ceiling ``optimize.ocr_ceiling``, the
+same code a run uses for the ceiling it writes into ``run.json`` and its report.
 
 The task, the split (``PairSplitter(...).split(examples, only)``, as the config builds it),
 the answer model and the store come from the same Hydra config and overrides a run uses,
@@ -40,24 +32,24 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-_FAR = 1 << 30  # "no alignment": larger than any edit distance on a page
+from optimize.best_span import SpanMatch, best_span as _best_span  # noqa: E402 - after the path above
+from optimize.ocr_ceiling import CeilingPoint, no_ceiling_reason, split_ceiling  # noqa: E402
+
+__all__ = ["Ceiling", "CeilingPoint", "SpanMatch", "best_span", "ceiling_of_pairs", "compose_config", "describe",
+           "measure_ceiling", "split_of"]
 
 
-@dataclass(frozen=True)
-class SpanMatch:
-    """The best span of a page for one answer: its CER (the metric's) and the span itself."""
+def best_span(answer: str, page: str, metric=None) -> SpanMatch:
+    """The lowest CER between ``answer`` and any span of ``page`` (``optimize.best_span``), under
+    ``metric`` (default: the engine's default ``CerMetric``, case folded) and its normalization.
 
-    cer: float
-    span: str
+    Raises:
+        ValueError: the answer is empty after normalization (the metric has no CER for it).
+    """
+    from tasks.cer_metric import CerMetric
 
-
-@dataclass(frozen=True)
-class CeilingPoint:
-    """One test example's best-span CER, named by its CSV row (as the runs' predictions are)."""
-
-    row: str
-    cer: float
-    span: str
+    metric = metric or CerMetric()
+    return _best_span(answer, page, metric, metric.normalize)
 
 
 @dataclass(frozen=True)
@@ -81,85 +73,9 @@ class Ceiling:
                    pairs=None if pairs is None else {k: [CeilingPoint(**p) for p in v] for k, v in pairs.items()})
 
 
-def _codes(text: str):
-    import numpy as np
-
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-
-
-def _last_row(ref: str, text, row0):
-    """The last row of the edit-distance table of ``ref`` against ``text`` (code points),
-    row 0 given: entry j is the cheapest alignment of all of ``ref`` ending after ``text[:j]``.
-
-    Each row in numpy: a match/substitution or deletion from the row above, then the
-    insertions along the row as a running minimum of ``E[j'] - j'`` (plus ``j``).
-    """
-    import numpy as np
-
-    idx = np.arange(text.size + 1, dtype=np.int64)
-    row = np.minimum.accumulate(row0 - idx) + idx  # text characters before the span's first match: insertions
-    for ch in ref:
-        cost = (text != ord(ch)).astype(np.int64)
-        best = np.empty_like(row)
-        best[0] = row[0] + 1  # a deletion: the span still starts where row 0 let it
-        best[1:] = np.minimum(row[:-1] + cost, row[1:] + 1)
-        row = np.minimum.accumulate(best - idx) + idx
-    return row
-
-
-def best_span(answer: str, page: str, metric=None) -> SpanMatch:
-    """The lowest CER between ``answer`` and any span of ``page`` (the module docstring defines spans).
-
-    Args:
-        answer: The reference answer.
-        page: The page text the model reads.
-        metric: A ``CerMetric`` (default: the engine's default, case folded).
-    Raises:
-        ValueError: the answer is empty after normalization (the metric has no CER for it).
-    """
-    import numpy as np
-
-    from tasks.cer_metric import CerMetric
-
-    metric = metric or CerMetric()
-    ref, text = metric.normalize(answer), metric.normalize(page)
-    if not ref:
-        raise ValueError(f"reference {answer!r} is empty after normalization")
-    codes = _codes(text)
-    keeps = {c: metric.normalize(c) != "" for c in set(text)}  # a span may start or end on c
-    kept = np.array([keeps[c] for c in text], dtype=bool)
-    starts = np.where(np.append(kept, False), 0, _FAR)
-    ends = _last_row(ref, codes, starts)
-    ends[0] = _FAR
-    ends[1:][~kept] = _FAR
-    end = int(np.argmin(ends))
-    if ends[end] >= len(ref):
-        return SpanMatch(1.0, "")  # no span beats answering nothing
-    start = end - _span_length(ref, codes[:end], kept[:end])
-    span = text[start:end]
-    return SpanMatch(metric.cer(answer, span), span)
-
-
-def _span_length(ref: str, text, kept) -> int:
-    """The shortest length L of a best span of ``ref`` ending at the end of ``text``: the same
-    table on both strings reversed, with the text consumed from its end (row 0 = 0, 1, 2, ...)."""
-    import numpy as np
-
-    reversed_row = _last_row(ref[::-1], text[::-1], np.arange(text.size + 1, dtype=np.int64))
-    allowed = np.append(False, kept[::-1])  # L >= 1 and the span's first character is kept
-    return int(np.argmin(np.where(allowed, reversed_row, _FAR)))
-
-
 def ceiling_of_pairs(pairs: Sequence, page_text: Callable, metric) -> dict[str, list[CeilingPoint]]:
     """Per pair, the best-span CER of every test example's page text."""
-    out: dict[str, list[CeilingPoint]] = {}
-    for pair in pairs:
-        points = []
-        for ex in pair.test:
-            match = best_span(ex.answer, page_text(ex) or "", metric)
-            points.append(CeilingPoint(ex.source_row, match.cer, match.span))
-        out[pair.key] = points
-    return out
+    return {pair.key: split_ceiling(pair.test, page_text, metric).points for pair in pairs}
 
 
 def compose_config(overrides: Sequence[str]):
@@ -205,15 +121,15 @@ def measure_ceiling(cfg, pairs: Sequence[str] = ()) -> Ceiling:
     from hydra.utils import instantiate
 
     from optimize.answer_store import AnswerStore
-    from prompt_opt_api import AnswerModel
+    from prompt_opt_api import reads_text
 
     require(cfg, "model", "metric", "paths")
     seed = int(cfg.split.seed)
     split = split_of(cfg, pairs)
     model = instantiate(cfg.model)  # construction is cheap by contract: the LLM is never loaded here
     try:
-        if type(model).page_text is AnswerModel.page_text:
-            return Ceiling(seed, model.name, False, f"{model.name} reads pixels, not text: no OCR ceiling applies")
+        if not reads_text(model):
+            return Ceiling(seed, model.name, False, no_ceiling_reason(model.name))
         store = AnswerStore(cfg.paths.store)
         model.use_cache(store)
         try:
