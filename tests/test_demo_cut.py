@@ -18,7 +18,7 @@ from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator, answer_cache_key
 from optimizers.retrieval import RetrievalOptimizer
 from prompt_opt_api import Example, Prompt
-from prompt_opt_api.demo_retrieval import DemoRetrieval
+from prompt_opt_api.demo_retrieval import OCR_TFIDF, DemoRetrieval
 from prompt_opt_api.prompt_book import BookDemo, BookEntry, BookRetrieval, PromptBook, PromptBookError, load_book
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
@@ -217,3 +217,11 @@ def test_a_bad_cut_in_the_config_exits_2_in_one_line(tmp_path):
     assert line.endswith("bad configuration: optimizer (optimizers.retrieval.RetrievalOptimizer): ValueError: "
                          "retrieval: cut_chars must be a whole number of characters, at least 40, got 12")
     assert "Traceback" not in proc.stderr
+
+
+def test_a_cut_rule_at_a_k_tried_whole_is_a_candidate_of_its_own(tmp_path):
+    visible = _visible(tmp_path)
+    evaluator = Evaluator(ScriptedCutReader(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
+    trials = RetrievalOptimizer(ks=(2,), cut_ks=(2,), signatures=(OCR_TFIDF,), distinct_answers=False, copy_guard=False,
+                                stop_when_beaten=False).optimize(visible, evaluator, None)
+    assert [(t.prompt.retrieval.k, t.prompt.demo_chars) for t in trials if t.prompt.retrieval] == [(2, None), (2, 200)]
