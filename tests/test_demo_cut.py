@@ -225,3 +225,14 @@ def test_a_cut_rule_at_a_k_tried_whole_is_a_candidate_of_its_own(tmp_path):
     trials = RetrievalOptimizer(ks=(2,), cut_ks=(2,), signatures=(OCR_TFIDF,), distinct_answers=False, copy_guard=False,
                                 stop_when_beaten=False).optimize(visible, evaluator, None)
     assert [(t.prompt.retrieval.k, t.prompt.demo_chars) for t in trials if t.prompt.retrieval] == [(2, None), (2, 200)]
+
+
+def test_a_chain_step_with_a_budget_share_sees_that_the_model_cuts(tmp_path):
+    from optimizers.chain import ChainOptimizer
+
+    visible = _visible(tmp_path)
+    evaluator = Evaluator(ScriptedCutReader(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(200))
+    chain = ChainOptimizer({"s1_demos": RetrievalOptimizer(ks=(2,), cut_ks=(4,), signatures=(OCR_TFIDF,)),
+                            "s2_more": RetrievalOptimizer(ks=(1,))}, budget_shares=[0.6])
+    trials = chain.optimize(visible, evaluator, None)
+    assert any(t.prompt.demo_chars == 200 and t.score.cer == 0.0 for t in trials if t.optimizer == "retrieval")
