@@ -236,3 +236,14 @@ def test_a_chain_step_with_a_budget_share_sees_that_the_model_cuts(tmp_path):
                             "s2_more": RetrievalOptimizer(ks=(1,))}, budget_shares=[0.6])
     trials = chain.optimize(visible, evaluator, None)
     assert any(t.prompt.demo_chars == 200 and t.score.cer == 0.0 for t in trials if t.optimizer == "retrieval")
+
+
+@pytest.mark.parametrize("extra", [("plan=true",), ()])
+def test_a_bad_model_wide_cut_exits_2_in_one_line_also_for_the_plan(tmp_path, extra):
+    data = long_page_task(tmp_path / "data")
+    proc = run_cli(tmp_path, data, "model.demo_chars=12", *extra, model="ocr_llm")  # built, never loaded
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = [ln for ln in proc.stderr.splitlines() if "demo_chars" in ln]
+    assert line.endswith("bad configuration: model (models.ocr_llm.OcrLlmAnswerModel): ValueError: ocr_llm: "
+                         "demo_chars must be at least 40 characters or null, got 12")
+    assert "Traceback" not in proc.stderr
