@@ -19,9 +19,9 @@ from typing import Any
 from models.model_store import ModelSpec, ModelStore, sha256_file
 from models.ocr_llm_prompts import DOCUMENT_TEMPLATE, SYSTEM
 from prompt_opt_api import AnswerModel, DerivedDataCache, Example, Prompt, TaskError, cache_key
+from prompt_opt_api.demo_cut import DEMO_WINDOW, answer_window, demo_chars_problem
 
 log = logging.getLogger(__name__)
-_DEMO_MARGIN = 20  # characters of context kept on each side of a demo's answer, at least
 
 
 AUTO_LANG = "auto"
@@ -139,7 +139,8 @@ class OcrLlmAnswerModel(AnswerModel):
         n_threads: CPU threads (None: all available cores).
         ocr_max_chars: OCR text longer than this is cut (keeps the context bounded).
         demo_chars: Each demo's page text is cut to this many characters centred on its answer,
-            widened to hold the whole answer with 20 characters each side (None: the whole page).
+            widened to hold the whole answer with 20 characters each side (None: the whole page),
+            for every prompt that does not set its own cut (``Prompt.demo_chars`` wins).
             Shorter demos are cheaper to read: each query with demos re-reads them.
         batch_size: Requests per evaluator call (llama.cpp runs them one by one).
         assumed_seconds_per_query: The run plan's guess before any query was measured.
@@ -162,6 +163,8 @@ class OcrLlmAnswerModel(AnswerModel):
     (the run summary) and warned about once. Only a prompt too long on its own can still
     overflow; llama.cpp then refuses it and that pair fails, the run goes on.
     """
+
+    cuts_demo_text = True  # honours Prompt.demo_chars (prompt_opt_api.demo_cut)
 
     def __init__(
         self,
@@ -189,8 +192,8 @@ class OcrLlmAnswerModel(AnswerModel):
         self.n_ctx = n_ctx
         self.n_threads = n_threads or len(os.sched_getaffinity(0))
         self.ocr_max_chars = ocr_max_chars
-        if demo_chars is not None and demo_chars < 40:
-            raise ValueError(f"ocr_llm: demo_chars must be null or at least 40, got {demo_chars}")
+        if (problem := demo_chars_problem(demo_chars)) is not None:
+            raise ValueError(f"ocr_llm: demo_chars {problem}")
         self.demo_chars = demo_chars
         self.assumed_seconds_per_query = assumed_seconds_per_query
         self._batch_size = batch_size
@@ -224,7 +227,7 @@ class OcrLlmAnswerModel(AnswerModel):
             "framing": cache_key({"system": SYSTEM, "template": DOCUMENT_TEMPLATE}),
             "context_fit": "answer-window/drop-last/v1",
             # named only when set: answers cached without it keep their keys
-            **({"demo_chars": self.demo_chars, "demo_window": "answer-centred/v2"} if self.demo_chars else {}),
+            **({"demo_chars": self.demo_chars, "demo_window": DEMO_WINDOW} if self.demo_chars else {}),
         }
 
     def cache_identity(self) -> dict[str, Any]:
@@ -293,13 +296,16 @@ class OcrLlmAnswerModel(AnswerModel):
                 to ``n_ctx`` (see the class docstring). The model passes its tokenizer.
         """
         demos = list(prompt.demos)
-        demo_limit = min(self.ocr_max_chars, self.demo_chars or self.ocr_max_chars)
+        cut = prompt.demo_chars or self.demo_chars  # the prompt's own cut wins over the model-wide one
+        demo_limit = min(self.ocr_max_chars, cut or self.ocr_max_chars)
         page_limit = self.ocr_max_chars
 
         def build() -> list[dict[str, str]]:
             messages = [{"role": "system", "content": SYSTEM}]
             for demo in demos:
-                messages.append({"role": "user", "content": self._user_turn(prompt, demo, demo_limit, around_answer=True)})
+                text = self._excerpt(demo, demo_limit, centred=bool(cut))  # the demo's value stays on its page
+                messages.append({"role": "user", "content": DOCUMENT_TEMPLATE.format(
+                    ocr_text=text, instruction=prompt.render(demo))})
                 messages.append({"role": "assistant", "content": demo.answer})
             messages.append({"role": "user", "content": self._user_turn(prompt, example, page_limit)})
             return messages
@@ -334,23 +340,22 @@ class OcrLlmAnswerModel(AnswerModel):
             self._warn_fit_once(example)
         return messages
 
-    def _excerpt(self, example: Example, limit: int) -> str:
-        """At most ``limit`` characters of the example's page, around its answer when found."""
+    def _excerpt(self, example: Example, limit: int, centred: bool | None = None) -> str:
+        """At most ``limit`` characters of the example's page, around its answer when found.
+
+        ``centred`` (default: whether the model-wide ``demo_chars`` is set): the demo cut's window
+        (``prompt_opt_api.demo_cut.answer_window``); else a page cut to fit ``n_ctx``, from half a
+        window before the answer.
+        """
         text = self.ocr_text(example)[: self.ocr_max_chars]
+        if centred if centred is not None else bool(self.demo_chars):
+            return answer_window(text, example.answer, limit)
         if len(text) <= limit:
             return text
         found = re.search(re.escape(example.answer), text, re.IGNORECASE)
-        if found is None and self.demo_chars:  # OCR misread the value: centre on its longest word found
-            words = sorted(re.findall(r"\w{3,}", example.answer), key=len, reverse=True)
-            found = next((m for m in (re.search(re.escape(w), text, re.IGNORECASE) for w in words) if m), None)
         if found is None:
             return text[:limit]
-        if self.demo_chars:  # centred on the whole answer and wide enough to hold it (demo_window v2)
-            limit = max(limit, found.end() - found.start() + 2 * _DEMO_MARGIN)
-            start = (found.start() + found.end() - limit) // 2
-        else:  # a page cut to fit n_ctx: from half a window before the answer
-            start = found.start() - limit // 2
-        start = max(0, min(start, len(text) - limit))
+        start = max(0, min(found.start() - limit // 2, len(text) - limit))
         return text[start : start + limit]
 
     def _warn_fit_once(self, example: Example) -> None:
@@ -360,11 +365,8 @@ class OcrLlmAnswerModel(AnswerModel):
                         "each demo's answer, then demos are dropped; counts go to run.json",
                         self.name, self.n_ctx, example.source_row)
 
-    def _user_turn(self, prompt: Prompt, example: Example, limit: int, around_answer: bool = False) -> str:
-        if around_answer:  # keep the demo's value on the page it demonstrates
-            text = self._excerpt(example, limit)
-        else:
-            text = self.ocr_text(example)[: self.ocr_max_chars][:limit]
+    def _user_turn(self, prompt: Prompt, example: Example, limit: int) -> str:
+        text = self.ocr_text(example)[: self.ocr_max_chars][:limit]
         return DOCUMENT_TEMPLATE.format(ocr_text=text, instruction=prompt.render(example))
 
     def _token_count(self, llm: Any) -> Any:

@@ -200,7 +200,7 @@ def _sweep_job() -> tuple[int | None, bool]:
 def print_plan(cfg: DictConfig, pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], optimizer: Optimizer,
                advisor: Advisor | None, audit: SplitAudit) -> None:
     """``plan=true``: print what the run would do and cost; no model is loaded or called."""
-    model = instantiate(cfg.model)  # construction is cheap by contract: only its cache identity is read
+    model = _instantiate(cfg, "model")  # construction is cheap by contract: only its cache identity is read
     store = AnswerStore.open_read_only(cfg.paths.store)
     try:
         plan = make_plan(pairs, too_small, model, optimizer, advisor, store, cfg.budget.evaluations_per_pair,

@@ -150,6 +150,10 @@ class Evaluator:
         return self._signatures.available()
 
     @property
+    def cuts_demo_text(self) -> bool:
+        return self._model.cuts_demo_text is True
+
+    @property
     def model_calls(self) -> int:
         return self._model_calls
 
@@ -267,7 +271,8 @@ class Evaluator:
             HeldOutAccessError: if an example is not in this evaluator's splits (for an
                 optimizer: anything but the pair's train and val examples), or a demo
                 is not a train example.
-            ValueError: if ``examples`` is empty.
+            ValueError: if ``examples`` is empty, or the prompt cuts demo pages (``demo_chars``) for
+                a model that does not cut them (``AnswerModel.cuts_demo_text``; nothing is charged).
             TypeError: if ``prompt`` is not a ``Prompt`` or its text or provenance fields not strings.
             ValueError: if its provenance names a kind or an author the run does not allow
                 (see ``optimize.attribution``).
@@ -282,6 +287,9 @@ class Evaluator:
         # The plain copy and the evaluator's own examples come first: nothing the plugin
         # made is used after this point.
         prompt = plain_prompt(prompt, self._own_copies, self._attribution)
+        if prompt.demo_chars is not None and not self.cuts_demo_text:
+            raise ValueError(f"answer model {self._model.name!r} does not cut demo pages (it reads pixels, or does "
+                             "not implement AnswerModel.cuts_demo_text): score the prompt without demo_chars")
         if not examples:
             raise ValueError(no_examples_message(examples))
         examples = self._own_copies(examples, "example", allowed=None)

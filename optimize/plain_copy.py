@@ -3,9 +3,9 @@
 ``Evaluator.score`` never uses a plugin's objects as they are: it copies the prompt's text and
 provenance to exact ``str`` (``str.__str__``, which runs no code of a ``str`` subclass), checks
 the provenance (``optimize.attribution``), replaces demos and a retrieval pool by its own stored
-train examples, and refuses a prompt larger than ``MAX_PROMPT_CHARS`` (text) or
-``MAX_PROVENANCE_CHARS`` / ``MAX_PROVENANCE_DEPTH`` (provenance) with ``PromptTooLong``, before
-anything is charged, stored or recorded.
+train examples, checks a demo cut (``Prompt.demo_chars``), and refuses a prompt larger than
+``MAX_PROMPT_CHARS`` (text) or ``MAX_PROVENANCE_CHARS`` / ``MAX_PROVENANCE_DEPTH`` (provenance)
+with ``PromptTooLong``, before anything is charged, stored or recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prompt_opt_api import (
     PromptTooLong,
     Provenance,
 )
+from prompt_opt_api.demo_cut import demo_chars_problem
 from prompt_opt_api.demo_retrieval import DemoRetrieval
 
 # (examples as a plugin passed them, what they are for the message, the one split allowed) -> own copies
@@ -72,12 +73,15 @@ def plain_prompt(prompt: object, own_copies: OwnCopies, attribution: Attribution
     if not isinstance(prompt, Prompt):
         raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
     text, demos, provenance, retrieval = prompt.text, tuple(prompt.demos), prompt.provenance, prompt.retrieval
+    demo_chars = prompt.demo_chars
+    if (problem := demo_chars_problem(demo_chars)) is not None:
+        raise ValueError(f"Prompt.demo_chars {problem}")
     text = plain_text(text, "text", MAX_PROMPT_CHARS)
     provenance = plain_provenance(provenance)
     if attribution is not None:
         provenance = attribution.checked(provenance, text)
     return Prompt(text=text, demos=own_copies(demos, "demo", "train"), provenance=provenance,
-                  retrieval=plain_retrieval(retrieval, own_copies))
+                  retrieval=plain_retrieval(retrieval, own_copies), demo_chars=demo_chars)
 
 
 def plain_retrieval(retrieval: Any, own_copies: OwnCopies) -> DemoRetrieval | None:

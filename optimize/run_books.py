@@ -49,7 +49,7 @@ def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry
                                   rule.distinct_answers)
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
                      demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
-                     retrieval=retrieval)
+                     retrieval=retrieval, demo_chars=prompt.demo_chars)
 
 
 def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:

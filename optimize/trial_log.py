@@ -73,11 +73,13 @@ def n_demos(prompt: Prompt) -> int:
 
 
 def demo_rows(prompt: Prompt) -> list[str]:
-    """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart)."""
+    """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart),
+    and the demo cut when there is one."""
+    cut = [f"each demo page cut to {prompt.demo_chars} characters around its answer"] if prompt.demo_chars else []
     if (rule := prompt.retrieval) is not None:
         return [f"retrieved per document: k={rule.k} of {len(rule.pool)} train pages, {rule.signature}"
-                + (", distinct answers" if rule.distinct_answers else "")]
-    return [d.source_row for d in prompt.demos]
+                + (", distinct answers" if rule.distinct_answers else "")] + cut
+    return [d.source_row for d in prompt.demos] + cut
 
 
 def score_listener(key: str, trial_log: TrialLog, records: list[TrialRecord], budget: Budget, bar: RunProgress,

@@ -42,6 +42,10 @@ class StepEvaluatorView:
         return self._evaluator.retrieval_signatures
 
     @property
+    def cuts_demo_text(self) -> bool:
+        return getattr(self._evaluator, "cuts_demo_text", False)
+
+    @property
     def budget(self) -> StepEvaluatorView:
         return self
 

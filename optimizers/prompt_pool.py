@@ -158,11 +158,13 @@ class PromptPool:
 
     @staticmethod
     def key(prompt: Prompt) -> str:
-        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule."""
+        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule, the demo cut."""
         demos = ",".join(d.source_row for d in prompt.demos)
         if prompt.retrieval is not None:
             rule = prompt.retrieval
             demos += f"retrieved:k={rule.k},{rule.signature}" + (",distinct" if rule.distinct_answers else "")
+        if prompt.demo_chars is not None:
+            demos += f",cut={prompt.demo_chars}"
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False,

@@ -35,11 +35,16 @@ class AnswerModel(ABC):
         revision: Identity of the weights; part of every cache key.
         assumed_seconds_per_query: The run plan's guess of a query's cost before the store
             has measured one (``plan=true`` on a fresh machine); None: no guess.
+        cuts_demo_text: Whether the model honours ``Prompt.demo_chars`` (cuts each demo's page
+            text around its answer, ``prompt_opt_api.demo_cut``). A model that reads pixels
+            cannot: the evaluator refuses a cut prompt for it, and the optimizers see the flag
+            (``PromptEvaluator.cuts_demo_text``) and propose none.
     """
 
     name: str = "answer-model"
     revision: str = ""
     assumed_seconds_per_query: float | None = None
+    cuts_demo_text: bool = False
 
     @abstractmethod
     def answer(self, batch: Sequence[tuple[Prompt, Example]]) -> list[str]:

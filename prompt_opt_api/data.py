@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from prompt_opt_api.demo_cut import DEMO_WINDOW
 from prompt_opt_api.example import Example, pair_key
 
 if TYPE_CHECKING:  # demo_retrieval imports example.py, never this module: no import circle
@@ -94,12 +95,18 @@ class Prompt:
             optimizer that scored it as the author.
         retrieval: Demos chosen per example from a train pool (``demo_retrieval``) instead
             of fixed ``demos``; ``for_example`` resolves it.
+        demo_chars: Each demo's page text cut to this many characters centred on its answer
+            (``demo_cut.answer_window``; at least ``demo_cut.MIN_DEMO_CHARS``), so more demos cost
+            what fewer whole pages do. Only a model that reads text cuts
+            (``AnswerModel.cuts_demo_text``; the evaluator refuses it for any other). None: the
+            model's own setting (``ocr_llm``'s ``demo_chars``, whole pages by default).
     """
 
     text: str
     demos: tuple[Example, ...] = ()
     provenance: Provenance | None = None
     retrieval: DemoRetrieval | None = None
+    demo_chars: int | None = None
 
     @property
     def origin(self) -> str:
@@ -111,19 +118,22 @@ class Prompt:
         return self.text.replace(QUESTION_PLACEHOLDER, example.question)
 
     def for_example(self, example: Example, signatures: PageSignatures) -> Prompt:
-        """The prompt with concrete demos for ``example``: itself unless it retrieves demos."""
+        """The prompt with concrete demos for ``example`` (its demo cut kept): itself unless it retrieves demos."""
         if self.retrieval is None:
             return self
         return replace(self, demos=self.retrieval.select(example, signatures), retrieval=None)
 
     def identity(self) -> dict[str, Any]:
-        """What changes model output: text and demos, or the retrieval rule (provenance is bookkeeping only)."""
+        """What changes model output: text and demos, or the retrieval rule, and the demo cut
+        (provenance is bookkeeping only)."""
         identity: dict[str, Any] = {
             "text": self.text,
             "demos": [dict(d.identity(), answer=d.answer) for d in self.demos],
         }
         if self.retrieval is not None:  # named only then: fixed-demo prompts keep their keys
             identity["retrieval"] = self.retrieval.identity()
+        if self.demo_chars is not None:  # named only then: prompts without a cut keep their keys
+            identity["demo_cut"] = {"chars": self.demo_chars, "window": DEMO_WINDOW}
         return identity
 
 

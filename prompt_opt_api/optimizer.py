@@ -63,6 +63,11 @@ class PromptEvaluator(Protocol):
         """The page similarities a ``DemoRetrieval`` may use with this answer model
         (``demo_retrieval.SIGNATURES``; comparing OCR text needs a model that reads text)."""
 
+    @property
+    def cuts_demo_text(self) -> bool:
+        """Whether the answer model cuts demo pages around their answers (``Prompt.demo_chars``);
+        a prompt with a cut is refused for one that does not."""
+
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         """Mean CER and exact match of ``prompt`` on ``examples``, with per-example answers."""
 

@@ -22,114 +22,33 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_opt_api.book_entry import (  # re-exported: the book's parts are read from here too
+    BookDemo,
+    BookEntry,
+    BookRetrieval,
+    PromptBookError,
+    check_model,
+    entry_from_json,
+)
 from prompt_opt_api.cache import cache_key
 from prompt_opt_api.data import Example, Prompt, pair_key
 from prompt_opt_api.demo_retrieval import DemoRetrieval
-from prompt_opt_api.errors import TaskError
 
 BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
 # 2 added per-document demos (``retrieval``), which a reader of 1 would drop; 3 retrieval by
 # OCR text and ``distinct_answers``, which a reader of 2 would apply otherwise or ignore; 4
-# ``content_sha256``, and no ``LOCATION_KEYS``. Books are written as 4; all are read
-# (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user trusts it).
+# ``content_sha256``, and no ``LOCATION_KEYS``; 5 an entry's demo cut (``demo_chars``), which a
+# reader of 4 would drop. A book is written as 5 when an entry cuts its demos, else as 4 (so a
+# book without a cut is what it always was); all are read (``prompt_opt_api.book_trust``
+# applies one without a matching hash only if its user trusts it).
 BOOK_SCHEMA_VERSION = 4
-_READS = (1, 2, 3, 4)
+CUT_SCHEMA_VERSION = 5
+_READS = (1, 2, 3, 4, 5)
 BOOK_SUFFIX = ".book.json"
 # Where answers, keys, weights and data come from (endpoint, key variable, weights folder,
 # file and sources, data): the user's to set when a book is applied; no book holds them.
 LOCATION_KEYS = frozenset({"api_base", "api_key", "api_key_env", "store_dir", "local_path", "hf_repo", "hf_filename",
                            "pypi_parts", "pypi_version", "pretrained", "csv", "data_root"})
-
-
-class PromptBookError(TaskError):
-    """A prompt book is unusable: wrong schema, a demo image missing or changed, a pair not in it."""
-
-
-@dataclass(frozen=True)
-class BookDemo:
-    """One few-shot demonstration as it was scored.
-
-    Attributes:
-        image: Path of the demo's image relative to the task CSV's folder (POSIX form).
-        image_sha256: sha256 of the image bytes when it was scored.
-        question: The demo's own question (the template is rendered with it).
-        answer: The demo's answer (the assistant turn).
-    """
-
-    image: str
-    image_sha256: str
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True)
-class BookRetrieval:
-    """Demos chosen per document (``prompt_opt_api.demo_retrieval``): the rule and its pool.
-
-    Attributes:
-        k: Demos per request.
-        signature: How pages are compared.
-        pool: The train examples demos are chosen from.
-        distinct_answers: Demos with k different answers (``DemoRetrieval``).
-    """
-
-    k: int
-    signature: str
-    pool: tuple[BookDemo, ...]
-    distinct_answers: bool = False
-
-
-@dataclass(frozen=True)
-class BookEntry:
-    """One pair's winner.
-
-    Attributes:
-        doc_class: Document class.
-        question_type: Question type.
-        template: Prompt template (``{question}`` is replaced by each example's question).
-        demos: Demonstrations, in the order they were scored.
-        val_cer: CER on the full val split (what chose it).
-        test_cer: Held-out test CER as reported.
-        test_ci: Bootstrap 95 % interval of the test CER, ``[low, high]``.
-        n_val: Val examples.
-        n_test: Test examples.
-        advisor: Advisor of the run that found it (``none`` without one).
-        optimizer: Optimizer of that run.
-        author: Who wrote the text.
-        origin: How it was made.
-        run_id: The run.
-        answer_model: The answer model, only where it differs from the book's.
-        retrieval: Demos chosen per document from a pool, instead of fixed ``demos``.
-    """
-
-    doc_class: str
-    question_type: str
-    template: str
-    demos: tuple[BookDemo, ...] = ()
-    val_cer: float | None = None
-    test_cer: float | None = None
-    test_ci: tuple[float | None, float | None] = (None, None)
-    n_val: int = 0
-    n_test: int = 0
-    advisor: str = ""
-    optimizer: str = ""
-    author: str = ""
-    origin: str = ""
-    run_id: str = ""
-    answer_model: dict[str, Any] | None = None
-    retrieval: BookRetrieval | None = None
-
-    @property
-    def key(self) -> str:
-        return pair_key(self.doc_class, self.question_type)
-
-    def demos_text(self) -> str:
-        """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
-        if self.retrieval is not None:
-            distinct = ", distinct answers" if self.retrieval.distinct_answers else ""
-            return (f"per document: the {self.retrieval.k} most similar of {len(self.retrieval.pool)} train pages "
-                    f"({self.retrieval.signature}{distinct})")
-        return "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
 
 
 @dataclass(frozen=True)
@@ -208,7 +127,8 @@ class PromptBook:
                          for i, demo in enumerate(entry.retrieval.pool))
             retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature,
                                       distinct_answers=entry.retrieval.distinct_answers)
-        return Prompt(text=entry.template, demos=demos, retrieval=retrieval)  # the book keeps the origin label
+        # the book keeps the origin label
+        return Prompt(text=entry.template, demos=demos, retrieval=retrieval, demo_chars=entry.demo_chars)
 
     def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
         """The demo's image, read only inside ``root`` (what the user's file holds is never printed)."""
@@ -230,8 +150,10 @@ class PromptBook:
 
     def to_json(self) -> dict[str, Any]:
         """The book as written: without ``LOCATION_KEYS``, with its ``content_sha256``."""
+        cut = any(e.demo_chars is not None for e in self.entries)
         data = _no_nan({
-            "schema": BOOK_SCHEMA, "schema_version": BOOK_SCHEMA_VERSION, "task_id": self.task_id,
+            "schema": BOOK_SCHEMA, "schema_version": CUT_SCHEMA_VERSION if cut else BOOK_SCHEMA_VERSION,
+            "task_id": self.task_id,
             "task_csv": self.task_csv, "answer_model": without_locations(self.answer_model), "split": self.split,
             "metric": self.metric, "loader": without_locations(self.loader),
             "pairs": [entry_json(e) for e in self.entries],
@@ -265,6 +187,8 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
         del data["answer_model"]
     else:
         data["answer_model"] = without_locations(data["answer_model"])
+    if entry.demo_chars is None:  # written only when set: a book without a cut is a version 4 book
+        del data["demo_chars"]
     if entry.retrieval is None:
         del data["retrieval"]
     else:
@@ -317,7 +241,7 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
     if version not in _READS:
         raise PromptBookError(f"{where}: schema_version {version!r} is not supported (this version reads "
                               f"{', '.join(map(str, _READS))}); rebuild the book with `python -m optimize.collect`")
-    _check_model(data.get("answer_model"), where)
+    check_model(data.get("answer_model"), where)
     pairs = data.get("pairs")
     if not isinstance(pairs, list):
         raise PromptBookError(f"{where}: \"pairs\" must be a list of entries")
@@ -325,6 +249,10 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
         if not isinstance(data.get(key) or {}, dict):
             raise PromptBookError(f"{where}: \"{key}\" must be an object of settings")
     entries = tuple(entry_from_json(item, f"{where}, entry {i + 1}") for i, item in enumerate(pairs))
+    for i, entry in enumerate(entries):
+        if entry.demo_chars is not None and version < CUT_SCHEMA_VERSION:
+            raise PromptBookError(f"{where}, entry {i + 1}: \"demo_chars\" needs schema_version "
+                                  f"{CUT_SCHEMA_VERSION} (the book says {version})")
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         if entry.key in seen:
@@ -335,64 +263,3 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
                       metric=dict(data.get("metric") or {}), entries=entries, loader=dict(data.get("loader") or {}),
                       path=path, schema_version=version, content_sha256=str(data.get("content_sha256") or ""),
                       read_sha256=content_sha256(data))
-
-
-def _check_model(model: Any, where: str) -> None:
-    if not isinstance(model, dict) or not isinstance(model.get("config"), dict):
-        raise PromptBookError(f"{where}: \"answer_model\" must hold the model's name, identity and config")
-
-
-def entry_from_json(item: Any, where: str) -> BookEntry:
-    """An entry from its JSON form, validated; ``where`` names it in errors."""
-    try:
-        return _entry_from_json(item, where)
-    except (TypeError, ValueError, KeyError) as err:
-        if isinstance(err, PromptBookError):
-            raise
-        raise PromptBookError(f"{where}: malformed entry ({type(err).__name__}: {err})") from None
-
-
-def _entry_from_json(item: Any, where: str) -> BookEntry:
-    if not isinstance(item, dict):
-        raise PromptBookError(f"{where}: an entry must be an object")
-    for key in ("doc_class", "question_type", "template"):
-        if not isinstance(item.get(key), str):
-            raise PromptBookError(f"{where}: {key!r} must be a string")
-    where = f"{where} ({pair_key(item['doc_class'], item['question_type'])!r})"
-    demos = _demos_from_json(item.get("demos") or [], f"{where}, demo")
-    retrieval = None
-    if item.get("retrieval") is not None:
-        rule = item["retrieval"]
-        if not isinstance(rule, dict) or type(rule.get("k")) is not int or not isinstance(rule.get("signature"), str):
-            raise PromptBookError(f"{where}: \"retrieval\" needs an integer k, a signature and a pool")
-        if type(rule.get("distinct_answers", False)) is not bool:
-            raise PromptBookError(f"{where}: \"retrieval\".distinct_answers must be true or false")
-        retrieval = BookRetrieval(rule["k"], rule["signature"],
-                                  _demos_from_json(rule.get("pool") or [], f"{where}, retrieval pool example"),
-                                  rule.get("distinct_answers", False))
-    ci = item.get("test_ci") or [None, None]
-    for key in ("val_cer", "test_cer"):
-        if item.get(key) is not None and not isinstance(item[key], (int, float)):
-            raise PromptBookError(f"{where}: {key!r} must be a number or null")
-    if item.get("answer_model") is not None:
-        _check_model(item["answer_model"], where)
-    return BookEntry(
-        doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
-        demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
-        test_ci=(ci[0], ci[1]) if isinstance(ci, list) and len(ci) == 2 else (None, None),
-        n_val=int(item.get("n_val") or 0),
-        n_test=int(item.get("n_test") or 0), advisor=str(item.get("advisor", "")),
-        optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
-        origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
-        answer_model=item.get("answer_model"), retrieval=retrieval,
-    )
-
-
-def _demos_from_json(items: list[Any], where: str) -> tuple[BookDemo, ...]:
-    demos = []
-    for i, demo in enumerate(items):
-        if not isinstance(demo, dict) or not all(isinstance(demo.get(k), str) for k in
-                                                 ("image", "image_sha256", "question", "answer")):
-            raise PromptBookError(f"{where} {i + 1}: needs string fields image, image_sha256, question, answer")
-        demos.append(BookDemo(demo["image"], demo["image_sha256"], demo["question"], demo["answer"]))
-    return tuple(demos)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from prompt_opt_api import AnswerModel, TaskError
 from prompt_opt_api import Example, Prompt
+from prompt_opt_api.demo_cut import answer_window
 
 
 # look-alike letters, each to the other script
@@ -125,3 +126,46 @@ class ScriptedOcr(ScriptedAnswerModel):
         if self.tesseract_lang == "auto":
             raise TaskError("tesseract_lang=auto reached the model unresolved")
         return {**super().cache_identity(), "ocr": {"lang": self.tesseract_lang}}
+
+
+class ScriptedCutReader(ScriptedReader):
+    """A scripted reader that reads its demos' pages within ``context_chars`` characters, as
+    ``ocr_llm`` fits a request: each demo page whole, or cut around its answer when the prompt
+    says (``Prompt.demo_chars``, by ``prompt_opt_api.demo_cut.answer_window``, the window every
+    model that cuts uses); demos past the context are dropped from the last. With demos it answers
+    right when it read ``needs_demos`` of them (and, with ``cut_hurts``, none of them cut), else
+    one character short; without demos as ``ScriptedAnswerModel`` does.
+    """
+
+    name = "Scripted-Cut-Reader"
+    cuts_demo_text = True
+
+    def __init__(self, context_chars: int = 1500, needs_demos: int = 4, cut_hurts: bool = False, **settings) -> None:
+        super().__init__(**settings)
+        self.context_chars, self.needs_demos, self.cut_hurts = context_chars, needs_demos, cut_hurts
+        self.cuts_seen: set[int | None] = set()  # the demo cuts of the requests it answered
+
+    def generation_params(self) -> dict:
+        return {**super().generation_params(), "context_chars": self.context_chars, "needs_demos": self.needs_demos,
+                **({"cut_hurts": True} if self.cut_hurts else {})}
+
+    def demo_texts(self, prompt: Prompt) -> list[str]:
+        """The demo page texts the request holds: cut when the prompt says, as many as fit the context."""
+        texts: list[str] = []
+        for demo in prompt.demos:
+            page = self.page_text(demo)
+            text = answer_window(page, demo.answer, prompt.demo_chars) if prompt.demo_chars else page
+            if sum(map(len, texts)) + len(text) > self.context_chars:
+                break
+            texts.append(text)
+        return texts
+
+    def _one(self, prompt: Prompt, example: Example) -> str:
+        if not prompt.demos:
+            return super()._one(prompt, example)
+        self.cuts_seen.add(prompt.demo_chars)
+        read = self.demo_texts(prompt)
+        cut = any(len(text) < len(self.page_text(demo)) for text, demo in zip(read, prompt.demos))
+        if len(read) >= self.needs_demos and not (self.cut_hurts and cut):
+            return example.answer
+        return example.answer[:-1]

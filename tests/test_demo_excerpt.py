@@ -39,3 +39,25 @@ def test_a_window_narrower_than_its_answer_is_widened_to_hold_it():
 def test_the_window_is_part_of_the_cache_identity():
     assert _model(150).generation_params()["demo_window"] == "answer-centred/v2"
     assert "demo_window" not in _model(None).generation_params()
+
+
+def test_a_prompts_cut_wins_over_the_model_wide_one_and_the_model_wide_one_still_works():
+    from models.ocr_llm_prompts import DOCUMENT_TEMPLATE
+    from prompt_opt_api import Prompt
+    from prompt_opt_api.demo_cut import answer_window
+
+    demo, asked = _example(PAGE, "123.45"), _example("the page asked about", "x")
+
+    def demo_turn(model_chars, prompt_chars):
+        prompt = Prompt("{question}", demos=(demo,), demo_chars=prompt_chars)
+        return _model(model_chars).build_messages(prompt, asked)[1]["content"]
+
+    def shown(chars):
+        return DOCUMENT_TEMPLATE.format(ocr_text=answer_window(PAGE, "123.45", chars) if chars else PAGE,
+                                        instruction=PAGE)
+
+    assert demo_turn(300, 60) == shown(60) != shown(300)  # the prompt's cut wins
+    assert demo_turn(None, 60) == shown(60)
+    assert demo_turn(300, None) == shown(300)  # the model-wide cut, for prompts without their own
+    assert demo_turn(None, None) == shown(None)  # whole pages
+    assert _model(None).cuts_demo_text is True

@@ -63,10 +63,11 @@ def test_optimizer_gets_no_test_split_and_its_evaluator_reaches_none(tmp_path):
     assert seen["pair"].test == () and len(full_pair.test) == 3
     evaluator = seen["evaluator"]
     # the public surface is exactly: score, race (built on score), a read-only budget, two counters,
-    # the names of the page similarities retrieval may use, and close (the run loop closes it when optimize() returns; a plugin closing it only stops itself)
+    # the names of the page similarities retrieval may use, whether the model cuts demo pages,
+    # and close (the run loop closes it when optimize() returns; a plugin closing it only stops itself)
     public = {name for name in dir(evaluator) if not name.startswith("_")}
     assert public == {"score", "race", "budget", "model_name", "model_calls", "cache_hits", "retrieval_signatures",
-                      "close"}
+                      "cuts_demo_text", "close"}
     # nothing reachable from the evaluator (attributes, closures, bound methods) is a test example
     test_rows = {ex.source_row for ex in full_pair.test}
     reachable = _reachable_examples(evaluator, depth=10)
