@@ -15,7 +15,8 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     pages against pages cut around their answers (``model.demo_chars``).
 
     Queries run as the evaluator sends them: one prompt over the first ``n_examples`` val
-    examples (split as ``extra`` says, e.g. ``split.val=0.2``), the pages' OCR done first (not
+    examples (split as ``extra`` says, e.g. ``split.val=0.2``; ``model.tesseract_lang=eng`` sets
+    the model), the pages' OCR done first (not
     what is measured). k = 0 is the instruction alone; its first pass reads each page,
     so it is timed once more after (a later prompt on cached pages).
     """
@@ -31,6 +32,7 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     from scripts.ocr_ceiling import compose_config, split_of
 
     split = [o for o in extra if o.startswith("split.")]
+    model_settings = dict(o[len("model."):].split("=", 1) for o in extra if o.startswith("model."))
     pair = split_of(compose_config(["task=csv", f"task.csv={task_csv}", *split]), [pair_key])[0]
     examples = list(pair.val)[:n_examples]
     instruction = "{question} Reply with the value only, exactly as printed."
@@ -38,7 +40,7 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     with tempfile.TemporaryDirectory() as tmp:
         store = AnswerStore(Path(tmp) / "s.sqlite")
         for chars in demo_chars:
-            model = instantiate(model_config(demo_chars=chars or None))
+            model = instantiate(model_config(**{**model_settings, "demo_chars": chars or None}))
             model.use_cache(store)
             for ex in [*examples, *pair.train]:
                 model.ocr_text(ex)
