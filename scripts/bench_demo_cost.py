@@ -23,6 +23,7 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     import tempfile
 
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from optimize.answer_store import AnswerStore
     from prompt_opt_api import Prompt
@@ -32,7 +33,8 @@ def demo_cost(task_csv: Path, pair_key: str, ks: list[int], demo_chars: list[int
     from scripts.ocr_ceiling import compose_config, split_of
 
     split = [o for o in extra if o.startswith("split.")]
-    model_settings = dict(o[len("model."):].split("=", 1) for o in extra if o.startswith("model."))
+    model_settings = OmegaConf.to_container(OmegaConf.from_dotlist(
+        [o[len("model."):] for o in extra if o.startswith("model.")]))  # typed as Hydra types them
     pair = split_of(compose_config(["task=csv", f"task.csv={task_csv}", *split]), [pair_key])[0]
     examples = list(pair.val)[:n_examples]
     instruction = "{question} Reply with the value only, exactly as printed."
