@@ -90,6 +90,7 @@ class RetrievalOptimizer(PoolOptimizer):
         self.instructions = max(1, instructions)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        """An upper bound: every rule, the cut rules too (a model that does not cut demo pages gets none)."""
         distinct = int(self.distinct_answers or self.copy_guard)  # the distinct-answers rule: one at most
         rules = len(self.signatures) + len(self.ks) - 1 + len(self.cut_ks) + distinct + self.instructions - 1
         return (len(self.known_prompts(pair)) + (rules if pair.train else 0)) * len(pair.val)

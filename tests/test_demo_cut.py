@@ -332,3 +332,20 @@ def test_cut_ks_as_hydra_gives_it_still_works():
     listed = OmegaConf.create({"cut_ks": [2, 4], "ks": [2]})
     assert RetrievalOptimizer(ks=listed.ks, cut_ks=listed.cut_ks).cut_ks == (2, 4)
     assert RetrievalOptimizer(cut_ks=[]).cut_ks == ()
+
+
+def test_the_distinct_answers_rule_and_the_next_instructions_keep_the_best_rules_cut(tmp_path):
+    best, trials = _search(tmp_path, ScriptedCutReader(context_chars=1500, needs_demos=4),
+                           stop_when_beaten=False, instructions=2, manual_candidates=["{question} Only the value."])
+    assert best.prompt.demo_chars == 200 and best.prompt.text == "{question}"
+    distinct = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.distinct_answers]
+    second = [t for t in trials if t.prompt.retrieval and t.prompt.text == "{question} Only the value."]
+    assert distinct and second
+    assert all(t.prompt.demo_chars == 200 for t in distinct + second)
+
+
+def test_a_whole_best_rule_keeps_whole_pages_in_the_distinct_answers_rule(tmp_path):
+    best, trials = _search(tmp_path, ScriptedCutReader(context_chars=1500, needs_demos=2, cut_hurts=True),
+                           stop_when_beaten=False)
+    distinct = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.distinct_answers]
+    assert best.prompt.demo_chars is None and distinct and all(t.prompt.demo_chars is None for t in distinct)
