@@ -349,3 +349,25 @@ def test_a_whole_best_rule_keeps_whole_pages_in_the_distinct_answers_rule(tmp_pa
                            stop_when_beaten=False)
     distinct = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.distinct_answers]
     assert best.prompt.demo_chars is None and distinct and all(t.prompt.demo_chars is None for t in distinct)
+
+
+def test_the_report_names_each_candidates_cut_so_cut_and_whole_rules_at_the_same_k_differ(tmp_path):
+    import re
+
+    from optimize.run_books import book_file_name
+    from tests.engine_harness import run_engine
+
+    optimizer = RetrievalOptimizer(ks=(2,), cut_ks=(2, 4), signatures=(OCR_TFIDF,), stop_when_beaten=False,
+                                   manual_candidates=[])
+    run = run_engine(tmp_path, optimizer, model=ScriptedCutReader(context_chars=1500, needs_demos=4),
+                     data=long_page_task(tmp_path / "data"), report=True)
+    (digest,) = run.run_json["pairs"].values()
+    assert {(t["n_demos"], t.get("demo_chars"), t.get("distinct_answers", False)) for t in digest["top"]} == {
+        (0, None, False), (2, None, False), (2, 200, False), (4, 200, False), (4, 200, True)}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (run.out_dir / "report.html").read_text(encoding="utf-8")))
+    (entry,) = load_book(run.summary.results_csv.parent / book_file_name(run.summary.results_csv.name)).entries
+    assert entry.demo_chars == 200 and f"Demos chosen {entry.demos_text()}." in text  # the book's own phrase
+    cut = "each page cut to 200 characters around its answer"
+    board = text[text.index("Leaderboard per pair"):text.index("Worst remaining errors")]
+    for demos in ("0", "2", f"2 ({cut})", f"4 ({cut})", f"4 (distinct answers, {cut})"):
+        assert board.count(f" dataset {demos} r-out ") == 1, demos
