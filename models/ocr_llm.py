@@ -340,15 +340,15 @@ class OcrLlmAnswerModel(AnswerModel):
             self._warn_fit_once(example)
         return messages
 
-    def _excerpt(self, example: Example, limit: int, centred: bool | None = None) -> str:
+    def _excerpt(self, example: Example, limit: int, centred: bool) -> str:
         """At most ``limit`` characters of the example's page, around its answer when found.
 
-        ``centred`` (default: whether the model-wide ``demo_chars`` is set): the demo cut's window
+        ``centred`` (a demo cut applies): the demo cut's window
         (``prompt_opt_api.demo_cut.answer_window``); else a page cut to fit ``n_ctx``, from half a
         window before the answer.
         """
         text = self.ocr_text(example)[: self.ocr_max_chars]
-        if centred if centred is not None else bool(self.demo_chars):
+        if centred:
             return answer_window(text, example.answer, limit)
         if len(text) <= limit:
             return text

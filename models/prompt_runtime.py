@@ -30,7 +30,8 @@ from typing import Any
 
 from prompt_opt_api import AnswerModel, Example, Prompt, reads_text
 from prompt_opt_api.demo_retrieval import PageSignatures
-from prompt_opt_api.book_trust import ANSWER_MODEL, UserChoices, build, check_content, component_config
+from prompt_opt_api.book_trust import (ANSWER_MODEL, UserChoices, build, check_content, check_demo_cut,
+                                       component_config)
 from prompt_opt_api.prompt_book import PromptBook, file_sha256, load_book
 
 log = logging.getLogger(__name__)
@@ -90,12 +91,18 @@ class PromptRuntime:
         return model.page_text(example) if reads_text(model) else None
 
     def model(self, doc_class: str, question_type: str) -> AnswerModel:
-        """The answer model the pair's prompt was scored with (built, not loaded)."""
+        """The answer model the pair's prompt was scored with (built, not loaded).
+
+        Raises:
+            PromptBookError: the pair's prompt cuts its demo pages (``demo_chars``) and the model
+                does not cut them (``prompt_opt_api.book_trust.check_demo_cut``).
+        """
         entry = self.book.entry(doc_class, question_type)
         info = self.book.model_of(entry)
         where = f"pair {entry.key!r} answer_model.config" if entry.answer_model else "answer_model.config"
         config = component_config(info["config"], ANSWER_MODEL, self.user, self.book.where, where,
                                   overrides=self.user.model, legacy=self.book.schema_version < 4)
+        check_demo_cut(self.book, entry, config, self.user)  # a model that reads pixels would drop the cut
         key = json.dumps(config, sort_keys=True)
         if key not in self._models:
             model = build(config, ANSWER_MODEL, self.user, f"{self.book.where}, answer model")

@@ -123,8 +123,8 @@ def _user_choices(args: argparse.Namespace) -> Any:
 def _load_inputs(args: argparse.Namespace) -> ApplyInputs:
     """The book, checked as data, and what it scores; every refusal comes before any model is built."""
     from prompt_opt_api import TaskError, pair_key
-    from prompt_opt_api.book_trust import (DEFAULT_LOADER, METRIC, TASK_LOADER, build, check_content, check_metric,
-                                           component_config)
+    from prompt_opt_api.book_trust import (DEFAULT_LOADER, METRIC, TASK_LOADER, build, check_content,
+                                           check_demo_cut, check_metric, component_config)
     from prompt_opt_api.prompt_book import load_book
 
     user = _user_choices(args)
@@ -143,8 +143,11 @@ def _load_inputs(args: argparse.Namespace) -> ApplyInputs:
     if not prompts:
         raise TaskError(f"{args.csv}: none of its pairs is in {args.book} (the CSV has {', '.join(missing) or 'none'}; "
                         f"the book has {', '.join(e.key for e in book.entries) or 'none'})")
+    models = _model_settings(book, prompts, user)
+    for pair, config in models.items():
+        check_demo_cut(book, book.entry(*pair), config, user)
     _check_demo_pages(book, prompts, groups, refuse=args.split == "test")
-    return ApplyInputs(book, user, groups, prompts, missing, metric, _model_settings(book, prompts, user))
+    return ApplyInputs(book, user, groups, prompts, missing, metric, models)
 
 
 def _all_groups(task: Any) -> dict[tuple[str, str], tuple]:

@@ -10,7 +10,10 @@ and its val split (where the winner was chosen), from the page text the run read
 the model's own cache of it (``ocr_llm``'s OCR text in the store), so it costs no OCR and no
 model call, milliseconds a pair. A pair with no winner scored on test gets none. For a model
 that reads pixels there is no page text and no such ceiling: each pair says so (``applies``
-false, with the reason).
+false, with the reason). Nor is there one for a metric without a callable ``normalize()``:
+the spans are searched in the metric's own form of the text, and without it the minimum found
+is not the metric's (a search that folded case would miss a span that matches only with its
+case kept), so each pair says that instead.
 """
 
 from __future__ import annotations
@@ -92,6 +95,11 @@ def no_ceiling_reason(model_name: str) -> str:
     return f"{model_name} reads pixels, not text: no OCR ceiling applies"
 
 
+def no_normalize_reason(metric: Metric) -> str:
+    return (f"the metric {type(metric).__name__} has no normalize(): the spans of the page text cannot be searched "
+            "in its form, so no exact OCR ceiling can be claimed")
+
+
 def split_ceiling(examples: Iterable[Example], page_text: Callable[[Example], str | None], metric: Metric,
                   normalize: Callable[[str], str] | None = None) -> SplitCeiling:
     """Each example's best span of its page text, and their mean (NaN for no example)."""
@@ -112,6 +120,8 @@ def run_ceilings(pairs: Sequence[Pair], rows: Mapping[str, Any], model: AnswerMo
     """
     if not reads_text(model):
         return {pair.key: PairCeiling(False, no_ceiling_reason(model.name)) for pair in pairs}
+    if not callable(getattr(metric, "normalize", None)):
+        return {pair.key: PairCeiling(False, no_normalize_reason(metric)) for pair in pairs}
     out = {}
     for pair in pairs:
         row = rows.get(pair.key)

@@ -36,7 +36,7 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
         "n_test": len(pair.test),
         "curve": curve,
         "top": [{"prompt": r["prompt"], "val_cer": r["cer"], "origin": r["origin"], "author": r.get("author", ""),
-                 "n_demos": r.get("n_demos", 0)} for r in top],
+                 "n_demos": r.get("n_demos", 0), **_demo_settings(r)} for r in top],
         "test_cers": [p["cer"] for p in predictions],
         "worst": _worst(pair, predictions, worst_k),
         "by_author": row.by_author or {},
@@ -47,6 +47,11 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
         "error_classes": winner_error_classes(records, winner, len(pair.val)),  # the winner's wrong answers, by kind
         "ceiling": ceiling.to_json() if ceiling is not None else None,  # a perfect reader of the page text
     }
+
+
+def _demo_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """A candidate's demo cut and distinct answers, as its trial record names them (only when set)."""
+    return {k: record[k] for k in ("demo_chars", "distinct_answers") if record.get(k)}
 
 
 def _val_curve(pair: Pair, records: Sequence[dict[str, Any]], winner: str | None,

@@ -31,6 +31,7 @@ from optimize.report_format import esc, fmt, html_table, interval, mean, num, sh
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
 from optimize.run_record import RunRecord
+from prompt_opt_api.book_entry import demo_notes, retrieval_text
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
 # scrolls inside its own box (.scroll) instead of widening the page.
@@ -199,10 +200,11 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
+            text = retrieval_text(rule["k"], len(rule.get("pool") or []), rule.get("signature", ""),
+                                  bool(rule.get("distinct_answers")), winner.get("demo_chars"))
             out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
                        f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
-                       f"<p>Demos chosen per document: the {esc(rule['k'])} train page(s) most like the page asked "
-                       f"about, of {len(rule.get('pool') or [])} ({esc(rule.get('signature', ''))}).</p></div>")
+                       f"<p>Demos chosen {esc(text)}.</p></div>")
             continue
         if not winner.get("demos"):
             continue
@@ -214,9 +216,11 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
             cards.append(f"<div class='card'>{picture}<div>{esc(demo['image'])}</div>"
                          f"<div>question: {esc(demo['question'])}</div>"
                          f"<div>answer: <b>{esc(demo['answer'])}</b></div></div>")
+        notes = demo_notes(demo_chars=winner.get("demo_chars"))
         out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
                    f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
-                   f"<div class='demos'>{''.join(cards)}</div></div>")
+                   + (f"<p>Demos: {esc(', '.join(notes))}.</p>" if notes else "")
+                   + f"<div class='demos'>{''.join(cards)}</div></div>")
     if len(out) == 1:
         out.append("<p>No winner uses demos.</p>")
     return "\n".join(out)
@@ -293,7 +297,7 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
                     "advisor": run.advisor,
                     "optimizer": run.optimizer,
                     "author": cand.get("author", ""),
-                    "demos": cand.get("n_demos", 0),
+                    "demos": _demos_cell(cand),
                     "run": run.run_id,
                     "prompt": cand.get("prompt", ""),
                     "_key": (float(cand.get("val_cer", math.inf)), len(cand.get("prompt", ""))),
@@ -310,6 +314,12 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
                         for d in barred)
         out.append(f"<h3>{esc(pair)}</h3>" + table + notes)
     return "\n".join(out)
+
+
+def _demos_cell(candidate: dict[str, Any]) -> str:
+    """A leaderboard candidate's demos per request, with its cut and distinct answers in words."""
+    notes = demo_notes(bool(candidate.get("distinct_answers")), candidate.get("demo_chars"))
+    return f"{candidate.get('n_demos', 0)}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _worst_errors(best: Any, by_run: dict[str, RunRecord]) -> str:

@@ -28,6 +28,7 @@ from prompt_opt_api.prompt_book import (
     entry_from_json,
     entry_json,
     load_book,
+    written_schema_version,
 )
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def merged_book(best: Any, book_path_of: Any) -> PromptBook | None:
         entries.append(dataclasses.replace(found[0], answer_model=model))
     if header is None:
         return None
-    return dataclasses.replace(header, entries=tuple(entries), path=None)
+    return dataclasses.replace(header, entries=tuple(entries), path=None,
+                               schema_version=written_schema_version(tuple(entries)))
 
 
 def _same_model(a: dict[str, Any], b: dict[str, Any]) -> bool:

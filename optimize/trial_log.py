@@ -45,6 +45,7 @@ class TrialLog:
             "prompt": prompt.text,
             "n_demos": n_demos(prompt),
             "demo_rows": demo_rows(prompt),
+            **demo_settings(prompt),
             "origin": prompt.origin,
             "author": prompt.provenance.author if prompt.provenance is not None else "",
             "advisor_cost_usd_so_far": advisor_cost,
@@ -80,6 +81,13 @@ def demo_rows(prompt: Prompt) -> list[str]:
         return [f"retrieved per document: k={rule.k} of {len(rule.pool)} train pages, {rule.signature}"
                 + (", distinct answers" if rule.distinct_answers else "")] + cut
     return [d.source_row for d in prompt.demos] + cut
+
+
+def demo_settings(prompt: Prompt) -> dict[str, Any]:
+    """The demo cut and distinct answers, named only when set (records without them are as they were)."""
+    rule = prompt.retrieval
+    return {**({"demo_chars": prompt.demo_chars} if prompt.demo_chars else {}),
+            **({"distinct_answers": True} if rule is not None and rule.distinct_answers else {})}
 
 
 def score_listener(key: str, trial_log: TrialLog, records: list[TrialRecord], budget: Budget, bar: RunProgress,

@@ -71,16 +71,16 @@ class RetrievalOptimizer(PoolOptimizer):
                  copy_guard: bool = True, cut_ks: Sequence[int] = (), cut_chars: int = 200,
                  **pool: Unpack[PoolOptions]) -> None:
         super().__init__(**pool)
-        if any(type(k) is not int or k < 1 for k in cut_ks):
-            raise ValueError(f"retrieval: cut_ks must be demos counts >= 1, got {list(cut_ks)}")
+        if not _demo_counts(cut_ks, empty=True):
+            raise ValueError(f"retrieval: cut_ks must be demos counts >= 1, got {_shown(cut_ks)}")
         if cut_chars is None or demo_chars_problem(cut_chars) is not None:
             raise ValueError(f"retrieval: cut_chars must be a whole number of characters, at least {MIN_DEMO_CHARS}, "
                              f"got {cut_chars!r}")
         self.cut_ks, self.cut_chars = tuple(dict.fromkeys(cut_ks)), cut_chars
         self.stop_when_beaten = stop_when_beaten
         self.copy_guard = copy_guard
-        if not ks or any(k < 1 for k in ks):
-            raise ValueError(f"retrieval: ks must be demos counts >= 1, got {list(ks)}")
+        if not _demo_counts(ks, empty=False):
+            raise ValueError(f"retrieval: ks must be demos counts >= 1, got {_shown(ks)}")
         unknown = [s for s in signatures if s not in SIGNATURES]
         if unknown or not signatures:
             raise ValueError(f"retrieval: signatures must be some of {list(SIGNATURES)}, got {list(signatures)}")
@@ -90,6 +90,7 @@ class RetrievalOptimizer(PoolOptimizer):
         self.instructions = max(1, instructions)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
+        """An upper bound: every rule, the cut rules too (a model that does not cut demo pages gets none)."""
         distinct = int(self.distinct_answers or self.copy_guard)  # the distinct-answers rule: one at most
         rules = len(self.signatures) + len(self.ks) - 1 + len(self.cut_ks) + distinct + self.instructions - 1
         return (len(self.known_prompts(pair)) + (rules if pair.train else 0)) * len(pair.val)
@@ -117,6 +118,17 @@ class RetrievalOptimizer(PoolOptimizer):
             search.try_rule(search.best.k, search.best.signature, search.best.distinct_answers, step=4,
                             instruction=instruction, demo_chars=search.best_chars)
         return pool.trials
+
+
+def _demo_counts(value: object, empty: bool) -> bool:
+    """Whether ``value`` is a sequence of whole numbers >= 1 (``empty``: none allowed)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        return False
+    return (empty or len(value) > 0) and all(type(k) is int and k >= 1 for k in value)
+
+
+def _shown(value: object) -> str:
+    return str(list(value)) if isinstance(value, Sequence) and not isinstance(value, (str, bytes)) else repr(value)
 
 
 class _RuleSearch:

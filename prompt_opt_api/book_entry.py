@@ -102,13 +102,24 @@ class BookEntry:
 
     def demos_text(self) -> str:
         """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
-        cut = f", each page cut to {self.demo_chars} characters around its answer" if self.demo_chars else ""
         if self.retrieval is not None:
-            distinct = ", distinct answers" if self.retrieval.distinct_answers else ""
-            return (f"per document: the {self.retrieval.k} most similar of {len(self.retrieval.pool)} train pages "
-                    f"({self.retrieval.signature}{distinct}{cut})")
+            rule = self.retrieval
+            return retrieval_text(rule.k, len(rule.pool), rule.signature, rule.distinct_answers, self.demo_chars)
         listed = "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
-        return listed + (f" ({cut.removeprefix(', ')})" if cut and listed else "")
+        notes = demo_notes(demo_chars=self.demo_chars)
+        return listed + (f" ({', '.join(notes)})" if notes and listed else "")
+
+
+def retrieval_text(k: int, pool: int, signature: str, distinct_answers: bool, demo_chars: int | None) -> str:
+    """A retrieval rule as a person reads it (``BookEntry.demos_text``)."""
+    notes = ", ".join([signature, *demo_notes(distinct_answers, demo_chars)])
+    return f"per document: the {k} most similar of {pool} train pages ({notes})"
+
+
+def demo_notes(distinct_answers: bool = False, demo_chars: int | None = None) -> list[str]:
+    """What demos have besides their pages and answers, in words: distinct answers, the demo cut."""
+    return ((["distinct answers"] if distinct_answers else [])
+            + ([f"each page cut to {demo_chars} characters around its answer"] if demo_chars else []))
 
 
 def check_model(model: Any, where: str) -> None:

@@ -11,6 +11,9 @@ A book is data, like a CSV. Applying one (``optimize.apply``, ``models.prompt_ru
   A book that sets one is refused; its nested components (an ``ocr_llm``'s weights) must be
   the user's config's own;
 * refuses a metric ``clip_at`` that is not null or at least ``MIN_CLIP_AT``;
+* refuses an entry that cuts its demo pages (``demo_chars``) for an answer model that does not
+  cut them (``AnswerModel.cuts_demo_text``): its requests would carry whole pages, not the
+  prompt the book reports;
 * refuses a book whose content does not match its ``content_sha256``, or that has none
   (written before version 4), unless the user trusts it. The hash is not a signature (its
   author can recompute it); it shows a book is as it was written.
@@ -34,7 +37,7 @@ from typing import Any
 from prompt_opt_api.answer_model import AnswerModel
 from prompt_opt_api.errors import TaskError
 from prompt_opt_api.metric import MIN_CLIP_AT
-from prompt_opt_api.prompt_book import LOCATION_KEYS, PromptBook, PromptBookError, without_locations
+from prompt_opt_api.prompt_book import LOCATION_KEYS, BookEntry, PromptBook, PromptBookError, without_locations
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,23 @@ def check_metric(config: Mapping[str, Any], where: str) -> None:
     if isinstance(clip, bool) or not isinstance(clip, (int, float)) or not math.isfinite(clip) or clip < MIN_CLIP_AT:
         raise PromptBookError(f"{where}: metric.clip_at={clip!r} is not a sane cap (null or a number >= "
                               f"{MIN_CLIP_AT:g}): with it a wrong answer scores below 1; refused")
+
+
+def check_demo_cut(book: PromptBook, entry: BookEntry, model_config: Mapping[str, Any], user: UserChoices) -> None:
+    """An entry that cuts its demo pages needs an answer model that cuts them (module docstring).
+
+    Raises:
+        PromptBookError: naming the book, the pair and the key; the model is not built.
+    """
+    if entry.demo_chars is None:
+        return
+    where = f"{book.where}, pair {entry.key!r}"
+    target = model_config.get("_target_")
+    if getattr(check_target(target, ANSWER_MODEL, user, f"{where}, answer model"), "cuts_demo_text", False) is True:
+        return
+    raise PromptBookError(f"{where}: \"demo_chars\": {entry.demo_chars} cuts each demo page around its answer, but "
+                          f"the answer model {target!r} does not cut demo pages (it reads pixels): refused, its "
+                          "requests would not be the ones the book was scored with")
 
 
 def component_config(config: Any, role: str, user: UserChoices, where: str, key: str, *,

@@ -39,10 +39,10 @@ BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
 # OCR text and ``distinct_answers``, which a reader of 2 would apply otherwise or ignore; 4
 # ``content_sha256``, and no ``LOCATION_KEYS``; 5 an entry's demo cut (``demo_chars``), which a
 # reader of 4 would drop. A book is written as 5 when an entry cuts its demos, else as 4 (so a
-# book without a cut is what it always was); all are read (``prompt_opt_api.book_trust``
-# applies one without a matching hash only if its user trusts it).
-BOOK_SCHEMA_VERSION = 4
-CUT_SCHEMA_VERSION = 5
+# book without a cut is what it always was; ``written_schema_version``); all are read
+# (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user trusts it).
+UNCUT_SCHEMA_VERSION = 4  # a book none of whose entries cuts its demos
+CUT_SCHEMA_VERSION = 5  # a book with an entry that cuts its demos (``BookEntry.demo_chars``)
 _READS = (1, 2, 3, 4, 5)
 BOOK_SUFFIX = ".book.json"
 # Where answers, keys, weights and data come from (endpoint, key variable, weights folder,
@@ -66,7 +66,8 @@ class PromptBook:
         entries: One per pair.
         loader: How the task CSV was loaded (a ``_target_`` mapping, less the CSV).
         path: Where the book was read from (not written).
-        schema_version: The version it was read as.
+        schema_version: The version it was read as; for a book built in memory (0 given), the
+            version a writer writes for its entries (``written_schema_version``).
         content_sha256: The content hash the file records (``content_sha256``; empty before 4).
         read_sha256: The content hash of what was read; a book is as written when both match.
     """
@@ -79,9 +80,13 @@ class PromptBook:
     entries: tuple[BookEntry, ...] = ()
     loader: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
-    schema_version: int = field(default=BOOK_SCHEMA_VERSION, compare=False)
+    schema_version: int = field(default=0, compare=False)
     content_sha256: str = field(default="", compare=False)  # as the file records it
     read_sha256: str = field(default="", compare=False)  # of the file's content as read
+
+    def __post_init__(self) -> None:
+        if not self.schema_version:
+            object.__setattr__(self, "schema_version", written_schema_version(self.entries))
 
     @property
     def where(self) -> str:
@@ -150,9 +155,8 @@ class PromptBook:
 
     def to_json(self) -> dict[str, Any]:
         """The book as written: without ``LOCATION_KEYS``, with its ``content_sha256``."""
-        cut = any(e.demo_chars is not None for e in self.entries)
         data = _no_nan({
-            "schema": BOOK_SCHEMA, "schema_version": CUT_SCHEMA_VERSION if cut else BOOK_SCHEMA_VERSION,
+            "schema": BOOK_SCHEMA, "schema_version": written_schema_version(self.entries),
             "task_id": self.task_id,
             "task_csv": self.task_csv, "answer_model": without_locations(self.answer_model), "split": self.split,
             "metric": self.metric, "loader": without_locations(self.loader),
@@ -162,6 +166,11 @@ class PromptBook:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def written_schema_version(entries: tuple[BookEntry, ...]) -> int:
+    """The version a book of ``entries`` is written as: 5 when an entry cuts its demos, else 4."""
+    return CUT_SCHEMA_VERSION if any(e.demo_chars is not None for e in entries) else UNCUT_SCHEMA_VERSION
 
 
 def content_sha256(data: dict[str, Any]) -> str:

@@ -247,3 +247,127 @@ def test_a_bad_model_wide_cut_exits_2_in_one_line_also_for_the_plan(tmp_path, ex
     assert line.endswith("bad configuration: model (models.ocr_llm.OcrLlmAnswerModel): ValueError: ocr_llm: "
                          "demo_chars must be at least 40 characters or null, got 12")
     assert "Traceback" not in proc.stderr
+
+
+# -- a cut book needs a model that cuts; the book's schema version; the retrieval settings ---------
+@pytest.fixture(scope="module")
+def cut_run(tmp_path_factory):
+    """A run whose winner cuts its demos: (the task CSV, its book)."""
+    root = tmp_path_factory.mktemp("cut_run")
+    data = long_page_task(root / "data")
+    proc = run_cli(root, data, "optimizer=retrieval", "optimizer.manual_candidates=[]", "optimizer.ks=[2]",
+                   "optimizer.cut_ks=[4]", "optimizer.cut_chars=200", model="scripted_cut")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return data, root / "out" / "Scripted-Cut-Reader_sep_none.book.json"
+
+
+def _for_pixels(cut_run, path):
+    """The cut run's book with its answer model swapped for one that reads pixels."""
+    book = json.loads(cut_run[1].read_text(encoding="utf-8"))
+    assert book["pairs"][0]["demo_chars"] == 200
+    book["answer_model"]["config"] = {"_target_": "tests.scripted_answer_model.ScriptedAnswerModel"}
+    return _write(path, book)
+
+
+PIXELS_REFUSED = ("{book}, pair 'receipt company': \"demo_chars\": 200 cuts each demo page around its answer, but the "
+                  "answer model 'tests.scripted_answer_model.ScriptedAnswerModel' does not cut demo pages (it reads "
+                  "pixels): refused, its requests would not be the ones the book was scored with")
+
+
+def test_a_cut_book_applied_with_a_model_that_reads_pixels_exits_2_in_one_line_before_scoring(cut_run, tmp_path):
+    pixels = _for_pixels(cut_run, tmp_path / "pixels.book.json")
+    out = tmp_path / "p.csv"
+    proc = _apply(pixels, cut_run[0], "--out", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [PIXELS_REFUSED.format(book=pixels)]
+    assert not out.exists()  # no pair scored
+
+
+def test_the_cut_book_still_applies_with_the_model_that_cuts(cut_run, tmp_path):
+    proc = _apply(cut_run[1], cut_run[0], "--out", tmp_path / "ok.csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert [p["cer"] for p in json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))["pairs"]] == [0.0]
+
+
+def test_the_runtime_refuses_a_cut_book_for_a_model_that_reads_pixels_and_builds_the_one_that_cuts(cut_run, tmp_path):
+    from models.prompt_runtime import PromptRuntime
+
+    pixels = _for_pixels(cut_run, tmp_path / "pixels.book.json")
+    with pytest.raises(PromptBookError) as err:
+        PromptRuntime(pixels, allow=("tests.",)).model("receipt", "company")
+    assert str(err.value) == PIXELS_REFUSED.format(book=pixels)
+    assert PromptRuntime(cut_run[1], allow=("tests.",)).model("receipt", "company").cuts_demo_text is True
+
+
+def test_a_book_built_in_memory_reports_the_version_a_writer_writes():
+    assert (_book().schema_version, _book(200).schema_version) == (4, 5)
+    assert _book(200).schema_version == _book(200).to_json()["schema_version"]
+
+
+def test_a_merged_book_with_a_cut_entry_reports_version_5(tmp_path):
+    import pandas as pd
+
+    from optimize.run_books import merged_book
+
+    whole, cut = tmp_path / "whole.book.json", tmp_path / "cut.book.json"
+    whole.write_text(_book().dumps(), encoding="utf-8")
+    cut.write_text(_book(200).dumps(), encoding="utf-8")
+    assert (load_book(whole).schema_version, load_book(cut).schema_version) == (4, 5)
+    best = pd.DataFrame({"doc type question type": ["receipt company", "receipt total"], "book": [whole, cut]})
+    merged = merged_book(best, lambda row: row["book"])  # the header is the uncut book's
+    assert merged.entries[1].demo_chars == 200
+    assert merged.schema_version == 5 == merged.to_json()["schema_version"]
+
+
+@pytest.mark.parametrize("value, shown", [(None, "None"), (4, "4"), ("4", "'4'")])
+def test_cut_ks_that_is_not_a_list_is_refused_with_its_message(value, shown):
+    with pytest.raises(ValueError) as err:
+        RetrievalOptimizer(cut_ks=value)
+    assert str(err.value) == f"retrieval: cut_ks must be demos counts >= 1, got {shown}"
+
+
+def test_cut_ks_as_hydra_gives_it_still_works():
+    from omegaconf import OmegaConf
+
+    listed = OmegaConf.create({"cut_ks": [2, 4], "ks": [2]})
+    assert RetrievalOptimizer(ks=listed.ks, cut_ks=listed.cut_ks).cut_ks == (2, 4)
+    assert RetrievalOptimizer(cut_ks=[]).cut_ks == ()
+
+
+def test_the_distinct_answers_rule_and_the_next_instructions_keep_the_best_rules_cut(tmp_path):
+    best, trials = _search(tmp_path, ScriptedCutReader(context_chars=1500, needs_demos=4),
+                           stop_when_beaten=False, instructions=2, manual_candidates=["{question} Only the value."])
+    assert best.prompt.demo_chars == 200 and best.prompt.text == "{question}"
+    distinct = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.distinct_answers]
+    second = [t for t in trials if t.prompt.retrieval and t.prompt.text == "{question} Only the value."]
+    assert distinct and second
+    assert all(t.prompt.demo_chars == 200 for t in distinct + second)
+
+
+def test_a_whole_best_rule_keeps_whole_pages_in_the_distinct_answers_rule(tmp_path):
+    best, trials = _search(tmp_path, ScriptedCutReader(context_chars=1500, needs_demos=2, cut_hurts=True),
+                           stop_when_beaten=False)
+    distinct = [t for t in trials if t.prompt.retrieval and t.prompt.retrieval.distinct_answers]
+    assert best.prompt.demo_chars is None and distinct and all(t.prompt.demo_chars is None for t in distinct)
+
+
+def test_the_report_names_each_candidates_cut_so_cut_and_whole_rules_at_the_same_k_differ(tmp_path):
+    import re
+
+    from optimize.run_books import book_file_name
+    from tests.engine_harness import run_engine
+
+    optimizer = RetrievalOptimizer(ks=(2,), cut_ks=(2, 4), signatures=(OCR_TFIDF,), stop_when_beaten=False,
+                                   manual_candidates=[])
+    run = run_engine(tmp_path, optimizer, model=ScriptedCutReader(context_chars=1500, needs_demos=4),
+                     data=long_page_task(tmp_path / "data"), report=True)
+    (digest,) = run.run_json["pairs"].values()
+    assert {(t["n_demos"], t.get("demo_chars"), t.get("distinct_answers", False)) for t in digest["top"]} == {
+        (0, None, False), (2, None, False), (2, 200, False), (4, 200, False), (4, 200, True)}
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (run.out_dir / "report.html").read_text(encoding="utf-8")))
+    (entry,) = load_book(run.summary.results_csv.parent / book_file_name(run.summary.results_csv.name)).entries
+    assert entry.demo_chars == 200 and f"Demos chosen {entry.demos_text()}." in text  # the book's own phrase
+    cut = "each page cut to 200 characters around its answer"
+    board = text[text.index("Leaderboard per pair"):text.index("Worst remaining errors")]
+    for demos in ("0", "2", f"2 ({cut})", f"4 ({cut})", f"4 (distinct answers, {cut})"):
+        assert board.count(f" dataset {demos} r-out ") == 1, demos

@@ -24,7 +24,7 @@ def _example(page, answer):
 
 
 def test_a_demo_window_is_centred_on_its_answer():
-    text = _model(60)._excerpt(_example(PAGE, "123.45"), 60)
+    text = _model(60)._excerpt(_example(PAGE, "123.45"), 60, centred=True)
     assert len(text) == 60 and "123.45" in text
     left, right = text.split("123.45")
     assert abs(len(left) - len(right)) <= 1  # as much page before the answer as after it
@@ -32,7 +32,7 @@ def test_a_demo_window_is_centred_on_its_answer():
 
 def test_a_window_narrower_than_its_answer_is_widened_to_hold_it():
     page = "X " * 200 + ADDRESS + " Y" * 200
-    text = _model(40)._excerpt(_example(page, ADDRESS), 40)
+    text = _model(40)._excerpt(_example(page, ADDRESS), 40, centred=True)
     assert ADDRESS in text and len(text) == len(ADDRESS) + 40
 
 

@@ -8,7 +8,7 @@ import re
 import statistics
 from pathlib import Path
 
-from optimize.ocr_ceiling import PairCeiling, run_ceilings
+from optimize.ocr_ceiling import PairCeiling, run_ceilings, summarize
 from optimize.result_row import ResultRow
 from optimize.run_summary import summary_lines
 from optimizers.manual import ManualOptimizer
@@ -160,3 +160,35 @@ def test_the_ceiling_is_scored_under_the_runs_metric_and_its_normalization(tmp_p
     # case kept: "alpha" is 5 substitutions away, ALPH one deletion (0.2); a search that folded case
     # would pick "alpha" and score it 1.0
     assert points(CerMetric(casefold=False)) == {(0.2, "ALPH")}
+
+
+class _RawCer:
+    """A plugin metric with no ``normalize``: case-sensitive CER on the text as given."""
+
+    def cer(self, reference: str, prediction: str) -> float:
+        import jiwer
+
+        return 1.0 if not prediction else float(jiwer.cer(reference, prediction))
+
+    def exact(self, reference: str, prediction: str) -> bool:
+        return reference == prediction
+
+
+def test_a_metric_without_normalize_gets_no_ceiling_and_the_reason(tmp_path):
+    pairs, _ = task_pairs(tmp_path, _receipts(tmp_path / "data"))
+    company = next(p for p in pairs if p.key == COMPANY_PAIR)
+    rows = {company.key: ResultRow(company.key, cer=0.2, val_cer=0.2)}
+    # a search in a default form (case folded) would score "alpha" against ALPHA under this metric: 1.0 on a
+    # page where a perfect reader copies ALPHA for 0; no exact ceiling can be claimed
+    reason = ("the metric _RawCer has no normalize(): the spans of the page text cannot be searched in its form, "
+              "so no exact OCR ceiling can be claimed")
+    assert run_ceilings([company], rows, ScriptedReader(), _RawCer()) == {company.key: PairCeiling(False, reason)}
+    assert summarize([(0.2, PairCeiling(False, reason))]).line() == reason
+
+
+def test_the_default_metric_on_the_same_pair_keeps_its_ceiling(tmp_path):
+    pairs, _ = task_pairs(tmp_path, _receipts(tmp_path / "data"))
+    company = next(p for p in pairs if p.key == COMPANY_PAIR)
+    rows = {company.key: ResultRow(company.key, cer=0.2, val_cer=0.2)}
+    ceiling = run_ceilings([company], rows, ScriptedReader(), CerMetric())[company.key]
+    assert ceiling.applies and ceiling.test.mean == statistics.mean(_hand(company.key, ex)[0] for ex in company.test)
