@@ -19,8 +19,8 @@ pair instead of ``--budget``): ``baseline`` (the data set's question), ``manual`
     nice -n 5 .venv/bin/python scripts/bench_optimizers.py --csv ../shared/data/sroie_dev/annotation.csv \\
         --pairs "receipt company" "receipt date" "receipt address" "receipt total" --budget 250 --seeds 0 1 \\
         --optimizers baseline manual fewshot retrieval quick critic_quick --ceiling \\
-        --extra split.val=0.2 --out outputs/sroie_bench/cells.json --store outputs/sroie_bench/store.sqlite
-    .venv/bin/python scripts/bench_optimizers.py --table outputs/sroie_bench/cells.json --ceiling --markdown
+        --extra split.val=0.2 --out outputs/sroie_eng/cells.json --store outputs/sroie_eng/store.sqlite
+    .venv/bin/python scripts/bench_optimizers.py --table outputs/sroie_eng/cells.json --ceiling --markdown
 
 Exits 1 when a cell failed (it is run again on the next start); 2 with one line on bad input
 (a missing CSV, an unknown pair or contender, a results file of other settings) before any

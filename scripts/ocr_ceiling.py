@@ -16,7 +16,7 @@ For a model that reads pixels there is no page text and no such ceiling: it says
 exits 0.
 
     .venv/bin/python scripts/ocr_ceiling.py task=csv task.csv=../shared/data/sroie_dev/annotation.csv \\
-        split.val=0.2 split.seed=0 paths.store=outputs/sroie_bench/store.sqlite
+        split.val=0.2 split.seed=0 paths.store=outputs/sroie_eng/store.sqlite
 """
 
 from __future__ import annotations
