@@ -6,8 +6,9 @@ is always a whole JSON document and a killed benchmark loses at most the cell it
 
 What a cell holds, read from its run folder: the winner's test predictions (each example
 named by its CSV row and image sha256, with its answer, prediction and CER), its val CER,
-evaluations, advisor calls, prompt, author, demos, the pair's val curve; the train
-answers of the pair (to count repeated demo answers); and what it cost: answer-model and
+evaluations, advisor calls, prompt, author, demos, the pair's val curve, the winner's wrong
+test answers by error class (``run.json``'s ``error_classes.test``: None for a run that kept
+none); the train answers of the pair (to count repeated demo answers); and what it cost: answer-model and
 advisor seconds (the store's ``timings`` rows written while the cell ran, its earlier
 killed attempts included), answers computed by its last attempt, and that attempt's wall time.
 """
@@ -21,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from optimize.error_classes import SplitErrors
 from optimize.results_files import atomic_write_text
 
 FORMAT = "bench-optimizers/v2"
@@ -60,6 +62,7 @@ class Cell:
     demo_answers: list[str] = field(default_factory=list)  # fixed demos' answers (none for retrieved demos)
     train_answers: list[str] = field(default_factory=list)  # the pair's train answers (any demo comes from them)
     curve: list[list[float]] = field(default_factory=list)  # [evaluations spent, best full-val CER so far]
+    test_errors: SplitErrors | None = None  # the winner's wrong test answers by class (None: not kept)
     answer_model_s: float | None = None
     advisor_s: float | None = None
     answers_computed: int | None = None
@@ -82,7 +85,20 @@ class Cell:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["test"] = [Prediction(**p) for p in data.get("test") or []]
+        values["test_errors"] = split_errors_of(data.get("test_errors"))
         return cls(**values)
+
+
+def split_errors_of(data: Any) -> SplitErrors | None:
+    """``SplitErrors`` from its JSON (``run.json``'s ``error_classes.test``); None for anything else."""
+    if not isinstance(data, dict):
+        return None
+    try:
+        counts = {str(k): int(v) for k, v in data["counts"].items()}
+        return SplitErrors(n=int(data["n"]), wrong=int(data["wrong"]), counts=counts,
+                           most_copied=int(data.get("most_copied") or 0), copied_of=int(data.get("copied_of") or 0))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def cell_key(optimizer: str, seed: int, pair: str) -> str:
@@ -175,6 +191,7 @@ def cell_from_run(run_dir: Path, optimizer: str, seed: int, pair: str, budget: i
         origin=row.get("origin", ""), n_demos=number("n_demos", int),
         demo_answers=[d.get("answer", "") for d in winner.get("demos") or []],
         train_answers=list(train_answers), curve=detail.get("curve") or [],
+        test_errors=split_errors_of((detail.get("error_classes") or {}).get("test")),
         answers_computed=(summary.get("cost") or {}).get("model_calls_this_attempt"),
         advisor_usage=summary.get("advisor_usage"), run_dir=str(run_dir), finished_at=summary.get("finished_at", ""),
     )

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from optimize.error_classes import SplitErrors
 from optimize.stats import bootstrap_interval
-from scripts.bench_results import BenchResults, Cell, Prediction, cell_key
+from scripts.bench_results import BenchResults, Cell, Prediction, cell_from_run, cell_key, split_errors_of
 from scripts.bench_table import Merged, field_table, main_table, missing_cells, paired_table, repeated_answer_share
 from scripts.ocr_ceiling import best_span
 from tasks.cer_metric import CerMetric
@@ -165,6 +166,31 @@ def test_curves_and_comparisons_name_contenders_with_their_own_budget(capsys):
     assert f"retrieval minus fewshot:150, seed 0: -0.200 [{lo:+.3f}, {hi:+.3f}] (n=2)" in out.splitlines()
 
 
+def _error_classes(wrong, n, **counts):
+    every = dict.fromkeys(["chatty", "copied_demo", "elsewhere_on_page", "empty", "format", "not_on_page", "other",
+                           "other_script"], 0)
+    return {"n": n, "wrong": wrong, "counts": {**every, **counts}, "most_copied": 0, "copied_of": 0}
+
+
+def test_a_cell_keeps_its_winners_test_error_classes_from_run_json(tmp_path):
+    """cell_from_run copies run.json's error_classes.test into the cell (and None when it has none)."""
+    run = tmp_path / "run"
+    (run / "results").mkdir(parents=True)
+    prediction = {"row": "r0", "answer": "a", "prediction": "b", "cer": 1.0}
+    (run / "trials.jsonl").write_text(json.dumps({"pair": "A", "split": "test", "prompt": "P",
+                                                  "predictions": [prediction]}) + "\n", encoding="utf-8")
+    write_csv(run / "results" / "r.csv", [["A", "P", "0.5"]], header=["doc type question type", "optimal prompt",
+                                                                      "val_cer"])
+    classes = _error_classes(1, 1, elsewhere_on_page=1)
+    summary = {"results_csv": "results/r.csv", "pairs": {"A": {"error_classes": {"test": classes, "val": None}}}}
+    (run / "run.json").write_text(json.dumps(summary), encoding="utf-8")
+    cell = cell_from_run(run, "quick", 0, "A", 10, {}, [])
+    assert cell.test_errors == SplitErrors(n=1, wrong=1, counts=classes["counts"])
+    summary["pairs"]["A"] = {}
+    (run / "run.json").write_text(json.dumps(summary), encoding="utf-8")
+    assert cell_from_run(run, "quick", 0, "A", 10, {}, []).test_errors is None
+
+
 # -- the results file: atomic, resumable ------------------------------------------------
 
 
@@ -203,7 +229,10 @@ def test_a_cell_already_in_the_results_file_is_not_run_again(tmp_path):
     ran = res.cells[cell_key("manual", 0, "passport Фамилия")]
     assert ran.val_cer == 0.0 and len(ran.test) == 4 and all(p.image_sha256 for p in ran.test)
     (run_dir,) = (tmp_path / "b" / "bench_runs" / "cells" / "seed0" / "manual").iterdir()  # one cell ran
-    assert list(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["pairs"]) == ["passport Фамилия"]
+    pairs = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["pairs"]
+    assert list(pairs) == ["passport Фамилия"]
+    assert ran.test_errors is not None and ran.test_errors == split_errors_of(
+        pairs["passport Фамилия"]["error_classes"]["test"])  # the run's classes, copied into the cell
 
 
 def _state(pid: int) -> str | None:
