@@ -18,19 +18,27 @@ Per contender and split seed, over the pairs (fields) it has cells for:
   2 pages (else 0). A winner that copies a demo's answer onto other pages shows here; any
   demo, fixed or retrieved, is a train example, so its answer is a train answer.
 - **OCR ceiling** (``scripts/ocr_ceiling.py``): the best-span CER of the same test pages,
-  per field, when the results file holds it.
+  per field, when the results file holds it; the **gap to ceiling**: the winner's test CER minus
+  the ceiling, over the test examples both have (matched by CSV row).
+- **test errors by class** per field: the winner's wrong test answers counted by error class
+  (``prompt_opt_api.error_classes``), the nonzero classes largest first, then how many of the
+  test answers were wrong; the cell's own counts, else its run folder's ``run.json`` (read only
+  then); empty when neither has them (an old run, a run folder gone).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from optimize.error_classes import SplitErrors
 from optimize.stats import bootstrap_interval, clipped_mean, median, paired_bootstrap_interval
-from scripts.bench_results import BenchResults, Cell
+from scripts.bench_results import BenchResults, Cell, split_errors_of
 from scripts.ocr_ceiling import Ceiling
 
 CEILING = "OCR ceiling (best span)"
@@ -240,28 +248,65 @@ def paired_table(merged: Merged, reference: str) -> Table:
     return table
 
 
+def winner_errors(cell: Cell) -> SplitErrors | None:
+    """The winner's wrong test answers by class: the cell's own, else its run folder's ``run.json``
+    (read only then); None when neither has them or the run folder cannot be read."""
+    if cell.test_errors is not None:
+        return cell.test_errors
+    if not cell.run_dir:
+        return None
+    try:
+        summary = json.loads((Path(cell.run_dir) / "run.json").read_text(encoding="utf-8"))
+        return split_errors_of(summary["pairs"][cell.pair]["error_classes"]["test"])
+    except (OSError, ValueError, LookupError, TypeError):
+        return None
+
+
+def errors_by_class(errors: SplitErrors | None) -> str:
+    """``elsewhere_on_page 23, copied_demo 6 (29 of 50 wrong)``: nonzero classes, largest first."""
+    if errors is None:
+        return ""
+    classes = sorted(((name, k) for name, k in errors.counts.items() if k), key=lambda c: (-c[1], c[0]))
+    listed = ", ".join(f"{name} {k}" for name, k in classes)
+    return f"{listed} ({errors.wrong} of {errors.n} wrong)".lstrip()
+
+
+def ceiling_gap(cell: Cell, ceiling: list[tuple[str, float]]) -> float | None:
+    """The cell's test CER minus the ceiling's over the test examples both have (by CSV row)."""
+    theirs = dict(ceiling)
+    diffs = [p.cer - theirs[p.row] for p in cell.test if p.row in theirs]
+    return statistics.mean(diffs) if diffs else None
+
+
 def field_table(merged: Merged) -> Table:
-    """Per field: test and val CER of each winner, the gap, repeated train answers, the winner's kind."""
+    """Per field: test and val CER of each winner, the gap, repeated train answers, the ceiling and
+    the gap to it, the winner's test errors by class, the winner's kind."""
     with_ceiling = merged.has_ceiling()
     table = Table("per field: the winner's test and val CER, the val-test gap (test minus val), the share of "
                   "test pages answered with one train answer not their own",
                   ["field", "optimizer", "seed", "test CER", "val CER", "val-test gap", "repeated train answer",
-                   *(["OCR ceiling"] if with_ceiling else []), "author", "demos", "evaluations"])
+                   *(["OCR ceiling", "gap to ceiling"] if with_ceiling else []), "test errors by class",
+                   "author", "demos", "evaluations"])
     for pair in sorted({c.pair for c in merged.cells.values()}):
         for seed in merged.seeds():
             ceiling = ceiling_by_row(merged.ceilings.get(seed)).get(pair)
             for name in merged.contenders():
                 cell = merged.of_contender(name, seed).get(pair)
-                if cell is None or not cell.test:
-                    continue
-                test = statistics.mean(cell.test_cers)
-                table.rows.append([
-                    pair, name, str(seed), _f(test), _f(cell.val_cer),
-                    _f(test - cell.val_cer, 3) if cell.val_cer is not None else "",
-                    _f(repeated_answer_share(cell), 2),
-                    *([_f(statistics.mean(c for _, c in ceiling)) if ceiling else ""] if with_ceiling else []),
-                    cell.author, "" if cell.n_demos is None else str(cell.n_demos), str(cell.evaluations or "")])
+                if cell is not None and cell.test:
+                    table.rows.append(_field_row(cell, ceiling, with_ceiling))
     return table
+
+
+def _field_row(cell: Cell, ceiling: list[tuple[str, float]] | None, with_ceiling: bool) -> list[str]:
+    test = statistics.mean(cell.test_cers)
+    gap = ceiling_gap(cell, ceiling) if ceiling else None
+    return [cell.pair, cell.optimizer, str(cell.seed), _f(test), _f(cell.val_cer),
+            _f(test - cell.val_cer, 3) if cell.val_cer is not None else "",
+            _f(repeated_answer_share(cell), 2),
+            *([_f(statistics.mean(c for _, c in ceiling)) if ceiling else "",
+               "" if gap is None else f"{gap:+.3f}"] if with_ceiling else []),
+            errors_by_class(winner_errors(cell)),
+            cell.author, "" if cell.n_demos is None else str(cell.n_demos), str(cell.evaluations or "")]
 
 
 def missing_cells(merged: Merged) -> list[str]:

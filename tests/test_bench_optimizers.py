@@ -172,6 +172,62 @@ def _error_classes(wrong, n, **counts):
     return {"n": n, "wrong": wrong, "counts": {**every, **counts}, "most_copied": 0, "copied_of": 0}
 
 
+def _run_dir(root, pair, test, val=None):
+    """A finished run folder as far as the tables read it: run.json's per-pair error classes."""
+    root.mkdir(parents=True)
+    digest = {"error_classes": {"test": test, "val": val}} if test is not None else {"curve": []}
+    (root / "run.json").write_text(json.dumps({"pairs": {pair: digest}}), encoding="utf-8")
+    return str(root)
+
+
+def test_the_field_table_lists_the_winners_test_errors_by_class_largest_first(tmp_path):
+    """The classes come from the cell's run.json (test, not val), only the nonzero ones, largest
+    first (ties by name), with how many of the test answers were wrong; a cell's own classes win."""
+    old = _cell("quick", "A", [0.4, 0.0])
+    old.run_dir = _run_dir(tmp_path / "run", "A", _error_classes(32, 50, format=3, elsewhere_on_page=23,
+                                                                  copied_demo=6),
+                           val=_error_classes(5, 20, not_on_page=5))
+    (row,) = field_table(_merged(old)).rows
+    assert row[7] == "elsewhere_on_page 23, copied_demo 6, format 3 (32 of 50 wrong)"
+    new = _cell("fewshot", "A", [0.4, 0.0])
+    new.run_dir = old.run_dir  # its own counts are read, not the run folder's
+    new.test_errors = split_errors_of(_error_classes(3, 12, other_script=1, chatty=1, empty=1))
+    BenchResults(cells={new.key: new}).save(tmp_path / "cells.json")
+    (row,) = field_table(Merged.of([("f", BenchResults.load(tmp_path / "cells.json"))])).rows
+    assert row[7] == "chatty 1, empty 1, other_script 1 (3 of 12 wrong)"
+
+
+def test_a_cell_without_readable_error_classes_gets_an_empty_cell(tmp_path):
+    """No run folder, a run folder gone, a run.json that is not JSON, one without error classes:
+    each an empty cell, the rest of its row and the table as usual."""
+    cells = [_cell(name, "A", [0.5, 0.5]) for name in ("manual", "fewshot", "retrieval", "quick", "critic_quick")]
+    cells[1].run_dir = str(tmp_path / "gone")
+    cells[2].run_dir = _run_dir(tmp_path / "bad", "A", None)
+    (tmp_path / "bad" / "run.json").write_text("{not json", encoding="utf-8")
+    cells[3].run_dir = _run_dir(tmp_path / "old", "A", None)
+    cells[4].run_dir = _run_dir(tmp_path / "other pair", "B", _error_classes(1, 2, format=1))
+    table = field_table(_merged(*cells))
+    assert table.header[7] == "test errors by class"
+    assert [(r[1], r[3], r[7]) for r in table.rows] == [(c.optimizer, "0.500", "") for c in cells]
+
+
+def test_the_gap_to_the_ceiling_is_test_minus_ceiling_over_the_same_test_examples():
+    from scripts.ocr_ceiling import Ceiling, CeilingPoint
+
+    cell = _cell("quick", "A", [0.5, 0.2, 0.3], rows=["r0", "r1", "r2"])
+    ceiling = Ceiling(0, "reader", True, pairs={"A": [CeilingPoint("r0", 0.1, "x"), CeilingPoint("r1", 0.0, "y"),
+                                                      CeilingPoint("r2", 0.2, "z")]})
+    merged = Merged.of([("f", BenchResults(cells={cell.key: cell}, ceilings={"0": ceiling.to_json()}))])
+    table = field_table(merged)
+    assert table.header[7:10] == ["OCR ceiling", "gap to ceiling", "test errors by class"]
+    (row,) = table.rows
+    assert (row[3], row[7], row[8]) == ("0.333", "0.100", f"{(0.5 + 0.2 + 0.3) / 3 - 0.1:+.3f}") == (
+        "0.333", "0.100", "+0.233")
+    ceiling.pairs["A"].append(CeilingPoint("r9", 0.9, "w"))  # a test example the cell lacks: not in the gap
+    merged = Merged.of([("f", BenchResults(cells={cell.key: cell}, ceilings={"0": ceiling.to_json()}))])
+    assert field_table(merged).rows[0][8] == "+0.233"
+
+
 def test_a_cell_keeps_its_winners_test_error_classes_from_run_json(tmp_path):
     """cell_from_run copies run.json's error_classes.test into the cell (and None when it has none)."""
     run = tmp_path / "run"
