@@ -26,6 +26,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore, RunLeaseHeld
 from optimize.config_check import check_config
 from optimize.failed_jobs import failed_jobs, record_failed_job
+from optimize.answer_cap import resolve_answer_cap
 from optimize.ocr_language import resolve_ocr_language
 from optimize.output_paths import check_output_paths
 from optimize.plan import make_plan
@@ -70,8 +71,9 @@ def run(cfg: DictConfig, out_dir: Path) -> tuple[float, list[str]]:
             rejected key, a dead endpoint), or another live process runs the same run id.
     """
     task, pairs, too_small, audit = _load_task(cfg)
-    if note := resolve_ocr_language(cfg, task.examples, pairs):  # before the run id, the plan and the model
-        log.info("%s", note)
+    for note in (resolve_ocr_language(cfg, task.examples, pairs), resolve_answer_cap(cfg, pairs)):
+        if note:  # resolved before the run id, the plan and the model read the configuration
+            log.info("%s", note)
     optimizer = _instantiate(cfg, "optimizer")
     advisor = _advisor(cfg, optimizer)
     if cfg.get("plan"):

@@ -118,6 +118,7 @@ ENGINE_SCHEMA: dict[str, Any] = {
     "progress_every_s": Setting("float", above=0),
     "plan": Setting("bool"),
     "report": Setting("bool"),
+    "fit_answer_cap": Setting("bool"),
     "task": {"on_bad_row": Setting("str", choices=("error", "skip")), "max_answer_chars": Setting("int", minimum=1)},
 }
 TARGET_GROUPS = ("task", "model", "optimizer", "advisor", "split", "metric")
