@@ -252,3 +252,43 @@ def test_a_book_with_bad_shapes_exits_2_in_one_line_before_any_model(shaped_run,
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"{path}, entry 1 ('receipt date'): \"answer_shapes\" {says}"]
     assert not out.exists()
+
+
+def test_the_default_optimizer_ends_with_the_answer_shape_step():
+    from tests.test_configs_and_contracts import _compose
+    from hydra.utils import instantiate
+
+    quick = instantiate(_compose(["optimizer=quick"]).optimizer)
+    assert [type(step).__name__ for step in quick.steps][-1] == "AnswerShapeStep"
+    assert quick.budget_shares == [0.6]  # the critic's share; the demos and the shapes spend what is left
+
+
+# -- a prompt with shapes is a candidate of its own, and what is built from it keeps them -----------
+SHAPED = Prompt("{question}", answer_shapes=AnswerShapes(("9/9/9",)))
+
+
+def test_a_prompt_with_shapes_and_one_without_are_two_candidates():
+    from optimize.selection import baseline_scored
+    from optimizers.prompt_pool import PromptPool
+    from optimizers.retrieval import RetrievalOptimizer
+
+    plain = Prompt("{question}")
+    assert PromptPool.key(plain) != PromptPool.key(SHAPED) and demo_rows(plain) != demo_rows(SHAPED)
+    assert SHAPED in RetrievalOptimizer().starting_from([SHAPED]).known_prompts(DATES)  # beside the baseline
+    record = {"split": "val", "n": 3, "cer": 0.0, "prompt": "{question}", "n_demos": 0}
+    shaped = TrialRecord(SHAPED, {**record, "demo_rows": demo_rows(SHAPED), "answer_shapes": ["9/9/9"]})
+    assert not baseline_scored([shaped], 3)  # the engine still scores the replies as given
+    assert baseline_scored([shaped, TrialRecord(plain, {**record, "demo_rows": []})], 3)
+
+
+def test_prompts_built_from_a_prompt_with_shapes_keep_them(tmp_path):
+    from optimizers.fewshot import FewShotOptimizer
+    from optimizers.prompt_edits import rule_edits
+
+    assert {p.answer_shapes for p in rule_edits(SHAPED, DATES.train)} == {SHAPED.answer_shapes}
+    # the trimmed prompt is the best instruction: the suffix model's replies, cut to their dates, score better
+    evaluator = Evaluator(ScriptedSuffixModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), DATES, Budget(None))
+    trials = FewShotOptimizer(k=1, random_sets=1, copy_guard=False).starting_from([SHAPED]).optimize(
+        DATES, evaluator, None)
+    with_demos = [t.prompt for t in trials if t.prompt.demos]
+    assert with_demos and all(p.answer_shapes == SHAPED.answer_shapes for p in with_demos)
