@@ -292,3 +292,19 @@ def test_prompts_built_from_a_prompt_with_shapes_keep_them(tmp_path):
         DATES, evaluator, None)
     with_demos = [t.prompt for t in trials if t.prompt.demos]
     assert with_demos and all(p.answer_shapes == SHAPED.answer_shapes for p in with_demos)
+
+
+def test_retrieval_rules_built_on_a_trimmed_instruction_keep_its_shapes(tmp_path):
+    from optimizers.retrieval import RetrievalOptimizer
+    from tasks.docqa_csv import load_task
+    from tasks.pair_splits import SplitConfig, split_pairs
+    from tests.task_factory import issuer_task
+
+    (pair,), _ = split_pairs(load_task(issuer_task(tmp_path / "data")).examples, SplitConfig())
+    visible = dataclasses.replace(pair, test=())
+    shaped = Prompt("{question}", answer_shapes=AnswerShapes.from_answers(e.answer for e in visible.train))
+    evaluator = Evaluator(ScriptedSuffixModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
+    trials = RetrievalOptimizer(ks=(1,), signatures=("page-gray16/v1",), distinct_answers=False, copy_guard=False,
+                                stop_when_beaten=False).starting_from([shaped]).optimize(visible, evaluator, None)
+    rules = [t.prompt for t in trials if t.prompt.retrieval is not None]
+    assert rules and all(p.answer_shapes == shaped.answer_shapes for p in rules)
