@@ -36,8 +36,8 @@ ASKED = "What is it?"  # every question here; a scripted model with it as its ex
 
 # -- the definition --------------------------------------------------------------------------------
 def test_a_shape_classes_characters_and_collapses_runs_after_the_metrics_stripping():
-    assert [shape(t) for t in ("25/12/2018", "RM 12.00", "15 JUN 18", "«25/12/2018».", "Иванов-Петров", "")] == [
-        "9/9/9", "A 9.9", "9 A 9", "9/9/9", "A-A", ""]
+    texts = ("25/12/2018", "RM 12.00", "15 JUN 18", "«25/12/2018».", "Иванов-Петров", "")
+    assert [shape(t) for t in texts] == ["9/9/9", "A 9.9", "9 A 9", "9/9/9", "A-A", ""]
     shapes = AnswerShapes.from_answers(["01/02/2019", "25/12/2018", "", "03/04/2020"])
     assert shapes.shapes == ("9/9/9",)  # sorted, distinct, none for an empty answer
 
@@ -90,7 +90,8 @@ def test_a_reader_that_adds_a_time_to_every_date_gets_its_replies_trimmed_on_val
     trimmed = [t for t in trials if t.prompt.answer_shapes is not None]
     assert [(t.prompt.text, t.prompt.answer_shapes.shapes, t.score.cer) for t in trimmed] == [
         ("{question}", ("9/9/9",), 0.0)]
-    assert [(r.prediction, r.raw_prediction) for r in trimmed[0].score.results][0] == ("26/02/2018", "26/02/2018 20:13:39")
+    first = trimmed[0].score.results[0]
+    assert (first.prediction, first.raw_prediction) == ("26/02/2018", "26/02/2018 20:13:39")
     winner, _ = pick_best(records, len(DATES.val))
     assert winner.answer_shapes == AnswerShapes(("9/9/9",))
     assert winner.provenance.label == "dataset-question+rule:answer-shapes"
@@ -148,7 +149,8 @@ def test_shapes_leave_answer_keys_alone_and_books_without_them_byte_identical():
     shaped = dataclasses.replace(_book(200), schema_version=0, entries=(  # built in memory: the version it writes
         _book().entries[0], dataclasses.replace(_book(200).entries[1], answer_shapes=("9/9/9", "9.9"))))
     data = shaped.to_json()
-    assert shaped.schema_version == data["schema_version"] == 6 and data["pairs"][1]["answer_shapes"] == ["9/9/9", "9.9"]
+    assert shaped.schema_version == data["schema_version"] == 6
+    assert data["pairs"][1]["answer_shapes"] == ["9/9/9", "9.9"]
     assert shaped.entries[1].demos_text().endswith("; replies trimmed to the train answers' shapes (2 shapes)")
 
 
@@ -173,7 +175,8 @@ def date_task(root: Path, n: int = 14) -> Path:
     rows = []
     for i in range(n):
         draw_image(root / f"images/{i}.png", f"{i}")
-        rows.append([f"images/{i}.png", "What is the date?", f"{i + 1:02d}/{i % 12 + 1:02d}/2018", "receipt", "date", ""])
+        date = f"{i + 1:02d}/{i % 12 + 1:02d}/2018"
+        rows.append([f"images/{i}.png", "What is the date?", date, "receipt", "date", ""])
     return write_csv(root / "task.csv", rows)
 
 
