@@ -9,9 +9,13 @@ deployed prompt goes through the same code that built the scored requests::
 
     runtime = PromptRuntime("results/<task>/Qwen2-VL-2B_sep_OptimalPrompts.book.json")
     body = runtime.openai_request("Паспорт", "Фамилия", "scan.jpg", "Какая фамилия?")
-    # POST body to a vLLM server's /v1/chat/completions; the answer is the reply's text, stripped
+    # POST body to a vLLM server's /v1/chat/completions, then
+    value = runtime.answer("Паспорт", "Фамилия", reply_text)
 
-``messages`` gives the book's model's own request format (``ocr_llm``: its text request,
+``answer`` turns the model's reply into the answer the book's CER was measured on: the reply
+stripped, and trimmed to the pair's train-answer shapes when its entry has them
+(``BookEntry.answer_shapes``, ``prompt_opt_api.answer_shape.AnswerShapes.trim``), as the
+evaluator scored it. ``messages`` gives the book's model's own request format (``ocr_llm``: its text request,
 the page read by ``tesseract`` and fitted to the context with the model's tokenizer, as
 at answer time).
 
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from prompt_opt_api import AnswerModel, Example, Prompt, reads_text
+from prompt_opt_api.answer_shape import AnswerShapes
 from prompt_opt_api.demo_retrieval import PageSignatures
 from prompt_opt_api.book_trust import (ANSWER_MODEL, UserChoices, build, check_content, check_demo_cut,
                                        component_config)
@@ -111,6 +116,17 @@ class PromptRuntime:
                             "library, OCR engine or weights): its requests or answers may differ", model.name)
             self._models[key] = model
         return self._models[key]
+
+    def answer(self, doc_class: str, question_type: str, reply: str) -> str:
+        """The pair's answer from the model's ``reply``: stripped, and trimmed to the pair's train-answer
+        shapes when its entry has them (``BookEntry.answer_shapes``), as the evaluator scored it.
+
+        Raises:
+            PromptBookError: the pair is not in the book.
+        """
+        shapes = self.book.entry(doc_class, question_type).answer_shapes
+        reply = reply.strip()
+        return AnswerShapes(shapes).trim(reply) if shapes is not None else reply
 
     def example(self, doc_class: str, question_type: str, image: str | Path, question: str) -> Example:
         """A new document to ask about (no answer known)."""

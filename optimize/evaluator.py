@@ -318,16 +318,19 @@ class Evaluator:
             dataclasses.replace(r, source_row=self._shown_row.get(ex, r.source_row))
             for ex, r in zip(examples, score.results)))
 
-    def _result(self, request: tuple[Prompt, Example], prediction: str) -> ExampleResult:
+    def _result(self, request: tuple[Prompt, Example], reply: str) -> ExampleResult:
         """One answer scored, and classified when wrong (``prompt_opt_api.error_classes``): by the
-        answers of the demos its request showed and the page's text, when the model reads text."""
+        answers of the demos its request showed and the page's text, when the model reads text.
+        With answer shapes the trimmed reply is scored and classified; the reply is kept beside it."""
         prompt, ex = request
+        prediction = prompt.answer_shapes.trim(reply) if prompt.answer_shapes is not None else reply
         exact = self._metric.exact(ex.answer, prediction)
         error = None if exact else classify_error(
             ex.answer, prediction, demo_answers=[d.answer for d in prompt.demos], same=self._metric.exact,
             page_text=self._model.page_text(ex) if reads_text(self._model) else None)
         return ExampleResult(source_row=ex.source_row, answer=ex.answer, prediction=prediction,
-                             cer=self._metric.cer(ex.answer, prediction), exact=exact, error_class=error or "")
+                             cer=self._metric.cer(ex.answer, prediction), exact=exact, error_class=error or "",
+                             raw_prediction=reply if prediction != reply else "")
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:

@@ -3,7 +3,8 @@
 ``Evaluator.score`` never uses a plugin's objects as they are: it copies the prompt's text and
 provenance to exact ``str`` (``str.__str__``, which runs no code of a ``str`` subclass), checks
 the provenance (``optimize.attribution``), replaces demos and a retrieval pool by its own stored
-train examples, checks a demo cut (``Prompt.demo_chars``), and refuses a prompt larger than
+train examples, checks a demo cut (``Prompt.demo_chars``) and answer shapes (``Prompt.answer_shapes``),
+and refuses a prompt larger than
 ``MAX_PROMPT_CHARS`` (text) or ``MAX_PROVENANCE_CHARS`` / ``MAX_PROVENANCE_DEPTH`` (provenance)
 with ``PromptTooLong``, before anything is charged, stored or recorded.
 """
@@ -23,6 +24,7 @@ from prompt_opt_api import (
     PromptTooLong,
     Provenance,
 )
+from prompt_opt_api.answer_shape import AnswerShapes
 from prompt_opt_api.demo_cut import demo_chars_problem
 from prompt_opt_api.demo_retrieval import DemoRetrieval
 
@@ -73,7 +75,7 @@ def plain_prompt(prompt: object, own_copies: OwnCopies, attribution: Attribution
     if not isinstance(prompt, Prompt):
         raise TypeError(f"score() takes a Prompt, not {type(prompt).__name__}")
     text, demos, provenance, retrieval = prompt.text, tuple(prompt.demos), prompt.provenance, prompt.retrieval
-    demo_chars = prompt.demo_chars
+    demo_chars, shapes = prompt.demo_chars, plain_shapes(prompt.answer_shapes)
     if (problem := demo_chars_problem(demo_chars)) is not None:
         raise ValueError(f"Prompt.demo_chars {problem}")
     text = plain_text(text, "text", MAX_PROMPT_CHARS)
@@ -81,7 +83,22 @@ def plain_prompt(prompt: object, own_copies: OwnCopies, attribution: Attribution
     if attribution is not None:
         provenance = attribution.checked(provenance, text)
     return Prompt(text=text, demos=own_copies(demos, "demo", "train"), provenance=provenance,
-                  retrieval=plain_retrieval(retrieval, own_copies), demo_chars=demo_chars)
+                  retrieval=plain_retrieval(retrieval, own_copies), demo_chars=demo_chars, answer_shapes=shapes)
+
+
+def plain_shapes(shapes: object) -> AnswerShapes | None:
+    """The engine's copy of a prompt's answer shapes: exact ``str`` shapes, checked (``shapes_problem``)."""
+    if shapes is None:
+        return None
+    if not isinstance(shapes, AnswerShapes):
+        raise TypeError(f"Prompt.answer_shapes takes an AnswerShapes, not {type(shapes).__name__}")
+    listed = shapes.shapes
+    if not isinstance(listed, tuple):
+        raise TypeError(f"AnswerShapes.shapes takes a tuple of str, not {type(listed).__name__}")
+    copied = AnswerShapes(tuple(plain_text(s, "answer shape") for s in listed))
+    if (problem := copied.problem()) is not None:
+        raise ValueError(f"Prompt.answer_shapes: {problem}")
+    return copied
 
 
 def plain_retrieval(retrieval: Any, own_copies: OwnCopies) -> DemoRetrieval | None:

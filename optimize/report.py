@@ -31,6 +31,7 @@ from optimize.report_format import esc, fmt, html_table, interval, mean, num, sh
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
 from optimize.results_files import OPTIMAL_SUFFIX, atomic_write_text, best_per_pair, results_file_name
 from optimize.run_record import RunRecord
+from prompt_opt_api.answer_shape import shapes_note
 from prompt_opt_api.book_entry import demo_notes, retrieval_text
 
 # Fits a 1,400-pixel-wide window: long prompts wrap in their cell, a table wider than the page
@@ -194,19 +195,23 @@ def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, A
 def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> str:
     """Each winner that sends demos: its text and each demo's page and answer, as deployed."""
     out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
-           "page asked about (the prompt book holds them, with each image's sha256).</p>"]
+           "page asked about (the prompt book holds them, with each image's sha256); a winner whose replies are "
+           "trimmed to the train answers' shapes is deployed with its shapes.</p>"]
     for _, row in best.iterrows():
         pair = row[PAIR_COLUMN]
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
+        head = (f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
+                f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>")
+        shaped = _shapes_line(winner.get("answer_shapes"))
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
             text = retrieval_text(rule["k"], len(rule.get("pool") or []), rule.get("signature", ""),
                                   bool(rule.get("distinct_answers")), winner.get("demo_chars"))
-            out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
-                       f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
-                       f"<p>Demos chosen {esc(text)}.</p></div>")
+            out.append(f"{head}<p>Demos chosen {esc(text)}.</p>{shaped}</div>")
             continue
         if not winner.get("demos"):
+            if shaped:
+                out.append(f"{head}{shaped}</div>")
             continue
         cards = []
         for demo in winner["demos"]:
@@ -217,13 +222,18 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
                          f"<div>question: {esc(demo['question'])}</div>"
                          f"<div>answer: <b>{esc(demo['answer'])}</b></div></div>")
         notes = demo_notes(demo_chars=winner.get("demo_chars"))
-        out.append(f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
-                   f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>"
-                   + (f"<p>Demos: {esc(', '.join(notes))}.</p>" if notes else "")
+        out.append(head + (f"<p>Demos: {esc(', '.join(notes))}.</p>" if notes else "") + shaped
                    + f"<div class='demos'>{''.join(cards)}</div></div>")
     if len(out) == 1:
-        out.append("<p>No winner uses demos.</p>")
+        out.append("<p>No winner uses demos or answer shapes.</p>")
     return "\n".join(out)
+
+
+def _shapes_line(shapes: Sequence[str] | None) -> str:
+    """A winner's answer shapes, listed (empty without)."""
+    if not shapes:
+        return ""
+    return f"<p>{esc(shapes_note(len(shapes)).capitalize())}: {esc(', '.join(repr(s) for s in shapes))}.</p>"
 
 
 def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
@@ -319,6 +329,8 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
 def _demos_cell(candidate: dict[str, Any]) -> str:
     """A leaderboard candidate's demos per request, with its cut and distinct answers in words."""
     notes = demo_notes(bool(candidate.get("distinct_answers")), candidate.get("demo_chars"))
+    if candidate.get("answer_shapes"):
+        notes.append(shapes_note(len(candidate["answer_shapes"])))
     return f"{candidate.get('n_demos', 0)}" + (f" ({', '.join(notes)})" if notes else "")
 
 

@@ -50,7 +50,8 @@ def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry
                                   rule.distinct_answers)
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
                      demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
-                     retrieval=retrieval, demo_chars=prompt.demo_chars)
+                     retrieval=retrieval, demo_chars=prompt.demo_chars,
+                     answer_shapes=prompt.answer_shapes.shapes if prompt.answer_shapes is not None else None)
 
 
 def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:

@@ -69,9 +69,10 @@ def judge(pair: Pair, records: list[TrialRecord], engine: Evaluator, metric: Met
 
 
 def baseline_scored(records: Sequence[TrialRecord], n_val: int) -> bool:
-    """Whether the baseline (the data set's question, no demos) has a full-val score."""
+    """Whether the baseline (the data set's question, no demos, replies as given) has a full-val score."""
     text = baseline_prompt().text
-    return any(r.on_full(FULL_VAL, n_val) and r.data["prompt"] == text and not r.data["n_demos"] for r in records)
+    return any(r.on_full(FULL_VAL, n_val) and r.data["prompt"] == text and not r.data["n_demos"]
+               and not r.data.get("answer_shapes") for r in records)
 
 
 def disqualified_candidates(records: Sequence[TrialRecord], leaks: Mapping[CandidateKey, str],

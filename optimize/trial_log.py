@@ -17,6 +17,7 @@ from optimize.budget import Budget
 from optimize.progress import RunProgress, progress_text
 from optimize.run_record import TrialRecord
 from prompt_opt_api import FULL_VAL, Prompt, Score
+from prompt_opt_api.answer_shape import shapes_note
 
 ScoreListener = Callable[[Prompt, str, Score], None]
 
@@ -52,7 +53,8 @@ class TrialLog:
             "evaluations_so_far": evaluations_so_far,  # the pair's budget used, this score included
             "predictions": [
                 {"row": r.source_row, "answer": r.answer, "prediction": r.prediction, "cer": r.cer,
-                 **({"error_class": r.error_class} if r.error_class else {})} for r in score.results
+                 **({"error_class": r.error_class} if r.error_class else {}),
+                 **({"raw_prediction": r.raw_prediction} if r.raw_prediction else {})} for r in score.results
             ],
             **self.context,
         }
@@ -75,8 +77,11 @@ def n_demos(prompt: Prompt) -> int:
 
 def demo_rows(prompt: Prompt) -> list[str]:
     """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart),
-    and the demo cut when there is one."""
+    and the demo cut and the answer shapes (each shape listed) when there are."""
     cut = [f"each demo page cut to {prompt.demo_chars} characters around its answer"] if prompt.demo_chars else []
+    if prompt.answer_shapes is not None:
+        shapes = prompt.answer_shapes.shapes
+        cut.append(f"{shapes_note(len(shapes))}: {json.dumps(list(shapes), ensure_ascii=False)}")
     if (rule := prompt.retrieval) is not None:
         return [f"retrieved per document: k={rule.k} of {len(rule.pool)} train pages, {rule.signature}"
                 + (", distinct answers" if rule.distinct_answers else "")] + cut
@@ -84,10 +89,11 @@ def demo_rows(prompt: Prompt) -> list[str]:
 
 
 def demo_settings(prompt: Prompt) -> dict[str, Any]:
-    """The demo cut and distinct answers, named only when set (records without them are as they were)."""
-    rule = prompt.retrieval
+    """The demo cut, distinct answers and answer shapes, named only when set (records without them are as they were)."""
+    rule, shapes = prompt.retrieval, prompt.answer_shapes
     return {**({"demo_chars": prompt.demo_chars} if prompt.demo_chars else {}),
-            **({"distinct_answers": True} if rule is not None and rule.distinct_answers else {})}
+            **({"distinct_answers": True} if rule is not None and rule.distinct_answers else {}),
+            **({"answer_shapes": list(shapes.shapes)} if shapes is not None else {})}
 
 
 def score_listener(key: str, trial_log: TrialLog, records: list[TrialRecord], budget: Budget, bar: RunProgress,

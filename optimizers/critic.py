@@ -155,7 +155,8 @@ class CriticOptimizer(PoolOptimizer):
         asked = ask_for_prompts(writer, conversation(user), self.per_round, sample_base=round_no * 100,
                                 known=pool.known_texts(), temperature=self.temperature, max_reasks=self.max_reasks)
         written = Provenance(kind="critic", author=writer.name, detail=f"round{round_no}")
-        pool.add([Prompt(t, demos=best_prompt.demos, provenance=written) for t in asked.prompts], step=round_no)
+        pool.add([Prompt(t, demos=best_prompt.demos, provenance=written, answer_shapes=best_prompt.answer_shapes)
+                  for t in asked.prompts], step=round_no)
         return asked
 
     def _rule_edits(self, pool: PromptPool, pair: Pair, step: int, reserve: int = 0) -> None:

@@ -70,7 +70,7 @@ class FewShotOptimizer(PoolOptimizer):
         k = min(self.k, len(train))
 
         def with_demos(demos: Sequence[Example], detail: str = "") -> Prompt:
-            return Prompt(instruction.text, demos=tuple(demos),
+            return Prompt(instruction.text, demos=tuple(demos), answer_shapes=instruction.answer_shapes,
                           provenance=derived_provenance(instruction.provenance, "fewshot", detail))
 
         for _ in range(self.random_sets):

@@ -178,11 +178,13 @@ def rule_edits(base: Prompt, train: Sequence[Example], kinds: Sequence[str] = RU
         edited = f"{base.text.rstrip()} {clause}"
         if name in kinds and edited not in seen:
             seen.add(edited)
-            out.append(Prompt(edited, demos=base.demos, provenance=_edit_provenance(base, name)))
+            out.append(Prompt(edited, demos=base.demos, provenance=_edit_provenance(base, name),
+                              answer_shapes=base.answer_shapes))
     if "all" in kinds and len(clauses) > 1:  # every clause at once: the edits often help together
         combined = " ".join([base.text.rstrip(), *(c for _, c in clauses)])
         if combined not in seen:
-            out.append(Prompt(combined, demos=base.demos, provenance=_edit_provenance(base, "all")))
+            out.append(Prompt(combined, demos=base.demos, provenance=_edit_provenance(base, "all"),
+                              answer_shapes=base.answer_shapes))
     return out
 
 

@@ -10,6 +10,7 @@ run on the same path).
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Sequence
@@ -158,13 +159,16 @@ class PromptPool:
 
     @staticmethod
     def key(prompt: Prompt) -> str:
-        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule, the demo cut."""
+        """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule, the demo
+        cut, the answer shapes."""
         demos = ",".join(d.source_row for d in prompt.demos)
         if prompt.retrieval is not None:
             rule = prompt.retrieval
             demos += f"retrieved:k={rule.k},{rule.signature}" + (",distinct" if rule.distinct_answers else "")
         if prompt.demo_chars is not None:
             demos += f",cut={prompt.demo_chars}"
+        if prompt.answer_shapes is not None:
+            demos += f",shapes={json.dumps(list(prompt.answer_shapes.shapes), ensure_ascii=False)}"
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False,

@@ -155,7 +155,7 @@ class _RuleSearch:
         rule = DemoRetrieval(min(k, len(self.train)), self.train, signature, distinct_answers)
         instruction = instruction or self.instruction
         prompt = Prompt(instruction.text, provenance=derived_provenance(instruction.provenance, "retrieval"),
-                        retrieval=rule, demo_chars=demo_chars)
+                        retrieval=rule, demo_chars=demo_chars, answer_shapes=instruction.answer_shapes)
         for _, score in self.pool.add([prompt], step=step, stop_when_beaten=self.stop_when_beaten,
                                       keep_ties=keep_ties):
             copies = copies_a_demo(score.results)

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from prompt_opt_api.answer_shape import shapes_note, shapes_problem
 from prompt_opt_api.data import pair_key
 from prompt_opt_api.demo_cut import demo_chars_problem
 from prompt_opt_api.errors import TaskError
@@ -76,6 +77,8 @@ class BookEntry:
         retrieval: Demos chosen per document from a pool, instead of fixed ``demos``.
         demo_chars: Each demo's page text cut to this many characters around its answer
             (``Prompt.demo_chars``); None: as the answer model's settings say.
+        answer_shapes: The shapes of the pair's train answers each reply is trimmed to before it is
+            scored (``Prompt.answer_shapes``); None: replies as given.
     """
 
     doc_class: str
@@ -95,19 +98,25 @@ class BookEntry:
     answer_model: dict[str, Any] | None = None
     retrieval: BookRetrieval | None = None
     demo_chars: int | None = None
+    answer_shapes: tuple[str, ...] | None = None
 
     @property
     def key(self) -> str:
         return pair_key(self.doc_class, self.question_type)
 
     def demos_text(self) -> str:
-        """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``."""
+        """The demos as a person reads them: ``images/x.jpg: "ИВАНОВ"; images/y.jpg: "ПЕТРОВ"``, and
+        the answer shapes replies are trimmed to, when there are."""
         if self.retrieval is not None:
             rule = self.retrieval
-            return retrieval_text(rule.k, len(rule.pool), rule.signature, rule.distinct_answers, self.demo_chars)
-        listed = "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
-        notes = demo_notes(demo_chars=self.demo_chars)
-        return listed + (f" ({', '.join(notes)})" if notes and listed else "")
+            text = retrieval_text(rule.k, len(rule.pool), rule.signature, rule.distinct_answers, self.demo_chars)
+        else:
+            listed = "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
+            notes = demo_notes(demo_chars=self.demo_chars)
+            text = listed + (f" ({', '.join(notes)})" if notes and listed else "")
+        if self.answer_shapes is None:
+            return text
+        return "; ".join(filter(None, [text, shapes_note(len(self.answer_shapes))]))
 
 
 def retrieval_text(k: int, pool: int, signature: str, distinct_answers: bool, demo_chars: int | None) -> str:
@@ -163,6 +172,9 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         check_model(item["answer_model"], where)
     if (problem := demo_chars_problem(item.get("demo_chars"))) is not None:
         raise PromptBookError(f"{where}: \"demo_chars\" {problem}")
+    shapes = item.get("answer_shapes")
+    if shapes is not None and (problem := shapes_problem(shapes)) is not None:
+        raise PromptBookError(f"{where}: \"answer_shapes\" {problem}")
     return BookEntry(
         doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
         demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
@@ -172,6 +184,7 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
         origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
         answer_model=item.get("answer_model"), retrieval=retrieval, demo_chars=item.get("demo_chars"),
+        answer_shapes=tuple(shapes) if shapes is not None else None,
     )
 
 

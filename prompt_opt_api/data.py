@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from prompt_opt_api.answer_shape import AnswerShapes
 from prompt_opt_api.demo_cut import DEMO_WINDOW
 from prompt_opt_api.example import Example, pair_key
 
@@ -100,6 +101,10 @@ class Prompt:
             what fewer whole pages do. Only a model that reads text cuts
             (``AnswerModel.cuts_demo_text``; the evaluator refuses it for any other). None: the
             model's own setting (``ocr_llm``'s ``demo_chars``, whole pages by default).
+        answer_shapes: Each reply trimmed to the shapes of the pair's train answers
+            (``answer_shape.AnswerShapes.trim``) before it is scored. Part of what the candidate
+            is (a prompt with shapes and one without are two candidates), not of the request:
+            both send the same request and share its cached answers. None: replies as given.
     """
 
     text: str
@@ -107,6 +112,7 @@ class Prompt:
     provenance: Provenance | None = None
     retrieval: DemoRetrieval | None = None
     demo_chars: int | None = None
+    answer_shapes: AnswerShapes | None = None
 
     @property
     def origin(self) -> str:
@@ -124,8 +130,8 @@ class Prompt:
         return replace(self, demos=self.retrieval.select(example, signatures), retrieval=None)
 
     def identity(self) -> dict[str, Any]:
-        """What changes model output: text and demos, or the retrieval rule, and the demo cut
-        (provenance is bookkeeping only)."""
+        """What changes model output (the answer key's part): text and demos, or the retrieval
+        rule, and the demo cut (provenance is bookkeeping only; answer shapes trim the reply after it)."""
         identity: dict[str, Any] = {
             "text": self.text,
             "demos": [dict(d.identity(), answer=d.answer) for d in self.demos],
@@ -178,7 +184,9 @@ class ExampleResult:
     """The model's answer to one example and its CER.
 
     ``error_class``: what kind of mistake a wrong answer is (``error_classes.ERROR_CLASSES``,
-    the evaluator classifies it), "" for a right one.
+    the evaluator classifies it), "" for a right one. ``prediction`` is what was scored: the
+    model's reply, trimmed when the prompt has answer shapes (``Prompt.answer_shapes``), in which
+    case ``raw_prediction`` is the reply as the model gave it ("" when the trim changed nothing).
     """
 
     source_row: str
@@ -187,6 +195,7 @@ class ExampleResult:
     cer: float
     exact: bool
     error_class: str = ""
+    raw_prediction: str = ""
 
 
 @dataclass(frozen=True)

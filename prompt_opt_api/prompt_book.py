@@ -30,6 +30,7 @@ from prompt_opt_api.book_entry import (  # re-exported: the book's parts are rea
     check_model,
     entry_from_json,
 )
+from prompt_opt_api.answer_shape import AnswerShapes
 from prompt_opt_api.cache import cache_key
 from prompt_opt_api.data import Example, Prompt, pair_key
 from prompt_opt_api.demo_retrieval import DemoRetrieval
@@ -38,12 +39,15 @@ BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
 # 2 added per-document demos (``retrieval``), which a reader of 1 would drop; 3 retrieval by
 # OCR text and ``distinct_answers``, which a reader of 2 would apply otherwise or ignore; 4
 # ``content_sha256``, and no ``LOCATION_KEYS``; 5 an entry's demo cut (``demo_chars``), which a
-# reader of 4 would drop. A book is written as 5 when an entry cuts its demos, else as 4 (so a
-# book without a cut is what it always was; ``written_schema_version``); all are read
-# (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user trusts it).
+# reader of 4 would drop; 6 an entry's answer shapes (``answer_shapes``), which a reader of 5 would
+# drop. A book is written as the lowest version that holds its entries' features: 6 with answer
+# shapes, else 5 when an entry cuts its demos, else 4 (so a book without them is what it always
+# was; ``written_schema_version``); all are read (``prompt_opt_api.book_trust`` applies one
+# without a matching hash only if its user trusts it).
 UNCUT_SCHEMA_VERSION = 4  # a book none of whose entries cuts its demos
 CUT_SCHEMA_VERSION = 5  # a book with an entry that cuts its demos (``BookEntry.demo_chars``)
-_READS = (1, 2, 3, 4, 5)
+SHAPES_SCHEMA_VERSION = 6  # a book with an entry whose replies are trimmed (``BookEntry.answer_shapes``)
+_READS = (1, 2, 3, 4, 5, 6)
 BOOK_SUFFIX = ".book.json"
 # Where answers, keys, weights and data come from (endpoint, key variable, weights folder,
 # file and sources, data): the user's to set when a book is applied; no book holds them.
@@ -133,7 +137,9 @@ class PromptBook:
             retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature,
                                       distinct_answers=entry.retrieval.distinct_answers)
         # the book keeps the origin label
-        return Prompt(text=entry.template, demos=demos, retrieval=retrieval, demo_chars=entry.demo_chars)
+        shapes = AnswerShapes(entry.answer_shapes) if entry.answer_shapes is not None else None
+        return Prompt(text=entry.template, demos=demos, retrieval=retrieval, demo_chars=entry.demo_chars,
+                      answer_shapes=shapes)
 
     def _demo_example(self, entry: BookEntry, what: str, demo: BookDemo, root: Path) -> Example:
         """The demo's image, read only inside ``root`` (what the user's file holds is never printed)."""
@@ -169,7 +175,10 @@ class PromptBook:
 
 
 def written_schema_version(entries: tuple[BookEntry, ...]) -> int:
-    """The version a book of ``entries`` is written as: 5 when an entry cuts its demos, else 4."""
+    """The version a book of ``entries`` is written as: 6 when an entry has answer shapes, else 5 when
+    an entry cuts its demos, else 4."""
+    if any(e.answer_shapes is not None for e in entries):
+        return SHAPES_SCHEMA_VERSION
     return CUT_SCHEMA_VERSION if any(e.demo_chars is not None for e in entries) else UNCUT_SCHEMA_VERSION
 
 
@@ -198,6 +207,10 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
         data["answer_model"] = without_locations(data["answer_model"])
     if entry.demo_chars is None:  # written only when set: a book without a cut is a version 4 book
         del data["demo_chars"]
+    if entry.answer_shapes is None:  # written only when set, as the cut
+        del data["answer_shapes"]
+    else:
+        data["answer_shapes"] = list(entry.answer_shapes)
     if entry.retrieval is None:
         del data["retrieval"]
     else:
@@ -262,6 +275,9 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
         if entry.demo_chars is not None and version < CUT_SCHEMA_VERSION:
             raise PromptBookError(f"{where}, entry {i + 1}: \"demo_chars\" needs schema_version "
                                   f"{CUT_SCHEMA_VERSION} (the book says {version})")
+        if entry.answer_shapes is not None and version < SHAPES_SCHEMA_VERSION:
+            raise PromptBookError(f"{where}, entry {i + 1} ({entry.key!r}): \"answer_shapes\" needs schema_version "
+                                  f"{SHAPES_SCHEMA_VERSION} (the book says {version})")
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         if entry.key in seen:

@@ -169,3 +169,21 @@ class ScriptedCutReader(ScriptedReader):
         if len(read) >= self.needs_demos and not (self.cut_hurts and cut):
             return example.answer
         return example.answer[:-1]
+
+
+class ScriptedSuffixModel(ScriptedAnswerModel):
+    """A scripted model that reads pixels and writes the value plus more: every answer as
+    ``ScriptedAnswerModel`` gives it, then ``suffix`` (a time after a date, as a small reader
+    does); an empty ``suffix`` answers as ``ScriptedAnswerModel``."""
+
+    name = "Scripted-Suffix"
+
+    def __init__(self, suffix: str = " 20:13:39", **settings) -> None:
+        super().__init__(**settings)
+        self.suffix = suffix
+
+    def generation_params(self) -> dict:
+        return {**super().generation_params(), "suffix": self.suffix}
+
+    def _one(self, prompt: Prompt, example: Example) -> str:
+        return super()._one(prompt, example) + self.suffix

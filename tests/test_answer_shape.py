@@ -1,0 +1,313 @@
+"""Answer shapes: a reply trimmed to the shape of the pair's train answers (``Prompt.answer_shapes``)
+is a candidate of its own, chosen on val for free (the same request, the same cached answers),
+carried whole through prompt books, and refused in a book when its shapes are not shapes."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optimize.answer_store import AnswerStore
+from optimize.evaluator import Budget, Evaluator, answer_cache_key
+from optimize.run_record import TrialRecord
+from optimize.selection import pick_best
+from optimize.trial_log import demo_rows
+from optimizers.answer_shape_step import AnswerShapeStep
+from optimizers.chain import ChainOptimizer
+from optimizers.manual import ManualOptimizer
+from prompt_opt_api import Example, Pair, Prompt
+from prompt_opt_api.answer_shape import AnswerShapes, shape
+from prompt_opt_api.prompt_book import PromptBookError, content_sha256, load_book
+from tasks.cer_metric import CerMetric
+from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedSuffixModel
+from tests.task_factory import draw_image, write_csv
+from tests.test_demo_cut import KEYS_BEFORE, MODEL, _book, _example
+
+ASKED = "What is it?"  # every question here; a scripted model with it as its exact marker answers every prompt exactly
+
+
+# -- the definition --------------------------------------------------------------------------------
+def test_a_shape_classes_characters_and_collapses_runs_after_the_metrics_stripping():
+    texts = ("25/12/2018", "RM 12.00", "15 JUN 18", "«25/12/2018».", "Иванов-Петров", "")
+    assert [shape(t) for t in texts] == ["9/9/9", "A 9.9", "9 A 9", "9/9/9", "A-A", ""]
+    shapes = AnswerShapes.from_answers(["01/02/2019", "25/12/2018", "", "03/04/2020"])
+    assert shapes.shapes == ("9/9/9",)  # sorted, distinct, none for an empty answer
+
+
+def test_the_trim_keeps_the_longest_piece_of_a_train_answers_shape_and_else_the_reply():
+    dates = AnswerShapes.from_answers(["25/12/2018"])
+    assert dates.trim("25/12/2018 8:13:39 PM") == "25/12/2018"
+    assert dates.trim("78/02/18 08: 28 10886 09") == "78/02/18"
+    assert dates.trim("Date: 25/12/2018.") == "25/12/2018"
+    for unchanged in ("25/12/2018", " 25/12/2018.", "", "no date here"):  # its shape, empty, or no piece
+        assert dates.trim(unchanged) == unchanged
+    totals = AnswerShapes.from_answers(["12.00", "RM 3.50"])
+    assert totals.trim("Total: RM 12.00 cash") == "RM 12.00"  # the longest piece, not the first
+    assert AnswerShapes.from_answers(["7"]).trim("(12) x 345") == "345"  # the longest, surrounding stripped
+    assert AnswerShapes().trim("25/12/2018 8:13") == "25/12/2018 8:13"  # no shapes: replies as given
+
+
+# -- the step, with a scripted model that reads pixels ---------------------------------------------
+def _ex(i: int, answer: str, qtype: str) -> Example:
+    return Example(image=Path(f"/nowhere/{qtype}{i}.png"), question=ASKED, answer=answer, doc_class="receipt",
+                   question_type=qtype, bbox=None, image_sha256=f"{qtype}{i}".ljust(64, "0"), source_row=f"row {i}")
+
+
+def _pair(qtype: str, train: list[str], val: list[str]) -> Pair:
+    return Pair("receipt", qtype, tuple(_ex(i, a, qtype) for i, a in enumerate(train)),
+                tuple(_ex(100 + i, a, qtype) for i, a in enumerate(val)), ())
+
+
+DATES = _pair("date", ["25/12/2018", "01/02/2019", "13/07/2018"], ["26/02/2018", "05/11/2019", "30/01/2020"])
+# company names: train names of two words, val names of three; a short reply keeps three words
+COMPANIES = _pair("company", ["ALPHA TRADING", "BETA MARKET"], ["GAMMA FOOD STORE", "DELTA BOOK SHOP"])
+
+
+def _chain(model, pair, tmp_path, candidates=(), budget=None):
+    """The chain ``manual, answer_shape`` on ``pair``: its trials, the evaluator, and the records as the run loop
+    keeps them (each score with its plain prompt), so the engine's pick can be asked."""
+    records = []
+
+    def listen(prompt, split, score):
+        records.append(TrialRecord(prompt, {"split": split, "n": score.n, "cer": score.cer, "prompt": prompt.text,
+                                            "demo_rows": demo_rows(prompt)}))
+
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), pair, Budget(budget), listener=listen)
+    chain = ChainOptimizer({"s1": ManualOptimizer(candidates=candidates), "s2": AnswerShapeStep()})
+    return chain.optimize(pair, evaluator, None), evaluator, records
+
+
+def test_a_reader_that_adds_a_time_to_every_date_gets_its_replies_trimmed_on_val(tmp_path):
+    trials, _, records = _chain(ScriptedSuffixModel(exact_marker=ASKED), DATES, tmp_path)
+    trimmed = [t for t in trials if t.prompt.answer_shapes is not None]
+    assert [(t.prompt.text, t.prompt.answer_shapes.shapes, t.score.cer) for t in trimmed] == [
+        ("{question}", ("9/9/9",), 0.0)]
+    first = trimmed[0].score.results[0]
+    assert (first.prediction, first.raw_prediction) == ("26/02/2018", "26/02/2018 20:13:39")
+    winner, _ = pick_best(records, len(DATES.val))
+    assert winner.answer_shapes == AnswerShapes(("9/9/9",))
+    assert winner.provenance.label == "dataset-question+rule:answer-shapes"
+
+
+def test_a_reader_that_answers_exactly_gets_no_shapes_and_keeps_its_winner(tmp_path):
+    trials, _, records = _chain(ScriptedSuffixModel(suffix="", exact_marker=ASKED), DATES, tmp_path)
+    assert all(t.prompt.answer_shapes is None for t in trials)  # perfect on val: nothing to trim
+    winner, _ = pick_best(records, len(DATES.val))
+    assert (winner.text, winner.answer_shapes) == ("{question}", None)
+    # not perfect, but every reply has the train answers' shape: a tie, and the untrimmed prompt keeps it
+    trials, _, records = _chain(ScriptedAnswerModel(), DATES, tmp_path / "short")
+    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    assert shaped.prompt.answer_shapes is not None and shaped.score.cer == plain.score.cer > 0
+    winner, _ = pick_best(records, len(DATES.val))
+    assert winner.text == "{question}" and winner.answer_shapes is None
+
+
+def test_a_pair_whose_trim_hurts_on_val_keeps_its_replies_whole(tmp_path):
+    trials, _, records = _chain(ScriptedAnswerModel(), COMPANIES, tmp_path)
+    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    assert shaped.score.results[0].prediction == "GAMMA FOOD"  # "GAMMA FOOD STOR" cut to two words
+    assert shaped.score.cer > plain.score.cer
+    winner, _ = pick_best(records, len(COMPANIES.val))
+    assert winner.answer_shapes is None
+
+
+def test_the_trimmed_candidate_costs_no_model_call_and_no_budget_when_its_prompt_was_scored(tmp_path):
+    model = ScriptedSuffixModel(exact_marker=ASKED)
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), DATES, Budget(100))
+    (best,) = ManualOptimizer().optimize(DATES, evaluator, None)
+    assert model.calls == evaluator.budget.used == len(DATES.val)
+    calls, used = model.calls, evaluator.budget.used
+    trials = AnswerShapeStep().starting_from([best.prompt]).optimize(DATES, evaluator, None)
+    assert [t.prompt.answer_shapes is not None for t in trials] == [False, True] and trials[1].score.cer == 0.0
+    assert (model.calls, evaluator.budget.used) == (calls, used)
+
+
+def test_bad_shapes_are_refused_before_anything_is_charged(tmp_path):
+    model = ScriptedSuffixModel()
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), DATES, Budget(None))
+    with pytest.raises(ValueError, match=r"Prompt.answer_shapes: shape 1 holds 'x'"):
+        evaluator.score(Prompt("{question}", answer_shapes=AnswerShapes(("9/x",))), DATES.val)
+    assert model.calls == 0 and evaluator.budget.used == 0
+
+
+# -- keys and books ---------------------------------------------------------------------------------
+def test_shapes_leave_answer_keys_alone_and_books_without_them_byte_identical():
+    for name, (before, prompt) in KEYS_BEFORE.items():
+        shaped = dataclasses.replace(prompt, answer_shapes=AnswerShapes(("9/9/9",)))
+        assert answer_cache_key(MODEL, shaped, _example(3, "GAMMA")) == before, name  # the same request
+    assert hashlib.sha256(_book().dumps().encode()).hexdigest() == (
+        "2e7359fbdfd895d8a577b10d7862209562e83f4231eb460a040a4223cd1487a0")
+    assert "answer_shapes" not in _book().dumps() and _book(200).to_json()["schema_version"] == 5
+    shaped = dataclasses.replace(_book(200), schema_version=0, entries=(  # built in memory: the version it writes
+        _book().entries[0], dataclasses.replace(_book(200).entries[1], answer_shapes=("9/9/9", "9.9"))))
+    data = shaped.to_json()
+    assert shaped.schema_version == data["schema_version"] == 6
+    assert data["pairs"][1]["answer_shapes"] == ["9/9/9", "9.9"]
+    assert shaped.entries[1].demos_text().endswith("; replies trimmed to the train answers' shapes (2 shapes)")
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(json.dumps({**data, "content_sha256": content_sha256(data)}), encoding="utf-8")
+    return path
+
+
+def test_a_version_5_book_holding_shapes_is_refused_naming_the_file_and_pair(tmp_path):
+    data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], answer_shapes=("9",)),),
+                               schema_version=0).to_json()
+    data["schema_version"] = 5
+    path = _write(tmp_path / "old.book.json", data)
+    with pytest.raises(PromptBookError) as err:
+        load_book(path)
+    assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"answer_shapes\" needs schema_version 6 "
+                              "(the book says 5)")
+
+
+# -- a shaped winner through the CLI, its book, apply and the runtime --------------------------------
+def date_task(root: Path, n: int = 14) -> Path:
+    rows = []
+    for i in range(n):
+        draw_image(root / f"images/{i}.png", f"{i}")
+        date = f"{i + 1:02d}/{i % 12 + 1:02d}/2018"
+        rows.append([f"images/{i}.png", "What is the date?", date, "receipt", "date", ""])
+    return write_csv(root / "task.csv", rows)
+
+
+@pytest.fixture(scope="module")
+def shaped_run(tmp_path_factory):
+    """A run (manual, then the answer-shape step) with a reader that adds a time to every date."""
+    root = tmp_path_factory.mktemp("shaped_run")
+    data = date_task(root / "data")
+    proc = run_cli(root, data, "optimizer=manual_shapes", "model.exact_marker=date", model="scripted_suffix")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
+
+
+def _apply(*args):
+    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--allow", "tests."], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_a_shaped_winner_round_trips_through_the_book_with_exact_parity(shaped_run, tmp_path):
+    root, data, book_path = shaped_run
+    book = load_book(book_path)
+    (entry,) = book.entries
+    assert book.schema_version == 6
+    assert (entry.template, entry.answer_shapes, entry.test_cer) == ("{question}", ("9/9/9",), 0.0)
+    with (root / "out" / "Scripted-Suffix_sep_none.csv").open(encoding="utf-8") as fh:
+        (row,) = csv.DictReader(fh)
+    assert (float(row["cer"]), row["demos"]) == (0.0, "replies trimmed to the train answers' shapes (1 shape)")
+    out = tmp_path / "applied.csv"
+    applied = _apply(book_path, data, "--split", "test", "--out", out)
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    assert [p["cer"] for p in json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["pairs"]] == [0.0]
+    # the shapes are what made it: the same book without them scores the replies with their times
+    whole = json.loads(book_path.read_text(encoding="utf-8"))
+    del whole["pairs"][0]["answer_shapes"]
+    plain = _apply(_write(tmp_path / "whole.book.json", whole), data, "--split", "test", "--out", tmp_path / "w.csv")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert json.loads((tmp_path / "w.json").read_text(encoding="utf-8"))["pairs"][0]["cer"] > 0.5
+
+
+def test_the_runtime_answers_what_the_evaluator_scored(shaped_run):
+    from models.prompt_runtime import PromptRuntime
+
+    root, _, book_path = shaped_run
+    records = [json.loads(line) for line in (root / "out" / "trials.jsonl").read_text(encoding="utf-8").splitlines()]
+    (test,) = [r for r in records if r["split"] == "test"]
+    runtime = PromptRuntime(book_path, allow=("tests.",))
+    assert all(p["raw_prediction"].endswith(" 20:13:39") for p in test["predictions"])
+    assert [runtime.answer("receipt", "date", p["raw_prediction"]) for p in test["predictions"]] == [
+        p["prediction"] for p in test["predictions"]]
+    assert runtime.answer("receipt", "date", " 01/02/2018 20:13:39\n") == "01/02/2018"
+
+
+def test_the_run_record_and_report_say_the_winners_replies_are_trimmed(shaped_run):
+    root, _, _ = shaped_run
+    run = json.loads((root / "out" / "run.json").read_text(encoding="utf-8"))
+    (digest,) = run["pairs"].values()
+    assert digest["winner"]["answer_shapes"] == ["9/9/9"]
+    assert digest["error_classes"]["val"]["wrong"] == 0  # the trimmed candidate's val answers, not the untrimmed
+    assert [c.get("answer_shapes") for c in digest["top"]][:1] == [["9/9/9"]]
+    report = (root / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Replies trimmed to the train answers&#x27; shapes (1 shape): &#x27;9/9/9&#x27;." in report
+
+
+@pytest.mark.parametrize("shapes, says", [
+    (["9/x"], "shape 1 holds 'x': a shape writes a digit as 9, a letter as A and white space as one space ('9/x')"),
+    ([f"9{'/9' * i}" for i in range(65)], "must list 1 to 64 shapes, got 65"),
+    (["9 " * 100 + "9"], "shape 1 must be 1 to 200 characters, got 201"),
+])
+def test_a_book_with_bad_shapes_exits_2_in_one_line_before_any_model(shaped_run, tmp_path, shapes, says):
+    _, data, book_path = shaped_run
+    bad = json.loads(book_path.read_text(encoding="utf-8"))
+    bad["pairs"][0]["answer_shapes"] = shapes
+    path = _write(tmp_path / "bad.book.json", bad)
+    out = tmp_path / "b.csv"
+    proc = _apply(path, data, "--out", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"{path}, entry 1 ('receipt date'): \"answer_shapes\" {says}"]
+    assert not out.exists()
+
+
+def test_the_default_optimizer_ends_with_the_answer_shape_step():
+    from tests.test_configs_and_contracts import _compose
+    from hydra.utils import instantiate
+
+    quick = instantiate(_compose(["optimizer=quick"]).optimizer)
+    assert [type(step).__name__ for step in quick.steps][-1] == "AnswerShapeStep"
+    assert quick.budget_shares == [0.6]  # the critic's share; the demos and the shapes spend what is left
+
+
+# -- a prompt with shapes is a candidate of its own, and what is built from it keeps them -----------
+SHAPED = Prompt("{question}", answer_shapes=AnswerShapes(("9/9/9",)))
+
+
+def test_a_prompt_with_shapes_and_one_without_are_two_candidates():
+    from optimize.selection import baseline_scored
+    from optimizers.prompt_pool import PromptPool
+    from optimizers.retrieval import RetrievalOptimizer
+
+    plain = Prompt("{question}")
+    assert PromptPool.key(plain) != PromptPool.key(SHAPED) and demo_rows(plain) != demo_rows(SHAPED)
+    assert SHAPED in RetrievalOptimizer().starting_from([SHAPED]).known_prompts(DATES)  # beside the baseline
+    record = {"split": "val", "n": 3, "cer": 0.0, "prompt": "{question}", "n_demos": 0}
+    shaped = TrialRecord(SHAPED, {**record, "demo_rows": demo_rows(SHAPED), "answer_shapes": ["9/9/9"]})
+    assert not baseline_scored([shaped], 3)  # the engine still scores the replies as given
+    assert baseline_scored([shaped, TrialRecord(plain, {**record, "demo_rows": []})], 3)
+
+
+def test_prompts_built_from_a_prompt_with_shapes_keep_them(tmp_path):
+    from optimizers.fewshot import FewShotOptimizer
+    from optimizers.prompt_edits import rule_edits
+
+    assert {p.answer_shapes for p in rule_edits(SHAPED, DATES.train)} == {SHAPED.answer_shapes}
+    # the trimmed prompt is the best instruction: the suffix model's replies, cut to their dates, score better
+    evaluator = Evaluator(ScriptedSuffixModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), DATES, Budget(None))
+    trials = FewShotOptimizer(k=1, random_sets=1, copy_guard=False).starting_from([SHAPED]).optimize(
+        DATES, evaluator, None)
+    with_demos = [t.prompt for t in trials if t.prompt.demos]
+    assert with_demos and all(p.answer_shapes == SHAPED.answer_shapes for p in with_demos)
+
+
+def test_retrieval_rules_built_on_a_trimmed_instruction_keep_its_shapes(tmp_path):
+    from optimizers.retrieval import RetrievalOptimizer
+    from tasks.docqa_csv import load_task
+    from tasks.pair_splits import SplitConfig, split_pairs
+    from tests.task_factory import issuer_task
+
+    (pair,), _ = split_pairs(load_task(issuer_task(tmp_path / "data")).examples, SplitConfig())
+    visible = dataclasses.replace(pair, test=())
+    shaped = Prompt("{question}", answer_shapes=AnswerShapes.from_answers(e.answer for e in visible.train))
+    evaluator = Evaluator(ScriptedSuffixModel(), AnswerStore(tmp_path / "s.sqlite"), CerMetric(), visible, Budget(None))
+    trials = RetrievalOptimizer(ks=(1,), signatures=("page-gray16/v1",), distinct_answers=False, copy_guard=False,
+                                stop_when_beaten=False).starting_from([shaped]).optimize(visible, evaluator, None)
+    rules = [t.prompt for t in trials if t.prompt.retrieval is not None]
+    assert rules and all(p.answer_shapes == shaped.answer_shapes for p in rules)
