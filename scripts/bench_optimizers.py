@@ -252,8 +252,12 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
     if missing:
         print(f"bench_optimizers: --table {missing[0]}: no such file", file=sys.stderr)
         return 2
+    if len(args.suffixes) > len(files):
+        print(f"bench_optimizers: --suffixes names {len(args.suffixes)} suffixes for {len(files)} files", file=sys.stderr)
+        return 2
+    suffixes = list(args.suffixes) + [""] * (len(files) - len(args.suffixes))
     try:
-        merged = Merged.of((str(p), BenchResults.load(p)) for p in files)
+        merged = Merged.of((str(p), BenchResults.load(p).relabelled(suffix)) for p, suffix in zip(files, suffixes))
     except ResultsFileError as err:
         print(f"bench_optimizers: {err}", file=sys.stderr)
         return 2
@@ -279,6 +283,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ceiling", action="store_true",
                         help="measure (once per seed) and show the OCR ceiling beside the contenders")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the tables of results files")
+    parser.add_argument("--suffixes", nargs="+", default=[], metavar="SUFFIX",
+                        help="--table: appended to the contenders of each file in order (e.g. '' +fit: the second "
+                             "file's quick is quick+fit), so runs of one optimizer at two settings sit side by side")
     parser.add_argument("--markdown", action="store_true", help="tables as markdown (for docs/benchmarks.md)")
     parser.add_argument("--reference", default="manual", help="the contender paired differences are taken against")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="also print A minus B, paired")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import replace, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,16 @@ class BenchResults:
                    cells={k: Cell.from_json(v) for k, v in (data.get("cells") or {}).items()},
                    failures=data.get("failures") or {}, started=data.get("started") or {},
                    ceilings=data.get("ceilings") or {})
+
+    def relabelled(self, suffix: str) -> BenchResults:
+        """The same results with ``suffix`` appended to every contender's label (for tables only)."""
+        if not suffix:
+            return self
+        cells = {}
+        for cell in self.cells.values():
+            renamed = replace(cell, optimizer=cell.optimizer + suffix)
+            cells[cell_key(renamed.optimizer, renamed.seed, renamed.pair)] = renamed
+        return replace(self, cells=cells, failures={})
 
     def save(self, path: Path) -> None:
         """Write atomically: the old file stays whole until the new one has been written in full."""

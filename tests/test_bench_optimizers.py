@@ -154,6 +154,21 @@ def test_the_markdown_table_and_the_ceiling_rows(tmp_path, capsys):
     assert "OCR ceiling" not in capsys.readouterr().out  # shown only with --ceiling
 
 
+def test_two_files_of_one_optimizer_sit_side_by_side_with_suffixes_and_compare_paired(tmp_path, capsys):
+    from scripts.bench_optimizers import main
+
+    for name, cers in (("old", [0.5, 0.4]), ("new", [0.1, 0.4])):
+        BenchResults(cells={c.key: c for c in [_cell("quick", "A", cers)]}).save(tmp_path / f"{name}.json")
+    files = [str(tmp_path / "old.json"), str(tmp_path / "new.json")]
+    assert main(["--table", *files, "--suffixes", "", "+fit", "--compare", "quick+fit", "quick"]) == 0
+    out = capsys.readouterr().out
+    lo, hi = bootstrap_interval([-0.4, 0.0])
+    assert f"quick+fit minus quick, seed 0: -0.200 [{lo:+.3f}, {hi:+.3f}] (n=2)" in out.splitlines()
+    assert main(["--table", *files]) == 0
+    assert "quick+fit" not in capsys.readouterr().out  # without suffixes the later file replaces the cell
+    assert main(["--table", *files, "--suffixes", "a", "b", "c"]) == 2
+
+
 def test_curves_and_comparisons_name_contenders_with_their_own_budget(capsys):
     from scripts.bench_table import render
 
