@@ -27,8 +27,9 @@ SPARE_TOKENS = 8  # room for an answer a little longer than any seen in train
 
 
 def cap_key(model: Any) -> str | None:
-    """The model setting that caps its answer length; None for a model without one."""
-    return next((key for key in CAP_KEYS if isinstance(model.get(key), int)), None)
+    """The model setting that caps its answer length; None for a model without one (or none a whole
+    number: null, or ``true``, which is no number of tokens)."""
+    return next((key for key in CAP_KEYS if type(model.get(key)) is int), None)
 
 
 def fitted_cap(configured: int, pairs: Sequence[Pair]) -> tuple[int, int]:

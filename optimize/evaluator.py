@@ -31,7 +31,7 @@ from optimize.answer_store import AnswerStore
 from optimize.attribution import Attribution
 from optimize.budget import Budget, ReadOnlyBudget
 from optimize.call_gate import CallGate
-from optimize.plain_copy import plain_prompt
+from optimize.plain_copy import check_train_shapes, plain_prompt, train_shapes
 from optimize.plugin_errors import no_examples_message
 from optimize.single_flight import SingleFlight
 from prompt_opt_api.demo_retrieval import PageSignatures
@@ -81,7 +81,8 @@ class Evaluator:
         batch_size: Requests per ``model.answer`` call (default: the model's preference).
         listener: Called as ``listener(prompt, split, score)`` after each score, with the
             engine's plain prompt and the examples' own rows.
-        allow_test: Only the run loop's final scoring sets this.
+        allow_test: Only the engine's own scoring sets this (the run loop's final scoring, ``optimize.apply``);
+            without it, a prompt's answer shapes must be shapes of ``pair``'s train answers.
         shown: The copies of ``pair``'s examples the optimizer was handed (no paths to the
             task's files, see ``optimize.shown_pair``), keyed by the pair's own example.
             When given, only those copies are accepted and the scores returned name
@@ -92,7 +93,8 @@ class Evaluator:
 
     __slots__ = ("_model", "_store", "_metric", "_budget", "_batch_size", "_listener", "_allow_test",
                  "_split_of", "_full_val", "_identity", "_model_calls", "_cache_hits", "_charged",
-                 "_split_name", "_shown_row", "_attribution", "_gate", "_count_lock", "_flights", "_signatures")
+                 "_split_name", "_shown_row", "_attribution", "_gate", "_count_lock", "_flights", "_signatures",
+                 "_train_shapes")
 
     def __init__(
         self,
@@ -125,6 +127,8 @@ class Evaluator:
         self._split_name = {own: name for name, own in self._split_of.values()}
         self._shown_row = {ex: shown[ex].source_row for ex in shown}
         self._full_val = Counter(pair.val)
+        # an optimizer's evaluator (no test) takes only answer shapes of train answers, as demos come from train
+        self._train_shapes = None if allow_test else train_shapes(pair.train)
         self._identity: dict[str, Any] | None = None
         self._model_calls = 0  # requests actually sent to the model (cache misses)
         self._cache_hits = 0
@@ -269,8 +273,9 @@ class Evaluator:
             BudgetExhausted: if the budget cannot pay for the unpaid evaluations
                 (nothing is scored then).
             HeldOutAccessError: if an example is not in this evaluator's splits (for an
-                optimizer: anything but the pair's train and val examples), or a demo
-                is not a train example.
+                optimizer: anything but the pair's train and val examples), a demo
+                is not a train example, or (an optimizer's evaluator) an answer shape is not
+                the shape of a train answer.
             ValueError: if ``examples`` is empty, or the prompt cuts demo pages (``demo_chars``) for
                 a model that does not cut them (``AnswerModel.cuts_demo_text``; nothing is charged).
             TypeError: if ``prompt`` is not a ``Prompt`` or its text or provenance fields not strings.
@@ -287,6 +292,8 @@ class Evaluator:
         # The plain copy and the evaluator's own examples come first: nothing the plugin
         # made is used after this point.
         prompt = plain_prompt(prompt, self._own_copies, self._attribution)
+        if self._train_shapes is not None:
+            check_train_shapes(prompt.answer_shapes, self._train_shapes)
         if prompt.demo_chars is not None and not self.cuts_demo_text:
             raise ValueError(f"answer model {self._model.name!r} does not cut demo pages (it reads pixels, or does "
                              "not implement AnswerModel.cuts_demo_text): score the prompt without demo_chars")

@@ -3,19 +3,20 @@
 ``Evaluator.score`` never uses a plugin's objects as they are: it copies the prompt's text and
 provenance to exact ``str`` (``str.__str__``, which runs no code of a ``str`` subclass), checks
 the provenance (``optimize.attribution``), replaces demos and a retrieval pool by its own stored
-train examples, checks a demo cut (``Prompt.demo_chars``) and answer shapes (``Prompt.answer_shapes``),
-and refuses a prompt larger than
+train examples, checks a demo cut (``Prompt.demo_chars``) and answer shapes (``Prompt.answer_shapes``; an
+optimizer's only those of its train answers, ``check_train_shapes``), and refuses a prompt larger than
 ``MAX_PROMPT_CHARS`` (text) or ``MAX_PROVENANCE_CHARS`` / ``MAX_PROVENANCE_DEPTH`` (provenance)
 with ``PromptTooLong``, before anything is charged, stored or recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from optimize.attribution import Attribution
 from prompt_opt_api import (
+    HeldOutAccessError,
     MAX_PROMPT_CHARS,
     MAX_PROVENANCE_CHARS,
     MAX_PROVENANCE_DEPTH,
@@ -99,6 +100,21 @@ def plain_shapes(shapes: object) -> AnswerShapes | None:
     if (problem := copied.problem()) is not None:
         raise ValueError(f"Prompt.answer_shapes: {problem}")
     return copied
+
+
+def train_shapes(train: Iterable[Example]) -> frozenset[str]:
+    """The shapes of the train answers: all an optimizer's prompt may trim its replies to."""
+    return frozenset(AnswerShapes.from_answers(ex.answer for ex in train).shapes)
+
+
+def check_train_shapes(shapes: AnswerShapes | None, allowed: frozenset[str]) -> None:
+    """Refuse answer shapes that are not shapes of the pair's train answers (``HeldOutAccessError``):
+    shapes made from val answers would fit the trim to the split that chooses the winner."""
+    for one in shapes.shapes if shapes is not None else ():
+        if one not in allowed:
+            raise HeldOutAccessError(
+                f"Prompt.answer_shapes: {one[:80]!r} is not the shape of a train answer of this pair: answer shapes "
+                "come from train (AnswerShapes.from_answers of the train answers), as demos do")
 
 
 def plain_retrieval(retrieval: Any, own_copies: OwnCopies) -> DemoRetrieval | None:

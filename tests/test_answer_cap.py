@@ -87,3 +87,10 @@ def test_the_plan_shows_the_raised_cap_and_a_bad_value_exits_2(tmp_path):
     assert "model.max_tokens=" in shown.stderr and "(configured 32)" in shown.stderr
     bad = run_cli(tmp_path, data, "plan=true", "fit_answer_cap=sometimes", model="ocr_llm")
     assert bad.returncode == 2 and "fit_answer_cap" in bad.stderr
+
+
+def test_a_cap_that_is_not_a_whole_number_is_left_as_configured(tmp_path):
+    data = f"task.csv={_receipts(tmp_path)}"
+    assert _resolved(_config("task=csv", data, "model.max_tokens=null")) == (None, None)  # no cap: none to raise
+    assert _resolved(_config("task=csv", data, "model.max_tokens=true")) == (True, None)  # not read as the number 1
+    assert _resolved(_config("task=csv", data, "model.max_tokens=40"))[0] > 40  # a whole number is raised

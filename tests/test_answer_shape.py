@@ -311,3 +311,39 @@ def test_retrieval_rules_built_on_a_trimmed_instruction_keep_its_shapes(tmp_path
                                 stop_when_beaten=False).starting_from([shaped]).optimize(visible, evaluator, None)
     rules = [t.prompt for t in trials if t.prompt.retrieval is not None]
     assert rules and all(p.answer_shapes == shaped.answer_shapes for p in rules)
+
+
+# -- a plugin's shapes come from train, as its demos do -----------------------------------------------
+# train dates written with slashes, val dates with dots: the val answers' shapes trim the reader's
+# replies to a perfect val score, the train answers' shapes do not
+DOTTED = _pair("date", ["25/12/2018", "01/02/2019", "13/07/2018"], ["26.02.2018", "05.11.2019", "30.01.2020"])
+
+
+def test_a_plugin_cannot_trim_to_shapes_its_train_answers_do_not_have(tmp_path):
+    from prompt_opt_api import HeldOutAccessError
+
+    model = ScriptedSuffixModel(exact_marker=ASKED)
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), DOTTED, Budget(None))
+    from_val = AnswerShapes.from_answers(ex.answer for ex in DOTTED.val)
+    with pytest.raises(HeldOutAccessError, match=r"Prompt.answer_shapes: '9\.9\.9' is not the shape of a train answer"):
+        evaluator.score(Prompt("{question}", answer_shapes=from_val), DOTTED.val)
+    mixed = AnswerShapes(from_val.shapes + ("9/9/9",))  # one train shape does not carry the others
+    with pytest.raises(HeldOutAccessError):
+        evaluator.score(Prompt("{question}", answer_shapes=mixed), DOTTED.val)
+    assert model.calls == 0 and evaluator.budget.used == 0  # refused before anything is charged
+
+
+def test_train_shapes_and_a_subset_of_them_are_scored_as_the_step_scores_them(tmp_path):
+    pair = _pair("total", ["12.00", "RM 3.50", "7"], ["9.90", "RM 1.00"])
+    evaluator = Evaluator(ScriptedSuffixModel(exact_marker=ASKED), AnswerStore(tmp_path / "s.sqlite"), CerMetric(),
+                          pair, Budget(None))
+    train = AnswerShapes.from_answers(ex.answer for ex in pair.train)
+    assert evaluator.score(Prompt("{question}", answer_shapes=train), pair.val).cer == 0.0
+    subset = AnswerShapes(("9.9",))  # a plugin may keep the train shapes that help: still train's
+    assert [r.prediction for r in evaluator.score(Prompt("{question}", answer_shapes=subset), pair.val).results] == [
+        "9.90", "1.00"]
+    # the engine's own scorers (the winner on test, a book applied to other data) take the shapes as given
+    engine = Evaluator(ScriptedSuffixModel(exact_marker=ASKED), AnswerStore(tmp_path / "e.sqlite"), CerMetric(),
+                       DOTTED, Budget(None), allow_test=True)
+    from_val = AnswerShapes.from_answers(ex.answer for ex in DOTTED.val)
+    assert engine.score(Prompt("{question}", answer_shapes=from_val), DOTTED.val).cer == 0.0
