@@ -7,8 +7,11 @@ of 32 cuts mid-word on every page, whatever the prompt. So the entry point raise
 to the longest train answer of the pairs run, in characters, plus ``SPARE_TOKENS``: a
 token of these tokenizers holds at least one character of the scripts the data sets use
 (Latin, Cyrillic, digits, punctuation: at most 1.0 token a character on the SROIE and demo
-answers with the Qwen2.5 tokenizer, scripts/answer_tokens.py). The cap is never lowered,
-and only train answers are read (no val or test answer). It is resolved in the
+answers with the Qwen2.5 tokenizer, scripts/answer_tokens.py). A raise stops at
+``MAX_FITTED_CAP`` and at a quarter of the model's ``n_ctx``; the cap is never lowered, and
+only train answers are read (no val or test answer). The cap is one for the run, so it
+depends on the pairs run: a date field run alone keeps 32, run beside an address it gets
+the address's cap (other cache keys, the same answers unless a reply runs past 32 tokens). It is resolved in the
 configuration before anything reads it, like ``model.tesseract_lang=auto``
 (``optimize.ocr_language``): the run id, the run plan, the answer model's cache identity
 and the prompt book carry the resolved number, so a book applies with the cap it was
@@ -24,6 +27,7 @@ from prompt_opt_api import Pair
 
 CAP_KEYS = ("max_tokens", "max_new_tokens")  # the answer-length cap, by the name each model gives it
 SPARE_TOKENS = 8  # room for an answer a little longer than any seen in train
+MAX_FITTED_CAP = 256  # a raise stops here: a longer answer is no field value, and the page needs the context
 
 
 def cap_key(model: Any) -> str | None:
@@ -32,11 +36,14 @@ def cap_key(model: Any) -> str | None:
     return next((key for key in CAP_KEYS if type(model.get(key)) is int), None)
 
 
-def fitted_cap(configured: int, pairs: Sequence[Pair]) -> tuple[int, int]:
-    """The cap fitting the pairs' train answers (never below ``configured``), and the
-    longest train answer's length in characters (0 with no train example)."""
+def fitted_cap(configured: int, pairs: Sequence[Pair], n_ctx: Any = None) -> tuple[int, int]:
+    """The cap fitting the pairs' train answers, and the longest train answer's length in
+    characters (0 with no train example). Never below ``configured``; a raise stops at
+    ``MAX_FITTED_CAP`` and at a quarter of the model's context ``n_ctx`` (when it has one), so
+    the page keeps most of the context."""
     longest = max((len(ex.answer) for pair in pairs for ex in pair.train), default=0)
-    return max(configured, longest + SPARE_TOKENS), longest
+    limit = min(MAX_FITTED_CAP, n_ctx // 4) if type(n_ctx) is int else MAX_FITTED_CAP
+    return max(configured, min(longest + SPARE_TOKENS, limit)), longest
 
 
 def resolve_answer_cap(cfg: Any, pairs: Sequence[Pair]) -> str | None:
@@ -50,7 +57,7 @@ def resolve_answer_cap(cfg: Any, pairs: Sequence[Pair]) -> str | None:
     if key is None:
         return None
     configured = int(model[key])
-    cap, longest = fitted_cap(configured, pairs)
+    cap, longest = fitted_cap(configured, pairs, model.get("n_ctx"))
     if cap == configured:
         return None
     model[key] = cap

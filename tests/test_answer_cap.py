@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 import optimize.__main__  # noqa: F401 - registers the ${repo_root:} resolver the configs use
-from optimize.answer_cap import SPARE_TOKENS, resolve_answer_cap
+from optimize.answer_cap import MAX_FITTED_CAP, SPARE_TOKENS, resolve_answer_cap
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
 from tests.cli_helpers import REPO, run_cli
@@ -94,3 +94,15 @@ def test_a_cap_that_is_not_a_whole_number_is_left_as_configured(tmp_path):
     assert _resolved(_config("task=csv", data, "model.max_tokens=null")) == (None, None)  # no cap: none to raise
     assert _resolved(_config("task=csv", data, "model.max_tokens=true")) == (True, None)  # not read as the number 1
     assert _resolved(_config("task=csv", data, "model.max_tokens=40"))[0] > 40  # a whole number is raised
+
+
+def test_a_raise_stops_at_its_limit_and_at_a_quarter_of_the_context(tmp_path):
+    long = "X" * 900  # within the loader's max_answer_chars, no field value
+    rows = []
+    for i in range(10):
+        draw_image(tmp_path / f"images/{i}.png", f"page {i}")
+        rows.append([f"images/{i}.png", "Text?", f"{long} {i}", "page", "text", ""])
+    data = write_csv(tmp_path / "task.csv", rows)
+    assert _resolved(_config("task=csv", f"task.csv={data}"))[0] == MAX_FITTED_CAP
+    assert _resolved(_config("task=csv", f"task.csv={data}", "model.n_ctx=512"))[0] == 128
+    assert _resolved(_config("task=csv", f"task.csv={data}", "model.n_ctx=64", "model.max_tokens=40"))[0] == 40
