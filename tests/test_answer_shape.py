@@ -8,8 +8,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,9 +22,10 @@ from optimizers.chain import ChainOptimizer
 from optimizers.manual import ManualOptimizer
 from prompt_opt_api import Example, Pair, Prompt
 from prompt_opt_api.answer_shape import AnswerShapes, shape
-from prompt_opt_api.prompt_book import PromptBookError, content_sha256, load_book
+from prompt_opt_api.prompt_book import PromptBookError, load_book
 from tasks.cer_metric import CerMetric
-from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.book_helpers import applied_test_cers, apply_book, cers_without, write_book
+from tests.cli_helpers import run_cli
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedSuffixModel
 from tests.task_factory import draw_image, write_csv
 from tests.test_demo_cut import KEYS_BEFORE, MODEL, _book, _example
@@ -154,16 +153,11 @@ def test_shapes_leave_answer_keys_alone_and_books_without_them_byte_identical():
     assert shaped.entries[1].demos_text().endswith("; replies trimmed to the train answers' shapes (2 shapes)")
 
 
-def _write(path: Path, data: dict) -> Path:
-    path.write_text(json.dumps({**data, "content_sha256": content_sha256(data)}), encoding="utf-8")
-    return path
-
-
 def test_a_version_5_book_holding_shapes_is_refused_naming_the_file_and_pair(tmp_path):
     data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], answer_shapes=("9",)),),
                                schema_version=0).to_json()
     data["schema_version"] = 5
-    path = _write(tmp_path / "old.book.json", data)
+    path = write_book(tmp_path / "old.book.json", data)
     with pytest.raises(PromptBookError) as err:
         load_book(path)
     assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"answer_shapes\" needs schema_version 6 "
@@ -190,11 +184,6 @@ def shaped_run(tmp_path_factory):
     return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
 
 
-def _apply(*args):
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--allow", "tests."], cwd=REPO,
-                          env=cli_env(), capture_output=True, text=True, timeout=300)
-
-
 def test_a_shaped_winner_round_trips_through_the_book_with_exact_parity(shaped_run, tmp_path):
     root, data, book_path = shaped_run
     book = load_book(book_path)
@@ -204,16 +193,9 @@ def test_a_shaped_winner_round_trips_through_the_book_with_exact_parity(shaped_r
     with (root / "out" / "Scripted-Suffix_sep_none.csv").open(encoding="utf-8") as fh:
         (row,) = csv.DictReader(fh)
     assert (float(row["cer"]), row["demos"]) == (0.0, "replies trimmed to the train answers' shapes (1 shape)")
-    out = tmp_path / "applied.csv"
-    applied = _apply(book_path, data, "--split", "test", "--out", out)
-    assert applied.returncode == 0, applied.stderr[-3000:]
-    assert [p["cer"] for p in json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["pairs"]] == [0.0]
+    assert applied_test_cers(book_path, data, tmp_path / "applied.csv") == [0.0]
     # the shapes are what made it: the same book without them scores the replies with their times
-    whole = json.loads(book_path.read_text(encoding="utf-8"))
-    del whole["pairs"][0]["answer_shapes"]
-    plain = _apply(_write(tmp_path / "whole.book.json", whole), data, "--split", "test", "--out", tmp_path / "w.csv")
-    assert plain.returncode == 0, plain.stderr[-3000:]
-    assert json.loads((tmp_path / "w.json").read_text(encoding="utf-8"))["pairs"][0]["cer"] > 0.5
+    assert cers_without(book_path, "answer_shapes", data, tmp_path)[0] > 0.5
 
 
 def test_the_runtime_answers_what_the_evaluator_scored(shaped_run):
@@ -249,9 +231,9 @@ def test_a_book_with_bad_shapes_exits_2_in_one_line_before_any_model(shaped_run,
     _, data, book_path = shaped_run
     bad = json.loads(book_path.read_text(encoding="utf-8"))
     bad["pairs"][0]["answer_shapes"] = shapes
-    path = _write(tmp_path / "bad.book.json", bad)
+    path = write_book(tmp_path / "bad.book.json", bad)
     out = tmp_path / "b.csv"
-    proc = _apply(path, data, "--out", out)
+    proc = apply_book(path, data, "--out", out)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"{path}, entry 1 ('receipt date'): \"answer_shapes\" {says}"]
     assert not out.exists()

@@ -8,8 +8,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +21,8 @@ from prompt_opt_api.prompt_book import BookDemo, BookEntry, BookRetrieval, Promp
 from tasks.cer_metric import CerMetric
 from tasks.docqa_csv import load_task
 from tasks.pair_splits import SplitConfig, split_pairs
-from tests.cli_helpers import REPO, cli_env, run_cli
+from tests.book_helpers import applied_test_cers, apply_book, cers_without, write_book
+from tests.cli_helpers import run_cli
 from tests.scripted_answer_model import ScriptedAnswerModel, ScriptedCutReader, ScriptedReader
 from tests.task_factory import draw_image, write_csv
 
@@ -139,14 +138,6 @@ def test_keys_and_books_without_a_cut_are_byte_identical_to_those_before_it():
     assert cut["schema_version"] == 5 and cut["pairs"][1]["demo_chars"] == 200
 
 
-def _write(path, data):
-    from prompt_opt_api.prompt_book import content_sha256
-
-    data = {**data, "content_sha256": content_sha256(data)}
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
-
-
 @pytest.mark.parametrize("value, says", [
     (39, "must be at least 40 characters or null, got 39"),
     ("200", "must be a whole number of characters (at least 40) or null, not '200'"),
@@ -155,7 +146,7 @@ def _write(path, data):
 def test_a_book_with_a_bad_cut_is_refused_naming_the_entry_and_key(tmp_path, value, says):
     data = _book(200).to_json()
     data["pairs"][1]["demo_chars"] = value
-    path = _write(tmp_path / "bad.book.json", data)
+    path = write_book(tmp_path / "bad.book.json", data)
     with pytest.raises(PromptBookError) as err:
         load_book(path)
     assert str(err.value) == f"{path}, entry 2 ('receipt total'): \"demo_chars\" {says}"
@@ -165,16 +156,11 @@ def test_a_version_4_book_holding_a_cut_is_refused(tmp_path):
     data = _book(200).to_json()
     data["schema_version"] = 4
     with pytest.raises(PromptBookError, match=r'entry 2: "demo_chars" needs schema_version 5 \(the book says 4\)'):
-        load_book(_write(tmp_path / "old.book.json", data))
-    assert load_book(_write(tmp_path / "new.book.json", _book(200).to_json())).entries[1].demo_chars == 200
+        load_book(write_book(tmp_path / "old.book.json", data))
+    assert load_book(write_book(tmp_path / "new.book.json", _book(200).to_json())).entries[1].demo_chars == 200
 
 
 # -- a cut winner through the CLI, its book and apply ---------------------------------------------
-def _apply(*args):
-    return subprocess.run([sys.executable, "-m", "optimize.apply", *map(str, args), "--allow", "tests."], cwd=REPO,
-                          env=cli_env(), capture_output=True, text=True, timeout=300)
-
-
 def test_a_cut_winner_round_trips_through_the_book_with_exact_parity_and_a_bad_cut_exits_2(tmp_path):
     data = long_page_task(tmp_path / "data")
     proc = run_cli(tmp_path, data, "optimizer=retrieval", "optimizer.manual_candidates=[]", "optimizer.ks=[2]",
@@ -188,21 +174,14 @@ def test_a_cut_winner_round_trips_through_the_book_with_exact_parity_and_a_bad_c
         (row,) = csv.DictReader(fh)
     assert row["demos"].endswith("each page cut to 200 characters around its answer)")
 
-    out = tmp_path / "applied.csv"
-    applied = _apply(book_path, data, "--split", "test", "--out", out)
-    assert applied.returncode == 0, applied.stderr[-3000:]
-    assert [p["cer"] for p in json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))["pairs"]] == [0.0]
+    assert applied_test_cers(book_path, data, tmp_path / "applied.csv") == [0.0]
 
     # the cut is what made it: the same book without it scores worse
-    whole = json.loads(book_path.read_text(encoding="utf-8"))
-    del whole["pairs"][0]["demo_chars"]
-    uncut = _apply(_write(tmp_path / "whole.book.json", whole), data, "--split", "test", "--out", tmp_path / "w.csv")
-    assert uncut.returncode == 0, uncut.stderr[-3000:]
-    assert json.loads((tmp_path / "w.json").read_text(encoding="utf-8"))["pairs"][0]["cer"] > 0
+    assert cers_without(book_path, "demo_chars", data, tmp_path)[0] > 0
 
     bad = json.loads(book_path.read_text(encoding="utf-8"))
     bad["pairs"][0]["demo_chars"] = 12
-    refused = _apply(_write(tmp_path / "bad.book.json", bad), data, "--split", "test", "--out", tmp_path / "b.csv")
+    refused = apply_book(write_book(tmp_path / "bad.book.json", bad), data, "--split", "test", "--out", tmp_path / "b.csv")
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         f"{tmp_path / 'bad.book.json'}, entry 1 ('receipt company'): \"demo_chars\" must be at least 40 characters "
@@ -266,7 +245,7 @@ def _for_pixels(cut_run, path):
     book = json.loads(cut_run[1].read_text(encoding="utf-8"))
     assert book["pairs"][0]["demo_chars"] == 200
     book["answer_model"]["config"] = {"_target_": "tests.scripted_answer_model.ScriptedAnswerModel"}
-    return _write(path, book)
+    return write_book(path, book)
 
 
 PIXELS_REFUSED = ("{book}, pair 'receipt company': \"demo_chars\": 200 cuts each demo page around its answer, but the "
@@ -277,14 +256,14 @@ PIXELS_REFUSED = ("{book}, pair 'receipt company': \"demo_chars\": 200 cuts each
 def test_a_cut_book_applied_with_a_model_that_reads_pixels_exits_2_in_one_line_before_scoring(cut_run, tmp_path):
     pixels = _for_pixels(cut_run, tmp_path / "pixels.book.json")
     out = tmp_path / "p.csv"
-    proc = _apply(pixels, cut_run[0], "--out", out)
+    proc = apply_book(pixels, cut_run[0], "--out", out)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [PIXELS_REFUSED.format(book=pixels)]
     assert not out.exists()  # no pair scored
 
 
 def test_the_cut_book_still_applies_with_the_model_that_cuts(cut_run, tmp_path):
-    proc = _apply(cut_run[1], cut_run[0], "--out", tmp_path / "ok.csv")
+    proc = apply_book(cut_run[1], cut_run[0], "--out", tmp_path / "ok.csv")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert [p["cer"] for p in json.loads((tmp_path / "ok.json").read_text(encoding="utf-8"))["pairs"]] == [0.0]
 
