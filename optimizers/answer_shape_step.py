@@ -44,6 +44,8 @@ class AnswerShapeStep(Optimizer):
         if score.cer == 0.0 or incumbent.answer_shapes is not None:
             return trials  # nothing to gain, or trimmed already
         shapes = AnswerShapes.from_answers(ex.answer for ex in pair.train)
+        if not shapes.shapes:
+            return trials  # no train answer to take a shape from
         if (problem := shapes.problem()) is not None:
             log.info("pair %r: no answer-shape trim tried: the train answers' shapes %s", pair.key, problem)
             return trials
