@@ -87,8 +87,9 @@ def _chain(model, pair, tmp_path, candidates=(), budget=None):
 def test_a_reader_that_adds_a_time_to_every_date_gets_its_replies_trimmed_on_val(tmp_path):
     trials, _, records = _chain(ScriptedSuffixModel(exact_marker=ASKED), DATES, tmp_path)
     trimmed = [t for t in trials if t.prompt.answer_shapes is not None]
-    assert [(t.prompt.text, t.prompt.answer_shapes.shapes, t.score.cer) for t in trimmed] == [
-        ("{question}", ("9/9/9",), 0.0)]
+    assert [(t.prompt.text, t.prompt.answer_shapes, t.score.cer) for t in trimmed] == [
+        ("{question}", AnswerShapes(("9/9/9",)), 0.0), ("{question}", AnswerShapes(max_chars=10), 0.0),
+        ("{question}", AnswerShapes(("9/9/9",), 10), 0.0)]  # shapes, length, both: a tie goes to the shapes
     first = trimmed[0].score.results[0]
     assert (first.prediction, first.raw_prediction) == ("26/02/2018", "26/02/2018 20:13:39")
     winner, _ = pick_best(records, len(DATES.val))
@@ -103,17 +104,19 @@ def test_a_reader_that_answers_exactly_gets_no_shapes_and_keeps_its_winner(tmp_p
     assert (winner.text, winner.answer_shapes) == ("{question}", None)
     # not perfect, but every reply has the train answers' shape: a tie, and the untrimmed prompt keeps it
     trials, _, records = _chain(ScriptedAnswerModel(), DATES, tmp_path / "short")
-    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    (plain, shaped, *cut) = [t for t in trials if t.optimizer == "answer_shape"]
     assert shaped.prompt.answer_shapes is not None and shaped.score.cer == plain.score.cer > 0
+    assert [t.score.cer for t in cut] == [plain.score.cer] * 2  # no reply over the longest train answer: no cut
     winner, _ = pick_best(records, len(DATES.val))
     assert winner.text == "{question}" and winner.answer_shapes is None
 
 
 def test_a_pair_whose_trim_hurts_on_val_keeps_its_replies_whole(tmp_path):
     trials, _, records = _chain(ScriptedAnswerModel(), COMPANIES, tmp_path)
-    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    (plain, shaped, length, both) = [t for t in trials if t.optimizer == "answer_shape"]
     assert shaped.score.results[0].prediction == "GAMMA FOOD"  # "GAMMA FOOD STOR" cut to two words
-    assert shaped.score.cer > plain.score.cer
+    assert length.score.results[0].prediction == "GAMMA FOOD ST"  # cut to 13 characters, "ALPHA TRADING"
+    assert min(shaped.score.cer, length.score.cer, both.score.cer) > plain.score.cer
     winner, _ = pick_best(records, len(COMPANIES.val))
     assert winner.answer_shapes is None
 
@@ -125,7 +128,9 @@ def test_the_trimmed_candidate_costs_no_model_call_and_no_budget_when_its_prompt
     assert model.calls == evaluator.budget.used == len(DATES.val)
     calls, used = model.calls, evaluator.budget.used
     trials = AnswerShapeStep().starting_from([best.prompt]).optimize(DATES, evaluator, None)
-    assert [t.prompt.answer_shapes is not None for t in trials] == [False, True] and trials[1].score.cer == 0.0
+    assert [t.prompt.answer_shapes for t in trials] == [None, AnswerShapes(("9/9/9",)), AnswerShapes(max_chars=10),
+                                                         AnswerShapes(("9/9/9",), 10)]
+    assert [t.score.cer for t in trials[1:]] == [0.0] * 3
     assert (model.calls, evaluator.budget.used) == (calls, used)
 
 
