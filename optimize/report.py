@@ -196,7 +196,7 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
     """Each winner that sends demos: its text and each demo's page and answer, as deployed."""
     out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
            "page asked about (the prompt book holds them, with each image's sha256); a winner whose replies are "
-           "trimmed to the train answers' shapes is deployed with its shapes.</p>"]
+           "trimmed to the train answers' shapes or cut to their length is deployed with its trim.</p>"]
     for _, row in best.iterrows():
         pair = row[PAIR_COLUMN]
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}

@@ -41,9 +41,10 @@ BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
 # ``content_sha256``, and no ``LOCATION_KEYS``; 5 an entry's demo cut (``demo_chars``), which a
 # reader of 4 would drop; 6 an entry's answer shapes (``answer_shapes``) and length cut
 # (``answer_max_chars``), which a reader of 5 would drop. A book is written as the lowest version
-# that holds its entries' features: 6 with answer shapes or a length cut, else 5 when an entry cuts its demos, else 4 (so a book without them is what it always
-# was; ``written_schema_version``); all are read (``prompt_opt_api.book_trust`` applies one
-# without a matching hash only if its user trusts it).
+# that holds its entries' features: 6 with answer shapes or a length cut, else 5 when an entry
+# cuts its demos, else 4 (so a book without them is what it always was; ``written_schema_version``);
+# all are read (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user
+# trusts it).
 UNCUT_SCHEMA_VERSION = 4  # a book none of whose entries cuts its demos
 CUT_SCHEMA_VERSION = 5  # a book with an entry that cuts its demos (``BookEntry.demo_chars``)
 SHAPES_SCHEMA_VERSION = 6  # a book with an entry whose replies are trimmed (``answer_shapes``, ``answer_max_chars``)

@@ -500,7 +500,8 @@ def test_a_cut_winner_round_trips_through_the_book_with_exact_parity(cut_run, tm
 
     root, data, book_path = cut_run
     (entry,) = load_book(book_path).entries
-    assert (entry.template, entry.answer_shapes, entry.answer_max_chars, entry.test_cer) == ("{question}", None, 13, 0.0)
+    assert (entry.template, entry.answer_shapes, entry.answer_max_chars, entry.test_cer) == (
+        "{question}", None, 13, 0.0)
     with (root / "out" / "Scripted-Suffix_sep_none.csv").open(encoding="utf-8") as fh:
         (row,) = csv.DictReader(fh)
     assert row["demos"] == "replies cut to 13 characters, the longest train answer"
