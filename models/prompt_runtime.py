@@ -13,8 +13,9 @@ deployed prompt goes through the same code that built the scored requests::
     value = runtime.answer("Паспорт", "Фамилия", reply_text)
 
 ``answer`` turns the model's reply into the answer the book's CER was measured on: the reply
-stripped, and trimmed to the pair's train-answer shapes when its entry has them
-(``BookEntry.answer_shapes``, ``prompt_opt_api.answer_shape.AnswerShapes.trim``), as the
+stripped, trimmed to the pair's train-answer shapes and cut to its longest train answer's
+length when its entry has them (``BookEntry.answer_shapes``, ``BookEntry.answer_max_chars``,
+``prompt_opt_api.answer_shape.AnswerShapes.trim``), as the
 evaluator scored it. ``messages`` gives the book's model's own request format (``ocr_llm``: its text request,
 the page read by ``tesseract`` and fitted to the context with the model's tokenizer, as
 at answer time).
@@ -33,11 +34,10 @@ from pathlib import Path
 from typing import Any
 
 from prompt_opt_api import AnswerModel, Example, Prompt, reads_text
-from prompt_opt_api.answer_shape import AnswerShapes
 from prompt_opt_api.demo_retrieval import PageSignatures
 from prompt_opt_api.book_trust import (ANSWER_MODEL, UserChoices, build, check_content, check_demo_cut,
                                        component_config)
-from prompt_opt_api.prompt_book import PromptBook, file_sha256, load_book
+from prompt_opt_api.prompt_book import PromptBook, entry_trim, file_sha256, load_book
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +119,15 @@ class PromptRuntime:
 
     def answer(self, doc_class: str, question_type: str, reply: str) -> str:
         """The pair's answer from the model's ``reply``: stripped, and trimmed to the pair's train-answer
-        shapes when its entry has them (``BookEntry.answer_shapes``), as the evaluator scored it.
+        shapes and cut to its length when its entry has them (``BookEntry.answer_shapes``,
+        ``BookEntry.answer_max_chars``), as the evaluator scored it.
 
         Raises:
             PromptBookError: the pair is not in the book.
         """
-        shapes = self.book.entry(doc_class, question_type).answer_shapes
+        trim = entry_trim(self.book.entry(doc_class, question_type))
         reply = reply.strip()
-        return AnswerShapes(shapes).trim(reply) if shapes is not None else reply
+        return trim.trim(reply) if trim is not None else reply
 
     def example(self, doc_class: str, question_type: str, image: str | Path, question: str) -> Example:
         """A new document to ask about (no answer known)."""

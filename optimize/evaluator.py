@@ -275,7 +275,7 @@ class Evaluator:
             HeldOutAccessError: if an example is not in this evaluator's splits (for an
                 optimizer: anything but the pair's train and val examples), a demo
                 is not a train example, or (an optimizer's evaluator) an answer shape is not
-                the shape of a train answer.
+                the shape of a train answer or a length cut not the longest train answer's length.
             ValueError: if ``examples`` is empty, or the prompt cuts demo pages (``demo_chars``) for
                 a model that does not cut them (``AnswerModel.cuts_demo_text``; nothing is charged).
             TypeError: if ``prompt`` is not a ``Prompt`` or its text or provenance fields not strings.

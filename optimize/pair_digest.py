@@ -50,8 +50,10 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
 
 
 def _demo_settings(record: dict[str, Any]) -> dict[str, Any]:
-    """A candidate's demo cut, distinct answers and answer shapes, as its trial record names them (only when set)."""
-    return {k: record[k] for k in ("demo_chars", "distinct_answers", "answer_shapes") if record.get(k)}
+    """A candidate's demo cut, distinct answers, answer shapes and length cut, as its trial record names them
+    (only when set)."""
+    return {k: record[k] for k in ("demo_chars", "distinct_answers", "answer_shapes", "answer_max_chars")
+            if record.get(k)}
 
 
 def _val_curve(pair: Pair, records: Sequence[dict[str, Any]], winner: str | None,

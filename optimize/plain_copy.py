@@ -4,7 +4,8 @@
 provenance to exact ``str`` (``str.__str__``, which runs no code of a ``str`` subclass), checks
 the provenance (``optimize.attribution``), replaces demos and a retrieval pool by its own stored
 train examples, checks a demo cut (``Prompt.demo_chars``) and answer shapes (``Prompt.answer_shapes``; an
-optimizer's only those of its train answers, ``check_train_shapes``), and refuses a prompt larger than
+optimizer's only those of its train answers, and a length cut only to its longest train answer,
+``check_train_shapes``), and refuses a prompt larger than
 ``MAX_PROMPT_CHARS`` (text) or ``MAX_PROVENANCE_CHARS`` / ``MAX_PROVENANCE_DEPTH`` (provenance)
 with ``PromptTooLong``, before anything is charged, stored or recorded.
 """
@@ -12,6 +13,7 @@ with ``PromptTooLong``, before anything is charged, stored or recorded.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from optimize.attribution import Attribution
@@ -25,7 +27,7 @@ from prompt_opt_api import (
     PromptTooLong,
     Provenance,
 )
-from prompt_opt_api.answer_shape import AnswerShapes
+from prompt_opt_api.answer_shape import AnswerShapes, longest_answer
 from prompt_opt_api.demo_cut import demo_chars_problem
 from prompt_opt_api.demo_retrieval import DemoRetrieval
 
@@ -88,33 +90,52 @@ def plain_prompt(prompt: object, own_copies: OwnCopies, attribution: Attribution
 
 
 def plain_shapes(shapes: object) -> AnswerShapes | None:
-    """The engine's copy of a prompt's answer shapes: exact ``str`` shapes, checked (``shapes_problem``)."""
+    """The engine's copy of a prompt's answer shapes: exact ``str`` shapes and an exact ``int`` cut,
+    checked (``AnswerShapes.problem``)."""
     if shapes is None:
         return None
     if not isinstance(shapes, AnswerShapes):
         raise TypeError(f"Prompt.answer_shapes takes an AnswerShapes, not {type(shapes).__name__}")
-    listed = shapes.shapes
+    listed, max_chars = shapes.shapes, shapes.max_chars
     if not isinstance(listed, tuple):
         raise TypeError(f"AnswerShapes.shapes takes a tuple of str, not {type(listed).__name__}")
-    copied = AnswerShapes(tuple(plain_text(s, "answer shape") for s in listed))
+    if max_chars is not None and type(max_chars) is not int:  # a subclass of int runs no code of its own here
+        raise TypeError(f"AnswerShapes.max_chars takes an int, not {type(max_chars).__name__}")
+    copied = AnswerShapes(tuple(plain_text(s, "answer shape") for s in listed), max_chars)
     if (problem := copied.problem()) is not None:
         raise ValueError(f"Prompt.answer_shapes: {problem}")
     return copied
 
 
-def train_shapes(train: Iterable[Example]) -> frozenset[str]:
-    """The shapes of the train answers: all an optimizer's prompt may trim its replies to."""
-    return frozenset(AnswerShapes.from_answers(ex.answer for ex in train).shapes)
+@dataclass(frozen=True)
+class TrainTrim:
+    """What an optimizer's prompt may trim its replies to: the train answers' shapes, and a cut
+    only to the longest train answer's length (None without a non-empty train answer)."""
+
+    shapes: frozenset[str]
+    max_chars: int | None
 
 
-def check_train_shapes(shapes: AnswerShapes | None, allowed: frozenset[str]) -> None:
-    """Refuse answer shapes that are not shapes of the pair's train answers (``HeldOutAccessError``):
-    shapes made from val answers would fit the trim to the split that chooses the winner."""
+def train_shapes(train: Iterable[Example]) -> TrainTrim:
+    """The shapes and the longest length of the train answers (``TrainTrim``)."""
+    answers = [ex.answer for ex in train]
+    return TrainTrim(frozenset(AnswerShapes.from_answers(answers).shapes), longest_answer(answers) or None)
+
+
+def check_train_shapes(shapes: AnswerShapes | None, allowed: TrainTrim) -> None:
+    """Refuse answer shapes that are not shapes of the pair's train answers, and a length cut other
+    than the longest train answer's length (``HeldOutAccessError``): a trim made from val answers
+    would fit it to the split that chooses the winner."""
     for one in shapes.shapes if shapes is not None else ():
-        if one not in allowed:
+        if one not in allowed.shapes:
             raise HeldOutAccessError(
                 f"Prompt.answer_shapes: {one[:80]!r} is not the shape of a train answer of this pair: answer shapes "
                 "come from train (AnswerShapes.from_answers of the train answers), as demos do")
+    if shapes is not None and shapes.max_chars is not None and shapes.max_chars != allowed.max_chars:
+        raise HeldOutAccessError(
+            f"Prompt.answer_shapes: max_chars {shapes.max_chars} is not the length of this pair's longest train "
+            f"answer ({allowed.max_chars}): the length cut comes from train (AnswerShapes.from_answers of the train "
+            "answers with length=True), as demos do")
 
 
 def plain_retrieval(retrieval: Any, own_copies: OwnCopies) -> DemoRetrieval | None:

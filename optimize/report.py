@@ -196,13 +196,13 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
     """Each winner that sends demos: its text and each demo's page and answer, as deployed."""
     out = ["<p class='note'>A winner with demos is deployed with them: each demo's page and answer go before the "
            "page asked about (the prompt book holds them, with each image's sha256); a winner whose replies are "
-           "trimmed to the train answers' shapes is deployed with its shapes.</p>"]
+           "trimmed to the train answers' shapes or cut to their length is deployed with its trim.</p>"]
     for _, row in best.iterrows():
         pair = row[PAIR_COLUMN]
         winner = _digest(by_run, row["run_id"], pair).get("winner") or {}
         head = (f"<div class='winner'><h3>{esc(pair)} (test CER {esc(row[CER_COLUMN])})</h3>"
                 f"<span class='prompt'>{esc(winner.get('template', row[PROMPT_COLUMN]))}</span>")
-        shaped = _shapes_line(winner.get("answer_shapes"))
+        shaped = _shapes_line(winner.get("answer_shapes"), winner.get("answer_max_chars"))
         rule = winner.get("retrieval")
         if rule:  # demos chosen per document: the rule, not pages
             text = retrieval_text(rule["k"], len(rule.get("pool") or []), rule.get("signature", ""),
@@ -229,11 +229,12 @@ def _winners(best: Any, by_run: dict[str, RunRecord], data_dir: Path | None) -> 
     return "\n".join(out)
 
 
-def _shapes_line(shapes: Sequence[str] | None) -> str:
-    """A winner's answer shapes, listed (empty without)."""
-    if not shapes:
+def _shapes_line(shapes: Sequence[str] | None, max_chars: int | None = None) -> str:
+    """A winner's answer shapes, listed, and its length cut (empty without either)."""
+    if not shapes and not max_chars:
         return ""
-    return f"<p>{esc(shapes_note(len(shapes)).capitalize())}: {esc(', '.join(repr(s) for s in shapes))}.</p>"
+    listed = f": {', '.join(repr(s) for s in shapes)}" if shapes else ""
+    return f"<p>{esc(shapes_note(len(shapes or ()), max_chars).capitalize() + listed)}.</p>"
 
 
 def _matrix(rows: Any, best: Any, runs: Sequence[RunRecord]) -> str:
@@ -329,8 +330,8 @@ def _leaderboards(runs: Sequence[RunRecord], rows: Any) -> str:
 def _demos_cell(candidate: dict[str, Any]) -> str:
     """A leaderboard candidate's demos per request, with its cut and distinct answers in words."""
     notes = demo_notes(bool(candidate.get("distinct_answers")), candidate.get("demo_chars"))
-    if candidate.get("answer_shapes"):
-        notes.append(shapes_note(len(candidate["answer_shapes"])))
+    if candidate.get("answer_shapes") or candidate.get("answer_max_chars"):
+        notes.append(shapes_note(len(candidate.get("answer_shapes") or ()), candidate.get("answer_max_chars")))
     return f"{candidate.get('n_demos', 0)}" + (f" ({', '.join(notes)})" if notes else "")
 
 

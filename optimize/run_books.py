@@ -43,7 +43,7 @@ def book_file_name(csv_name: str) -> str:
 
 def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry:
     """The book entry of a pair's winner (scores and provenance are added from its row)."""
-    retrieval = None
+    retrieval, trim = None, prompt.answer_shapes
     if prompt.retrieval is not None:
         rule = prompt.retrieval
         retrieval = BookRetrieval(rule.k, rule.signature, tuple(book_demo(d, data_dir) for d in rule.pool),
@@ -51,7 +51,8 @@ def winner_entry(pair: Pair, prompt: Prompt, data_dir: Path | None) -> BookEntry
     return BookEntry(doc_class=pair.doc_class, question_type=pair.question_type, template=prompt.text,
                      demos=tuple(book_demo(d, data_dir) for d in prompt.demos), origin=prompt.origin,
                      retrieval=retrieval, demo_chars=prompt.demo_chars,
-                     answer_shapes=prompt.answer_shapes.shapes if prompt.answer_shapes is not None else None)
+                     answer_shapes=(trim.shapes or None) if trim is not None else None,
+                     answer_max_chars=trim.max_chars if trim is not None else None)
 
 
 def book_demo(example: Example, csv_dir: Path | None) -> BookDemo:

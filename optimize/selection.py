@@ -72,7 +72,7 @@ def baseline_scored(records: Sequence[TrialRecord], n_val: int) -> bool:
     """Whether the baseline (the data set's question, no demos, replies as given) has a full-val score."""
     text = baseline_prompt().text
     return any(r.on_full(FULL_VAL, n_val) and r.data["prompt"] == text and not r.data["n_demos"]
-               and not r.data.get("answer_shapes") for r in records)
+               and not r.data.get("answer_shapes") and not r.data.get("answer_max_chars") for r in records)
 
 
 def disqualified_candidates(records: Sequence[TrialRecord], leaks: Mapping[CandidateKey, str],

@@ -77,11 +77,13 @@ def n_demos(prompt: Prompt) -> int:
 
 def demo_rows(prompt: Prompt) -> list[str]:
     """The demos' rows, or the retrieval rule in words (so candidates with other rules stay apart),
-    and the demo cut and the answer shapes (each shape listed) when there are."""
+    and the demo cut, the answer shapes (each shape listed) and the length cut when there are."""
     cut = [f"each demo page cut to {prompt.demo_chars} characters around its answer"] if prompt.demo_chars else []
-    if prompt.answer_shapes is not None:
+    if prompt.answer_shapes is not None and prompt.answer_shapes.shapes:
         shapes = prompt.answer_shapes.shapes
         cut.append(f"{shapes_note(len(shapes))}: {json.dumps(list(shapes), ensure_ascii=False)}")
+    if prompt.answer_shapes is not None and prompt.answer_shapes.max_chars is not None:
+        cut.append(f"replies cut to {prompt.answer_shapes.max_chars} characters")
     if (rule := prompt.retrieval) is not None:
         return [f"retrieved per document: k={rule.k} of {len(rule.pool)} train pages, {rule.signature}"
                 + (", distinct answers" if rule.distinct_answers else "")] + cut
@@ -89,11 +91,13 @@ def demo_rows(prompt: Prompt) -> list[str]:
 
 
 def demo_settings(prompt: Prompt) -> dict[str, Any]:
-    """The demo cut, distinct answers and answer shapes, named only when set (records without them are as they were)."""
+    """The demo cut, distinct answers, answer shapes and the length cut, named only when set (records
+    without them are as they were)."""
     rule, shapes = prompt.retrieval, prompt.answer_shapes
     return {**({"demo_chars": prompt.demo_chars} if prompt.demo_chars else {}),
             **({"distinct_answers": True} if rule is not None and rule.distinct_answers else {}),
-            **({"answer_shapes": list(shapes.shapes)} if shapes is not None else {})}
+            **({"answer_shapes": list(shapes.shapes)} if shapes is not None and shapes.shapes else {}),
+            **({"answer_max_chars": shapes.max_chars} if shapes is not None and shapes.max_chars else {})}
 
 
 def score_listener(key: str, trial_log: TrialLog, records: list[TrialRecord], budget: Budget, bar: RunProgress,

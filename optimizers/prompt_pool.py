@@ -160,7 +160,7 @@ class PromptPool:
     @staticmethod
     def key(prompt: Prompt) -> str:
         """What tells two candidates apart: the normalized text, the demos' rows, the retrieval rule, the demo
-        cut, the answer shapes."""
+        cut, the answer shapes and the length cut."""
         demos = ",".join(d.source_row for d in prompt.demos)
         if prompt.retrieval is not None:
             rule = prompt.retrieval
@@ -169,6 +169,8 @@ class PromptPool:
             demos += f",cut={prompt.demo_chars}"
         if prompt.answer_shapes is not None:
             demos += f",shapes={json.dumps(list(prompt.answer_shapes.shapes), ensure_ascii=False)}"
+            if prompt.answer_shapes.max_chars is not None:
+                demos += f",max_chars={prompt.answer_shapes.max_chars}"
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False,

@@ -9,10 +9,15 @@ punctuation (``prompt_opt_api.metric.SURROUNDING``) is stripped: ``25/12/2018`` 
 piece of a reply whose shape is one of the train answers' shapes; the trim is a pure function
 of the reply, so a prompt with shapes sends the request one without them sends, and its
 answers are the same cached answers (``Prompt.answer_shapes`` is not part of the answer key).
+
+A reader may also copy the lines after the value (an address followed by the phone, the tax
+number, the items). ``AnswerShapes.max_chars`` cuts a reply, after the shape trim, to the
+length of the longest train answer; it is a pure function of the reply too, with or without shapes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +27,7 @@ from prompt_opt_api.metric import SURROUNDING
 SHAPE_TRIM = "train-answer-shapes/v1"  # the classes and the trim below; named in a candidate's identity
 MAX_SHAPES = 64  # more distinct shapes than this: free text, not a form to trim to
 MAX_SHAPE_CHARS = 200
+MAX_CUT_CHARS = 10_000  # the largest length cut a book or a prompt may hold
 
 
 def char_class(char: str) -> str:
@@ -82,33 +88,73 @@ def _shape_problem(one: object) -> str | None:
     return None
 
 
+def max_chars_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a length cut (a prompt book's ``answer_max_chars``), in one
+    line, or None: an integer from 1 to ``MAX_CUT_CHARS`` (not true or false)."""
+    if type(value) is not int:
+        shown = json.dumps(value) if isinstance(value, (bool, str)) else type(value).__name__
+        return f"must be an integer from 1 to {MAX_CUT_CHARS}, not {shown}"
+    if not 1 <= value <= MAX_CUT_CHARS:
+        return f"must be an integer from 1 to {MAX_CUT_CHARS}, got {value}"
+    return None
+
+
+def longest_answer(answers: Iterable[str]) -> int:
+    """The length in characters of the longest of ``answers`` (0 without one)."""
+    return max(map(len, answers), default=0)
+
+
 @dataclass(frozen=True)
 class AnswerShapes:
-    """The shapes a pair's train answers have (sorted, distinct), and the trim to them.
+    """The shapes a pair's train answers have (sorted, distinct), the length cut, and the trim to them.
 
     Attributes:
-        shapes: The shapes (``shape``); none: ``trim`` leaves every reply as it is.
+        shapes: The shapes (``shape``); none: no shape trim.
+        max_chars: A reply (stripped of the surrounding punctuation) longer than this is cut to its
+            first ``max_chars`` characters after the shape trim; None: no length cut.
     """
 
     shapes: tuple[str, ...] = ()
+    max_chars: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shapes", tuple(sorted(set(self.shapes))))
 
     @classmethod
-    def from_answers(cls, answers: Iterable[str]) -> AnswerShapes:
-        """The shapes of ``answers`` (a pair's train answers); an empty answer has none."""
-        return cls(tuple(s for s in (shape(a) for a in answers) if s))
+    def from_answers(cls, answers: Iterable[str], shapes: bool = True, length: bool = False) -> AnswerShapes:
+        """The trim ``answers`` (a pair's train answers) make: their shapes when ``shapes`` (an empty
+        answer has none), and when ``length`` the cut to the longest one's length (none when all are empty)."""
+        answers = list(answers)
+        longest = longest_answer(answers) if length else 0
+        return cls(tuple(s for s in (shape(a) for a in answers) if s) if shapes else (), longest or None)
 
     def problem(self) -> str | None:
-        """What keeps these shapes from a prompt (``shapes_problem``): e.g. more than ``MAX_SHAPES``."""
-        return shapes_problem(self.shapes)
+        """What keeps this trim from a prompt: neither shapes nor a cut, shapes that fail
+        ``shapes_problem`` (e.g. more than ``MAX_SHAPES``), or a cut that fails ``max_chars_problem``."""
+        if not self.shapes and self.max_chars is None:
+            return "holds neither shapes nor a length cut"
+        if self.shapes and (problem := shapes_problem(self.shapes)) is not None:
+            return problem
+        if self.max_chars is not None and (problem := max_chars_problem(self.max_chars)) is not None:
+            return f"max_chars {problem}"
+        return None
 
     def identity(self) -> dict[str, Any]:
-        """What these shapes are in a candidate's identity (never in an answer key)."""
-        return {"shapes": list(self.shapes), "trim": SHAPE_TRIM}
+        """What this trim is in a candidate's identity (never in an answer key); the cut only when set."""
+        cut = {"max_chars": self.max_chars} if self.max_chars is not None else {}
+        return {"shapes": list(self.shapes), "trim": SHAPE_TRIM, **cut}
 
     def trim(self, reply: str) -> str:
+        """``reply`` trimmed to the shapes (``trim_to_shapes``), then, with ``max_chars``, stripped of
+        the surrounding punctuation and cut to its first ``max_chars`` characters (stripped again) when
+        it is longer."""
+        trimmed = self.trim_to_shapes(reply)
+        if self.max_chars is None:
+            return trimmed
+        stripped = trimmed.strip(SURROUNDING)
+        return stripped[: self.max_chars].strip(SURROUNDING) if len(stripped) > self.max_chars else trimmed
+
+    def trim_to_shapes(self, reply: str) -> str:
         """``reply`` as the shapes allow: unchanged when it is empty or its shape is one of the
         shapes; else its longest piece (stripped of the surrounding punctuation, starting and ending
         on class-run boundaries) whose shape is one of them, the first on a tie; unchanged when none is."""
@@ -130,6 +176,9 @@ class AnswerShapes:
         return best or reply
 
 
-def shapes_note(count: int) -> str:
-    """Answer shapes in words, as books, results and reports name them."""
-    return f"replies trimmed to the train answers' shapes ({count} shape{'' if count == 1 else 's'})"
+def shapes_note(count: int, max_chars: int | None = None) -> str:
+    """Answer shapes and the length cut in words, as books, results and reports name them."""
+    if not count:
+        return f"replies cut to {max_chars} characters, the longest train answer" if max_chars else ""
+    shaped = f"replies trimmed to the train answers' shapes ({count} shape{'' if count == 1 else 's'})"
+    return shaped + (f" and cut to {max_chars} characters" if max_chars else "")

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from prompt_opt_api.answer_shape import shapes_note, shapes_problem
+from prompt_opt_api.answer_shape import max_chars_problem, shapes_note, shapes_problem
 from prompt_opt_api.data import pair_key
 from prompt_opt_api.demo_cut import demo_chars_problem
 from prompt_opt_api.errors import TaskError
@@ -78,7 +78,9 @@ class BookEntry:
         demo_chars: Each demo's page text cut to this many characters around its answer
             (``Prompt.demo_chars``); None: as the answer model's settings say.
         answer_shapes: The shapes of the pair's train answers each reply is trimmed to before it is
-            scored (``Prompt.answer_shapes``); None: replies as given.
+            scored (``Prompt.answer_shapes``); None: no shape trim.
+        answer_max_chars: Each reply, after the shape trim, cut to this many characters: the longest
+            train answer's length (``AnswerShapes.max_chars``); None: no length cut.
     """
 
     doc_class: str
@@ -99,6 +101,7 @@ class BookEntry:
     retrieval: BookRetrieval | None = None
     demo_chars: int | None = None
     answer_shapes: tuple[str, ...] | None = None
+    answer_max_chars: int | None = None
 
     @property
     def key(self) -> str:
@@ -114,9 +117,9 @@ class BookEntry:
             listed = "; ".join(f"{d.image}: {json.dumps(d.answer, ensure_ascii=False)}" for d in self.demos)
             notes = demo_notes(demo_chars=self.demo_chars)
             text = listed + (f" ({', '.join(notes)})" if notes and listed else "")
-        if self.answer_shapes is None:
+        if self.answer_shapes is None and self.answer_max_chars is None:
             return text
-        return "; ".join(filter(None, [text, shapes_note(len(self.answer_shapes))]))
+        return "; ".join(filter(None, [text, shapes_note(len(self.answer_shapes or ()), self.answer_max_chars)]))
 
 
 def retrieval_text(k: int, pool: int, signature: str, distinct_answers: bool, demo_chars: int | None) -> str:
@@ -175,6 +178,9 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
     shapes = item.get("answer_shapes")
     if shapes is not None and (problem := shapes_problem(shapes)) is not None:
         raise PromptBookError(f"{where}: \"answer_shapes\" {problem}")
+    max_chars = item.get("answer_max_chars")
+    if max_chars is not None and (problem := max_chars_problem(max_chars)) is not None:
+        raise PromptBookError(f"{where}: \"answer_max_chars\" {problem}")
     return BookEntry(
         doc_class=item["doc_class"], question_type=item["question_type"], template=item["template"],
         demos=tuple(demos), val_cer=item.get("val_cer"), test_cer=item.get("test_cer"),
@@ -184,7 +190,7 @@ def _entry_from_json(item: Any, where: str) -> BookEntry:
         optimizer=str(item.get("optimizer", "")), author=str(item.get("author", "")),
         origin=str(item.get("origin", "")), run_id=str(item.get("run_id", "")),
         answer_model=item.get("answer_model"), retrieval=retrieval, demo_chars=item.get("demo_chars"),
-        answer_shapes=tuple(shapes) if shapes is not None else None,
+        answer_shapes=tuple(shapes) if shapes is not None else None, answer_max_chars=max_chars,
     )
 
 

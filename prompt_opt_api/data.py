@@ -101,8 +101,8 @@ class Prompt:
             what fewer whole pages do. Only a model that reads text cuts
             (``AnswerModel.cuts_demo_text``; the evaluator refuses it for any other). None: the
             model's own setting (``ocr_llm``'s ``demo_chars``, whole pages by default).
-        answer_shapes: Each reply trimmed to the shapes of the pair's train answers
-            (``answer_shape.AnswerShapes.trim``) before it is scored. Part of what the candidate
+        answer_shapes: Each reply trimmed to the shapes of the pair's train answers and/or cut to
+            the longest one's length (``answer_shape.AnswerShapes.trim``) before it is scored. Part of what the candidate
             is (a prompt with shapes and one without are two candidates), not of the request:
             both send the same request and share its cached answers. None: replies as given.
     """

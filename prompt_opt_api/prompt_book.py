@@ -39,14 +39,15 @@ BOOK_SCHEMA = "vlm-prompt-opt/prompt-book"
 # 2 added per-document demos (``retrieval``), which a reader of 1 would drop; 3 retrieval by
 # OCR text and ``distinct_answers``, which a reader of 2 would apply otherwise or ignore; 4
 # ``content_sha256``, and no ``LOCATION_KEYS``; 5 an entry's demo cut (``demo_chars``), which a
-# reader of 4 would drop; 6 an entry's answer shapes (``answer_shapes``), which a reader of 5 would
-# drop. A book is written as the lowest version that holds its entries' features: 6 with answer
-# shapes, else 5 when an entry cuts its demos, else 4 (so a book without them is what it always
-# was; ``written_schema_version``); all are read (``prompt_opt_api.book_trust`` applies one
-# without a matching hash only if its user trusts it).
+# reader of 4 would drop; 6 an entry's answer shapes (``answer_shapes``) and length cut
+# (``answer_max_chars``), which a reader of 5 would drop. A book is written as the lowest version
+# that holds its entries' features: 6 with answer shapes or a length cut, else 5 when an entry
+# cuts its demos, else 4 (so a book without them is what it always was; ``written_schema_version``);
+# all are read (``prompt_opt_api.book_trust`` applies one without a matching hash only if its user
+# trusts it).
 UNCUT_SCHEMA_VERSION = 4  # a book none of whose entries cuts its demos
 CUT_SCHEMA_VERSION = 5  # a book with an entry that cuts its demos (``BookEntry.demo_chars``)
-SHAPES_SCHEMA_VERSION = 6  # a book with an entry whose replies are trimmed (``BookEntry.answer_shapes``)
+SHAPES_SCHEMA_VERSION = 6  # a book with an entry whose replies are trimmed (``answer_shapes``, ``answer_max_chars``)
 _READS = (1, 2, 3, 4, 5, 6)
 BOOK_SUFFIX = ".book.json"
 # Where answers, keys, weights and data come from (endpoint, key variable, weights folder,
@@ -137,7 +138,7 @@ class PromptBook:
             retrieval = DemoRetrieval(k=entry.retrieval.k, pool=pool, signature=entry.retrieval.signature,
                                       distinct_answers=entry.retrieval.distinct_answers)
         # the book keeps the origin label
-        shapes = AnswerShapes(entry.answer_shapes) if entry.answer_shapes is not None else None
+        shapes = entry_trim(entry)
         return Prompt(text=entry.template, demos=demos, retrieval=retrieval, demo_chars=entry.demo_chars,
                       answer_shapes=shapes)
 
@@ -175,11 +176,18 @@ class PromptBook:
 
 
 def written_schema_version(entries: tuple[BookEntry, ...]) -> int:
-    """The version a book of ``entries`` is written as: 6 when an entry has answer shapes, else 5 when
-    an entry cuts its demos, else 4."""
-    if any(e.answer_shapes is not None for e in entries):
+    """The version a book of ``entries`` is written as: 6 when an entry has answer shapes or a length
+    cut, else 5 when an entry cuts its demos, else 4."""
+    if any(e.answer_shapes is not None or e.answer_max_chars is not None for e in entries):
         return SHAPES_SCHEMA_VERSION
     return CUT_SCHEMA_VERSION if any(e.demo_chars is not None for e in entries) else UNCUT_SCHEMA_VERSION
+
+
+def entry_trim(entry: BookEntry) -> AnswerShapes | None:
+    """The trim an entry's replies get (its shapes and its length cut), or None without either."""
+    if entry.answer_shapes is None and entry.answer_max_chars is None:
+        return None
+    return AnswerShapes(entry.answer_shapes or (), entry.answer_max_chars)
 
 
 def content_sha256(data: dict[str, Any]) -> str:
@@ -211,6 +219,8 @@ def entry_json(entry: BookEntry) -> dict[str, Any]:
         del data["answer_shapes"]
     else:
         data["answer_shapes"] = list(entry.answer_shapes)
+    if entry.answer_max_chars is None:  # written only when set, as the shapes
+        del data["answer_max_chars"]
     if entry.retrieval is None:
         del data["retrieval"]
     else:
@@ -275,9 +285,10 @@ def book_from_json(data: Any, path: Path | None = None) -> PromptBook:
         if entry.demo_chars is not None and version < CUT_SCHEMA_VERSION:
             raise PromptBookError(f"{where}, entry {i + 1}: \"demo_chars\" needs schema_version "
                                   f"{CUT_SCHEMA_VERSION} (the book says {version})")
-        if entry.answer_shapes is not None and version < SHAPES_SCHEMA_VERSION:
-            raise PromptBookError(f"{where}, entry {i + 1} ({entry.key!r}): \"answer_shapes\" needs schema_version "
-                                  f"{SHAPES_SCHEMA_VERSION} (the book says {version})")
+        for key in ("answer_shapes", "answer_max_chars"):
+            if getattr(entry, key) is not None and version < SHAPES_SCHEMA_VERSION:
+                raise PromptBookError(f"{where}, entry {i + 1} ({entry.key!r}): \"{key}\" needs schema_version "
+                                      f"{SHAPES_SCHEMA_VERSION} (the book says {version})")
     seen: set[str] = set()
     for i, entry in enumerate(entries):
         if entry.key in seen:

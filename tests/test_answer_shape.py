@@ -87,8 +87,9 @@ def _chain(model, pair, tmp_path, candidates=(), budget=None):
 def test_a_reader_that_adds_a_time_to_every_date_gets_its_replies_trimmed_on_val(tmp_path):
     trials, _, records = _chain(ScriptedSuffixModel(exact_marker=ASKED), DATES, tmp_path)
     trimmed = [t for t in trials if t.prompt.answer_shapes is not None]
-    assert [(t.prompt.text, t.prompt.answer_shapes.shapes, t.score.cer) for t in trimmed] == [
-        ("{question}", ("9/9/9",), 0.0)]
+    assert [(t.prompt.text, t.prompt.answer_shapes, t.score.cer) for t in trimmed] == [
+        ("{question}", AnswerShapes(("9/9/9",)), 0.0), ("{question}", AnswerShapes(max_chars=10), 0.0),
+        ("{question}", AnswerShapes(("9/9/9",), 10), 0.0)]  # shapes, length, both: a tie goes to the shapes
     first = trimmed[0].score.results[0]
     assert (first.prediction, first.raw_prediction) == ("26/02/2018", "26/02/2018 20:13:39")
     winner, _ = pick_best(records, len(DATES.val))
@@ -103,17 +104,19 @@ def test_a_reader_that_answers_exactly_gets_no_shapes_and_keeps_its_winner(tmp_p
     assert (winner.text, winner.answer_shapes) == ("{question}", None)
     # not perfect, but every reply has the train answers' shape: a tie, and the untrimmed prompt keeps it
     trials, _, records = _chain(ScriptedAnswerModel(), DATES, tmp_path / "short")
-    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    (plain, shaped, *cut) = [t for t in trials if t.optimizer == "answer_shape"]
     assert shaped.prompt.answer_shapes is not None and shaped.score.cer == plain.score.cer > 0
+    assert [t.score.cer for t in cut] == [plain.score.cer] * 2  # no reply over the longest train answer: no cut
     winner, _ = pick_best(records, len(DATES.val))
     assert winner.text == "{question}" and winner.answer_shapes is None
 
 
 def test_a_pair_whose_trim_hurts_on_val_keeps_its_replies_whole(tmp_path):
     trials, _, records = _chain(ScriptedAnswerModel(), COMPANIES, tmp_path)
-    (plain, shaped) = [t for t in trials if t.optimizer == "answer_shape"]
+    (plain, shaped, length, both) = [t for t in trials if t.optimizer == "answer_shape"]
     assert shaped.score.results[0].prediction == "GAMMA FOOD"  # "GAMMA FOOD STOR" cut to two words
-    assert shaped.score.cer > plain.score.cer
+    assert length.score.results[0].prediction == "GAMMA FOOD ST"  # cut to 13 characters, "ALPHA TRADING"
+    assert min(shaped.score.cer, length.score.cer, both.score.cer) > plain.score.cer
     winner, _ = pick_best(records, len(COMPANIES.val))
     assert winner.answer_shapes is None
 
@@ -125,7 +128,9 @@ def test_the_trimmed_candidate_costs_no_model_call_and_no_budget_when_its_prompt
     assert model.calls == evaluator.budget.used == len(DATES.val)
     calls, used = model.calls, evaluator.budget.used
     trials = AnswerShapeStep().starting_from([best.prompt]).optimize(DATES, evaluator, None)
-    assert [t.prompt.answer_shapes is not None for t in trials] == [False, True] and trials[1].score.cer == 0.0
+    assert [t.prompt.answer_shapes for t in trials] == [None, AnswerShapes(("9/9/9",)), AnswerShapes(max_chars=10),
+                                                         AnswerShapes(("9/9/9",), 10)]
+    assert [t.score.cer for t in trials[1:]] == [0.0] * 3
     assert (model.calls, evaluator.budget.used) == (calls, used)
 
 
@@ -329,3 +334,198 @@ def test_train_shapes_and_a_subset_of_them_are_scored_as_the_step_scores_them(tm
                        DOTTED, Budget(None), allow_test=True)
     from_val = AnswerShapes.from_answers(ex.answer for ex in DOTTED.val)
     assert engine.score(Prompt("{question}", answer_shapes=from_val), DOTTED.val).cer == 0.0
+
+
+# -- the length cut: a reply cut to the longest train answer's length ---------------------------------
+def test_the_length_cut_keeps_a_replys_first_characters_after_the_shape_trim():
+    cut = AnswerShapes(max_chars=5)
+    assert cut.trim("«ABCDEFG».") == "ABCDE"  # stripped, then cut
+    assert AnswerShapes(max_chars=3).trim("AB, CD") == "AB"  # "AB," stripped again
+    for unchanged in (" 25/12. ", "ABCDE", ""):  # no longer than 5 once stripped: as given
+        assert cut.trim(unchanged) == unchanged
+    assert AnswerShapes(("9/9/9",), 8).trim("25/12/2018 8:13") == "25/12/20"  # the shape trim first
+    answers = ["25/12/2018", "1/2/19", ""]
+    assert AnswerShapes.from_answers(answers, length=True) == AnswerShapes(("9/9/9",), 10)
+    assert AnswerShapes.from_answers(answers, shapes=False, length=True) == AnswerShapes(max_chars=10)
+    assert AnswerShapes.from_answers(["", ""], shapes=False, length=True).max_chars is None
+    assert AnswerShapes(("9/9/9",)).identity() == {"shapes": ["9/9/9"], "trim": "train-answer-shapes/v1"}
+    assert AnswerShapes(max_chars=10).identity() == {"shapes": [], "trim": "train-answer-shapes/v1", "max_chars": 10}
+    assert AnswerShapes().problem() == "holds neither shapes nor a length cut"
+    assert AnswerShapes(max_chars=0).problem() == "max_chars must be an integer from 1 to 10000, got 0"
+    assert AnswerShapes(max_chars=True).problem() == "max_chars must be an integer from 1 to 10000, not true"
+    assert AnswerShapes(max_chars=10).problem() is None
+
+
+RUN_ON = " TEL 03-2141 5566 GST 001234"  # the lines after an address, as a reader copies them
+
+
+class RunOnReader(ScriptedAnswerModel):
+    """Reads pixels; answers ``ScriptedAnswerModel``'s answer, and on the pages named in ``run_on``
+    runs on with the lines after it (``RUN_ON``)."""
+
+    name = "Scripted-RunOn"
+
+    def __init__(self, run_on: frozenset[str] = frozenset(), **settings) -> None:
+        super().__init__(**settings)
+        self.run_on = run_on
+
+    def _one(self, prompt: Prompt, example: Example) -> str:
+        return super()._one(prompt, example) + (RUN_ON if example.image.name in self.run_on else "")
+
+
+# train addresses of 18, 17 and 19 characters, each with a punctuation of its own: no piece of a
+# val or test reply has a train answer's shape, so the shape trim leaves every reply whole
+ADDRESSES = dataclasses.replace(
+    _pair("address", ["NO 5 JALAN#MAWAR 2", "LOT 12 JALAN&BATU", "88 TAMAN~SERI INDAH"],
+          ["21 JALAN^KUCHAI 3", "9 LORONG|RIA 4A", "7 TAMAN@PUTRA"]),
+    test=(_ex(200, "3 JALAN=DUTA 5", "address"), _ex(201, "LOT 8 TAMAN%JAYA", "address")))
+
+
+def test_a_reader_that_runs_on_after_the_address_gets_its_replies_cut_to_the_longest_train_answer(tmp_path):
+    model = RunOnReader(frozenset({"address100.png", "address101.png", "address200.png"}), exact_marker=ASKED)
+    trials, _, records = _chain(model, ADDRESSES, tmp_path)
+    (plain, shaped, length, both) = [t for t in trials if t.optimizer == "answer_shape"]
+    assert shaped.score.cer == plain.score.cer > 0  # no piece has a train answer's shape
+    assert [r.prediction for r in length.score.results] == ["21 JALAN^KUCHAI 3 T", "9 LORONG|RIA 4A TEL",
+                                                            "7 TAMAN@PUTRA"]
+    assert length.score.cer < plain.score.cer and both.score.cer == length.score.cer
+    winner, _ = pick_best(records, len(ADDRESSES.val))
+    assert winner.answer_shapes == AnswerShapes(max_chars=19)  # the longest train answer; the tie goes to it
+    assert winner.provenance.label == "dataset-question+rule:answer-length"
+    engine = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), ADDRESSES, Budget(None),
+                       allow_test=True)
+    test = engine.score(winner, ADDRESSES.test)
+    assert [(r.raw_prediction, r.prediction) for r in test.results] == [
+        ("3 JALAN=DUTA 5" + RUN_ON, "3 JALAN=DUTA 5 TEL"), ("", "LOT 8 TAMAN%JAYA")]
+    assert test.cer == pytest.approx(CerMetric().cer("3 JALAN=DUTA 5", "3 JALAN=DUTA 5 TEL") / 2)
+
+
+def test_a_reader_whose_long_answers_are_right_and_within_the_length_gets_no_cut(tmp_path):
+    # every reply right but one a character short, one val answer as long as the longest train answer
+    # and one longer: the cut changes no reply within 19 characters and hurts the longer one, so it never wins
+    pair = dataclasses.replace(ADDRESSES, val=ADDRESSES.val + (_ex(103, "LOT 3 JALAN*RAJA 7B", "address"),
+                                                               _ex(104, "12 JALAN*SULTAN ISMAIL 5", "address")))
+    short = {"address102.png"}
+
+    class OneShort(RunOnReader):
+        def _one(self, prompt, example):
+            answer = super()._one(prompt, example)
+            return answer[:-1] if example.image.name in short else answer
+
+    trials, _, records = _chain(OneShort(exact_marker=ASKED), pair, tmp_path)
+    (plain, shaped, length, both) = [t for t in trials if t.optimizer == "answer_shape"]
+    assert [r.prediction for r in length.score.results][:4] == [r.prediction for r in plain.score.results][:4]
+    assert length.score.results[4].prediction == "12 JALAN*SULTAN ISM"
+    assert length.score.cer > plain.score.cer and both.score.cer > plain.score.cer
+    winner, _ = pick_best(records, len(pair.val))
+    assert (winner.text, winner.answer_shapes) == ("{question}", None)
+
+
+def test_a_plugin_cannot_cut_its_replies_to_a_length_other_than_the_longest_train_answer(tmp_path):
+    from prompt_opt_api import HeldOutAccessError
+
+    model = RunOnReader(frozenset({"address100.png"}), exact_marker=ASKED)
+    evaluator = Evaluator(model, AnswerStore(tmp_path / "s.sqlite"), CerMetric(), ADDRESSES, Budget(None))
+    longest_val = max(len(ex.answer) for ex in ADDRESSES.val)  # 17: a perfect val score, fitted to val
+    for max_chars in (longest_val, 20):
+        with pytest.raises(HeldOutAccessError, match=rf"Prompt.answer_shapes: max_chars {max_chars} is not the length "
+                                                     r"of this pair's longest train answer \(19\)"):
+            evaluator.score(Prompt("{question}", answer_shapes=AnswerShapes(max_chars=max_chars)), ADDRESSES.val)
+    with pytest.raises(HeldOutAccessError):  # train shapes do not carry a cut of their own
+        evaluator.score(Prompt("{question}", answer_shapes=AnswerShapes(("A 9 A&A",), 17)), ADDRESSES.val)
+    assert model.calls == 0 and evaluator.budget.used == 0  # refused before anything is charged
+    # the train answers' longest is scored; the engine's own scorers take a cut as given
+    assert evaluator.score(Prompt("{question}", answer_shapes=AnswerShapes(max_chars=19)), ADDRESSES.val).cer > 0
+    engine = Evaluator(model, AnswerStore(tmp_path / "e.sqlite"), CerMetric(), ADDRESSES, Budget(None),
+                       allow_test=True)
+    assert engine.score(Prompt("{question}", answer_shapes=AnswerShapes(max_chars=17)), ADDRESSES.val).cer == 0.0
+
+
+def test_a_length_cut_is_a_candidate_of_its_own_and_a_schema_6_book_entry():
+    from optimize.selection import baseline_scored
+    from optimizers.prompt_pool import PromptPool
+
+    cut, both = Prompt("{question}", answer_shapes=AnswerShapes(max_chars=19)), dataclasses.replace(
+        SHAPED, answer_shapes=AnswerShapes(("9/9/9",), 19))
+    assert len({PromptPool.key(p) for p in (Prompt("{question}"), SHAPED, cut, both)}) == 4
+    assert len({tuple(demo_rows(p)) for p in (Prompt("{question}"), SHAPED, cut, both)}) == 4
+    record = {"split": "val", "n": 3, "cer": 0.0, "prompt": "{question}", "n_demos": 0}
+    assert not baseline_scored([TrialRecord(cut, {**record, "demo_rows": demo_rows(cut), "answer_max_chars": 19})], 3)
+    book = dataclasses.replace(_book(200), schema_version=0, entries=(
+        _book().entries[0], dataclasses.replace(_book(200).entries[1], answer_max_chars=96)))
+    data = book.to_json()
+    assert data["schema_version"] == 6 and data["pairs"][1]["answer_max_chars"] == 96
+    assert "answer_max_chars" not in data["pairs"][0] and "answer_shapes" not in data["pairs"][1]
+    assert book.entries[1].demos_text().endswith("; replies cut to 96 characters, the longest train answer")
+    shaped = dataclasses.replace(book.entries[1], answer_shapes=("9/9/9", "9.9", "A"))
+    assert shaped.demos_text().endswith("; replies trimmed to the train answers' shapes (3 shapes) and cut to 96 "
+                                        "characters")
+
+
+def test_a_version_5_book_holding_a_length_cut_is_refused_naming_the_file_and_pair(tmp_path):
+    data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], answer_max_chars=9),),
+                               schema_version=0).to_json()
+    data["schema_version"] = 5
+    path = write_book(tmp_path / "old.book.json", data)
+    with pytest.raises(PromptBookError) as err:
+        load_book(path)
+    assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"answer_max_chars\" needs schema_version 6 "
+                              "(the book says 5)")
+
+
+# -- a cut winner through the CLI, its book, apply and the runtime -----------------------------------
+PUNCTUATION = "#&~^|@+=/%$-<>"  # one a row: no reply has another row's shape, so only the cut helps
+
+
+def address_task(root: Path) -> Path:
+    rows = []
+    for i, mark in enumerate(PUNCTUATION):
+        draw_image(root / f"images/{i}.png", f"{i}")
+        rows.append([f"images/{i}.png", "What is the address?", f"{i:02d} JALAN{mark}BATU", "receipt", "address", ""])
+    return write_csv(root / "task.csv", rows)
+
+
+@pytest.fixture(scope="module")
+def cut_run(tmp_path_factory):
+    """A run (manual, then the answer-shape step) with a reader that adds a time after every address."""
+    root = tmp_path_factory.mktemp("cut_run")
+    data = address_task(root / "data")
+    proc = run_cli(root, data, "optimizer=manual_shapes", "model.exact_marker=address", model="scripted_suffix")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
+
+
+def test_a_cut_winner_round_trips_through_the_book_with_exact_parity(cut_run, tmp_path):
+    from models.prompt_runtime import PromptRuntime
+
+    root, data, book_path = cut_run
+    (entry,) = load_book(book_path).entries
+    assert (entry.template, entry.answer_shapes, entry.answer_max_chars, entry.test_cer) == (
+        "{question}", None, 13, 0.0)
+    with (root / "out" / "Scripted-Suffix_sep_none.csv").open(encoding="utf-8") as fh:
+        (row,) = csv.DictReader(fh)
+    assert row["demos"] == "replies cut to 13 characters, the longest train answer"
+    assert applied_test_cers(book_path, data, tmp_path / "applied.csv") == [0.0]
+    assert cers_without(book_path, "answer_max_chars", data, tmp_path)[0] > 0.3  # the cut is what made it
+    records = [json.loads(line) for line in (root / "out" / "trials.jsonl").read_text(encoding="utf-8").splitlines()]
+    (test,) = [r for r in records if r["split"] == "test"]
+    runtime = PromptRuntime(book_path, allow=("tests.",))
+    assert all(p["raw_prediction"].endswith(" 20:13:39") for p in test["predictions"])
+    assert [runtime.answer("receipt", "address", p["raw_prediction"]) for p in test["predictions"]] == [
+        p["prediction"] for p in test["predictions"]]
+    report = (root / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Replies cut to 13 characters, the longest train answer." in report
+
+
+@pytest.mark.parametrize("value, says", [(0, "got 0"), (True, "not true"), (10001, "got 10001"), ("96", 'not "96"')])
+def test_a_book_with_a_bad_length_cut_exits_2_in_one_line_before_any_model(cut_run, tmp_path, value, says):
+    _, data, book_path = cut_run
+    bad = json.loads(book_path.read_text(encoding="utf-8"))
+    bad["pairs"][0]["answer_max_chars"] = value
+    path = write_book(tmp_path / "bad.book.json", bad)
+    out = tmp_path / "b.csv"
+    proc = apply_book(path, data, "--out", out)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"{path}, entry 1 ('receipt address'): \"answer_max_chars\" must be an integer from 1 to 10000, {says}"]
+    assert not out.exists()
