@@ -158,35 +158,44 @@ def test_shapes_leave_answer_keys_alone_and_books_without_them_byte_identical():
     assert shaped.entries[1].demos_text().endswith("; replies trimmed to the train answers' shapes (2 shapes)")
 
 
-def test_a_version_5_book_holding_shapes_is_refused_naming_the_file_and_pair(tmp_path):
-    data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], answer_shapes=("9",)),),
+@pytest.mark.parametrize("field, value", [("answer_shapes", ("9",)), ("answer_max_chars", 9)])
+def test_a_version_5_book_holding_a_trim_is_refused_naming_the_file_and_pair(tmp_path, field, value):
+    data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], **{field: value}),),
                                schema_version=0).to_json()
     data["schema_version"] = 5
     path = write_book(tmp_path / "old.book.json", data)
     with pytest.raises(PromptBookError) as err:
         load_book(path)
-    assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"answer_shapes\" needs schema_version 6 "
+    assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"{field}\" needs schema_version 6 "
                               "(the book says 5)")
 
 
 # -- a shaped winner through the CLI, its book, apply and the runtime --------------------------------
-def date_task(root: Path, n: int = 14) -> Path:
+def receipt_task(root: Path, question: str, field: str, answers: list[str]) -> Path:
+    """One receipt field, one page an answer."""
     rows = []
-    for i in range(n):
+    for i, answer in enumerate(answers):
         draw_image(root / f"images/{i}.png", f"{i}")
-        date = f"{i + 1:02d}/{i % 12 + 1:02d}/2018"
-        rows.append([f"images/{i}.png", "What is the date?", date, "receipt", "date", ""])
+        rows.append([f"images/{i}.png", question, answer, "receipt", field, ""])
     return write_csv(root / "task.csv", rows)
+
+
+def date_task(root: Path, n: int = 14) -> Path:
+    return receipt_task(root, "What is the date?", "date", [f"{i + 1:02d}/{i % 12 + 1:02d}/2018" for i in range(n)])
+
+
+def suffix_run(factory, name: str, data_of, field: str):
+    """A run (manual, then the answer-shape step) with a reader that adds a time after every answer."""
+    root = factory.mktemp(name)
+    data = data_of(root / "data")
+    proc = run_cli(root, data, "optimizer=manual_shapes", f"model.exact_marker={field}", model="scripted_suffix")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
 
 
 @pytest.fixture(scope="module")
 def shaped_run(tmp_path_factory):
-    """A run (manual, then the answer-shape step) with a reader that adds a time to every date."""
-    root = tmp_path_factory.mktemp("shaped_run")
-    data = date_task(root / "data")
-    proc = run_cli(root, data, "optimizer=manual_shapes", "model.exact_marker=date", model="scripted_suffix")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
+    return suffix_run(tmp_path_factory, "shaped_run", date_task, "date")
 
 
 def test_a_shaped_winner_round_trips_through_the_book_with_exact_parity(shaped_run, tmp_path):
@@ -233,14 +242,21 @@ def test_the_run_record_and_report_say_the_winners_replies_are_trimmed(shaped_ru
     (["9 " * 100 + "9"], "shape 1 must be 1 to 200 characters, got 201"),
 ])
 def test_a_book_with_bad_shapes_exits_2_in_one_line_before_any_model(shaped_run, tmp_path, shapes, says):
-    _, data, book_path = shaped_run
+    assert_refused_in_one_line(shaped_run, tmp_path, "answer_shapes", shapes,
+                               f"('receipt date'): \"answer_shapes\" {says}")
+
+
+def assert_refused_in_one_line(run, tmp_path, key, value, says):
+    """The run's book with its entry's ``key`` set to ``value``: apply exits 2 with one line ending in ``says``,
+    before any model, writing nothing."""
+    _, data, book_path = run
     bad = json.loads(book_path.read_text(encoding="utf-8"))
-    bad["pairs"][0]["answer_shapes"] = shapes
+    bad["pairs"][0][key] = value
     path = write_book(tmp_path / "bad.book.json", bad)
     out = tmp_path / "b.csv"
     proc = apply_book(path, data, "--out", out)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"{path}, entry 1 ('receipt date'): \"answer_shapes\" {says}"]
+    assert proc.stderr.strip().splitlines() == [f"{path}, entry 1 {says}"]
     assert not out.exists()
 
 
@@ -462,37 +478,18 @@ def test_a_length_cut_is_a_candidate_of_its_own_and_a_schema_6_book_entry():
                                         "characters")
 
 
-def test_a_version_5_book_holding_a_length_cut_is_refused_naming_the_file_and_pair(tmp_path):
-    data = dataclasses.replace(_book(), entries=(dataclasses.replace(_book().entries[0], answer_max_chars=9),),
-                               schema_version=0).to_json()
-    data["schema_version"] = 5
-    path = write_book(tmp_path / "old.book.json", data)
-    with pytest.raises(PromptBookError) as err:
-        load_book(path)
-    assert str(err.value) == (f"{path}, entry 1 ('receipt company'): \"answer_max_chars\" needs schema_version 6 "
-                              "(the book says 5)")
-
-
 # -- a cut winner through the CLI, its book, apply and the runtime -----------------------------------
 PUNCTUATION = "#&~^|@+=/%$-<>"  # one a row: no reply has another row's shape, so only the cut helps
 
 
 def address_task(root: Path) -> Path:
-    rows = []
-    for i, mark in enumerate(PUNCTUATION):
-        draw_image(root / f"images/{i}.png", f"{i}")
-        rows.append([f"images/{i}.png", "What is the address?", f"{i:02d} JALAN{mark}BATU", "receipt", "address", ""])
-    return write_csv(root / "task.csv", rows)
+    return receipt_task(root, "What is the address?", "address",
+                        [f"{i:02d} JALAN{mark}BATU" for i, mark in enumerate(PUNCTUATION)])
 
 
 @pytest.fixture(scope="module")
 def cut_run(tmp_path_factory):
-    """A run (manual, then the answer-shape step) with a reader that adds a time after every address."""
-    root = tmp_path_factory.mktemp("cut_run")
-    data = address_task(root / "data")
-    proc = run_cli(root, data, "optimizer=manual_shapes", "model.exact_marker=address", model="scripted_suffix")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return root, data, root / "out" / "Scripted-Suffix_sep_none.book.json"
+    return suffix_run(tmp_path_factory, "cut_run", address_task, "address")
 
 
 def test_a_cut_winner_round_trips_through_the_book_with_exact_parity(cut_run, tmp_path):
@@ -519,13 +516,5 @@ def test_a_cut_winner_round_trips_through_the_book_with_exact_parity(cut_run, tm
 
 @pytest.mark.parametrize("value, says", [(0, "got 0"), (True, "not true"), (10001, "got 10001"), ("96", 'not "96"')])
 def test_a_book_with_a_bad_length_cut_exits_2_in_one_line_before_any_model(cut_run, tmp_path, value, says):
-    _, data, book_path = cut_run
-    bad = json.loads(book_path.read_text(encoding="utf-8"))
-    bad["pairs"][0]["answer_max_chars"] = value
-    path = write_book(tmp_path / "bad.book.json", bad)
-    out = tmp_path / "b.csv"
-    proc = apply_book(path, data, "--out", out)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"{path}, entry 1 ('receipt address'): \"answer_max_chars\" must be an integer from 1 to 10000, {says}"]
-    assert not out.exists()
+    assert_refused_in_one_line(cut_run, tmp_path, "answer_max_chars", value,
+                               f"('receipt address'): \"answer_max_chars\" must be an integer from 1 to 10000, {says}")
