@@ -168,9 +168,7 @@ class PromptPool:
         if prompt.demo_chars is not None:
             demos += f",cut={prompt.demo_chars}"
         if prompt.answer_shapes is not None:
-            demos += f",shapes={json.dumps(list(prompt.answer_shapes.shapes), ensure_ascii=False)}"
-            if prompt.answer_shapes.max_chars is not None:
-                demos += f",max_chars={prompt.answer_shapes.max_chars}"
+            demos += f",trim={json.dumps(prompt.answer_shapes.identity(), ensure_ascii=False, sort_keys=True)}"
         return normalized(prompt.text) + ("|" + demos if demos else "")
 
     def add(self, prompts: Sequence[Prompt], step: int, stop_when_beaten: bool = False,
