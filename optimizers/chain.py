@@ -4,10 +4,12 @@ tunes instructions and demos together."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from prompt_opt_api import (
     Advisor,
+    FULL_VAL,
     BudgetExhausted,
     Example,
     Optimizer,
@@ -18,20 +20,29 @@ from prompt_opt_api import (
     Trial,
 )
 
+from optimizers.prompt_pool import PromptPool
 from optimizers.unique_prompts import unique_prompts
+
+log = logging.getLogger(__name__)
 
 
 class StepEvaluatorView:
-    """The pair's evaluator as one chain step sees it: at most ``cap`` more evaluations.
+    """The pair's evaluator as one chain step sees it: at most ``cap`` more evaluations (None:
+    whatever the pair's budget has left), and the full-val scores it gave, so the chain knows
+    the step's best prompt even when the step ends by raising ``BudgetExhausted``.
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
     leave the next step nothing. A request is refused when its size, counting answers that
-    would be free repeats too, exceeds the step's share: conservative, never over.
+    would be free repeats too, exceeds the step's share: conservative, never over. Without a
+    cap nothing is checked here: the evaluator charges only answers not paid for before.
     """
 
-    def __init__(self, evaluator: PromptEvaluator, cap: int) -> None:
+    def __init__(self, evaluator: PromptEvaluator, cap: int | None, val: Sequence[Example] = ()) -> None:
         self._evaluator = evaluator
-        self._end = evaluator.budget.used + cap
+        self._cap = cap
+        self._end = evaluator.budget.used + (cap or 0)
+        self._val = tuple(val)
+        self.full_val: list[Trial] = []  # every full-val score given, in order
 
     @property
     def model_name(self) -> str:
@@ -52,6 +63,8 @@ class StepEvaluatorView:
     @property
     def limit(self) -> int | None:
         outer = self._evaluator.budget.limit
+        if self._cap is None:
+            return outer
         return self._end if outer is None else min(outer, self._end)
 
     @property
@@ -61,21 +74,32 @@ class StepEvaluatorView:
     @property
     def remaining(self) -> int | None:
         outer = self._evaluator.budget.remaining
+        if self._cap is None:
+            return outer
         share = max(0, self._end - self.used)
         return share if outer is None else min(outer, share)
 
     def _check(self, needed: int) -> None:
-        if needed > (self.remaining or 0):
+        if self._cap is not None and needed > (self.remaining or 0):
             raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+
+    def _keep(self, prompt: Prompt, examples: Sequence[Example], score: Score | None) -> None:
+        if score is not None and self._val and tuple(examples) == self._val and score.n == len(self._val):
+            self.full_val.append(Trial(prompt, "val", score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         self._check(len(examples))
-        return self._evaluator.score(prompt, examples)
+        score = self._evaluator.score(prompt, examples)
+        self._keep(prompt, examples, score)
+        return score
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
         self._check(len(prompts) * len(examples))
-        return self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
+        scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
+        for prompt, score in zip(prompts, scores):
+            self._keep(prompt, examples, score)
+        return scores
 
 
 class ChainOptimizer(Optimizer):
@@ -102,10 +126,11 @@ class ChainOptimizer(Optimizer):
         self.name = "chain(" + ",".join(step.name for step in self.steps) + ")"
 
     def known_prompts(self, pair: Pair) -> list[Prompt]:
-        # every step scores its own starting prompts; what the later steps start from is not known yet
+        # every step scores its own starting prompts; what the later steps start from is not known yet.
+        # One text with other demos or trims is another candidate, as in the pool.
         known = [(step.starting_from(self.starting_prompts) if i == 0 else step).known_prompts(pair)
                  for i, step in enumerate(self.steps)]
-        return unique_prompts(prompt for prompts in known for prompt in prompts)
+        return unique_prompts((prompt for prompts in known for prompt in prompts), key=PromptPool.key)
 
     def planned_evaluations(self, pair: Pair, budget: int | None) -> int | None:
         planned = [step.planned_evaluations(pair, budget) for step in self.steps]
@@ -116,19 +141,29 @@ class ChainOptimizer(Optimizer):
         return None if None in planned else sum(planned)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
+        """Each step on its share, from the best full-val prompt so far. A step that ends by
+        raising ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it
+        scored; once the pair's budget is spent the later steps still run (a step that scores
+        answers already paid for, as the answer-shape step does, costs nothing; one that needs
+        new answers is refused before any is charged), except those that ask the advisor, whose
+        calls could not be scored."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
         for i, step in enumerate(self.steps):
-            view: PromptEvaluator = evaluator
-            if total is not None and self.budget_shares is not None and i < len(self.budget_shares):
-                view = StepEvaluatorView(evaluator, int(self.budget_shares[i] * total))
+            if step.uses_advisor and evaluator.budget.remaining == 0:
+                log.info("chain step %s skipped: the pair's budget is spent", step.name)
+                continue
+            share = int(self.budget_shares[i] * total) if (
+                total is not None and self.budget_shares is not None and i < len(self.budget_shares)) else None
+            view = StepEvaluatorView(evaluator, share, pair.val)
             try:
                 made = step.starting_from(starting).optimize(pair, view, advisor)
-            except BudgetExhausted:
-                break
+            except BudgetExhausted as err:
+                log.info("chain step %s ended: %s", step.name, err)
+                made = view.full_val
             trials += made
-            full_val = [t for t in made if t.split == "val" and t.score.n == len(pair.val)]
+            full_val = [t for t in made if t.split == FULL_VAL and t.score.n == len(pair.val)]
             if full_val:
                 starting = [min(full_val, key=lambda t: t.score.cer).prompt]
         return trials

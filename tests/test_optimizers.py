@@ -1,6 +1,7 @@
 """Unit tests of the prompt-writing optimizers with a scripted advisor and answer model."""
 
 import dataclasses
+import itertools
 
 import pytest
 
@@ -8,6 +9,7 @@ from optimize.advisor_session import AdvisorSession
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import Budget, Evaluator
 from optimizers.advisor import AdvisorOptimizer
+from optimizers.answer_shape_step import AnswerShapeStep
 from optimizers.chain import ChainOptimizer
 from optimizers.critic import CriticOptimizer
 from optimizers.fewshot import FewShotOptimizer
@@ -19,9 +21,11 @@ from prompt_opt_api import (
     MANUAL,
     AdvisorBudgetExhausted,
     AdvisorError,
+    Optimizer,
     Prompt,
     Provenance,
 )
+from prompt_opt_api.answer_shape import AnswerShapes
 from tasks.cer_metric import CerMetric
 from tests.engine_harness import one_pair, run_engine
 from tests.scripted_advisor import ScriptedAdvisor
@@ -165,6 +169,72 @@ def test_chain_budget_shares_leave_the_later_steps_their_part(tmp_path):
     assert critic_spent <= 10 and run.row["answer_model_evaluations"] - run.row["n_test"] <= 20
     with pytest.raises(ValueError, match="budget_shares"):
         chain([1.5])
+
+
+class ScoresUntilRefused(Optimizer):
+    """A plugin that scores prompts on full val until its evaluator raises ``BudgetExhausted`` (it
+    does not catch it, as a TextGrad or DSPy loop would not); the second is the best."""
+
+    name = "until_refused"
+
+    def optimize(self, pair, evaluator, advisor):
+        for i in itertools.count():
+            evaluator.score(Prompt("{question} EXACT" if i == 1 else f"{{question}} variant {i}"), pair.val)
+
+
+def test_a_chain_step_refused_by_its_share_hands_its_best_on_to_the_next_step(tmp_path):
+    chain = ChainOptimizer({"s1": ScoresUntilRefused(),
+                            "s2": FewShotOptimizer(k=1, random_sets=2, swap_candidates=0)}, budget_shares=[0.5])
+    run = _run(tmp_path, chain, None, budget=24)
+    with_demos = [t for t in run.trials if t["n_demos"]]
+    assert with_demos, "the second step did not run after the first one's share ran out"
+    assert {t["prompt"] for t in with_demos} == {"{question} EXACT"}  # the first step's best, as it scored it
+
+
+def test_a_free_step_still_runs_after_the_pairs_budget_is_spent(tmp_path):
+    # step 1 spends the whole budget and raises; the answer-shape step scores the same answers for free
+    chain = ChainOptimizer({"s1": ScoresUntilRefused(), "s2": AnswerShapeStep()})
+    run = run_engine(tmp_path, chain, model=ScriptedAnswerModel(exact_marker="never"), budget=12)
+    trimmed = [t for t in run.trials if t.get("answer_max_chars")]
+    assert trimmed and all(t["evaluations_so_far"] == 12 for t in trimmed)  # the same answers: no charge
+
+
+def test_a_chain_step_that_asks_the_advisor_is_skipped_once_the_pairs_budget_is_spent(tmp_path):
+    started = []
+
+    class AsksFirst(Optimizer):  # would ask the advisor before scoring anything
+        name, uses_advisor = "asks_first", True
+
+        def optimize(self, pair, evaluator, advisor):
+            started.append(pair.key)
+            return []
+
+    chain = ChainOptimizer({"s1": ScoresUntilRefused(), "s2": AsksFirst()})
+    _run(tmp_path / "spent", chain, ScriptedAdvisor(["x"]), budget=12)
+    assert started == []
+    shared = ChainOptimizer({"s1": ScoresUntilRefused(), "s2": AsksFirst()}, budget_shares=[0.5])
+    _run(tmp_path / "left", shared, ScriptedAdvisor(["x"]), budget=24)  # step 1's share spent, not the pair's
+    assert len(started) == 1
+
+
+def test_chain_plan_keeps_one_text_with_another_trim_apart():
+    prompt = Prompt("{question}")
+    cut = dataclasses.replace(prompt, answer_shapes=AnswerShapes((), 5))
+
+    class Knows(Optimizer):
+        name = "knows"
+
+        def __init__(self, prompts):
+            self.prompts = prompts
+
+        def known_prompts(self, pair):
+            return self.prompts
+
+        def optimize(self, pair, evaluator, advisor):
+            return []
+
+    chain = ChainOptimizer({"s1": Knows([prompt]), "s2": Knows([cut, Prompt(" {question} ")])})
+    assert chain.known_prompts(None) == [prompt, cut]
 
 
 def test_advisor_replies_are_cached_and_budgeted_by_logical_calls(tmp_path):
