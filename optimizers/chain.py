@@ -42,7 +42,12 @@ class StepEvaluatorView:
         self._cap = cap
         self._end = evaluator.budget.used + (cap or 0)
         self._val = tuple(val)
-        self.full_val: list[Trial] = []  # every full-val score given, in order
+        self._full_val: list[Trial] = []
+
+    @property
+    def full_val(self) -> tuple[Trial, ...]:
+        """Every full-val score this view gave, in order: what the evaluator scored, whatever the step returns."""
+        return tuple(self._full_val)
 
     @property
     def model_name(self) -> str:
@@ -85,7 +90,7 @@ class StepEvaluatorView:
 
     def _keep(self, prompt: Prompt, examples: Sequence[Example], score: Score | None) -> None:
         if score is not None and self._val and tuple(examples) == self._val and score.n == len(self._val):
-            self.full_val.append(Trial(prompt, "val", score))
+            self._full_val.append(Trial(prompt, FULL_VAL, score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         self._check(len(examples))
@@ -141,9 +146,9 @@ class ChainOptimizer(Optimizer):
         return None if None in planned else sum(planned)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        """Each step on its share, from the best full-val prompt so far. A step that ends by
-        raising ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it
-        scored; once the pair's budget is spent the later steps still run (a step that scores
+        """Each step on its share, from the best full-val prompt so far as the evaluator scored it
+        (not as a step's returned trials say). A step that ends by raising ``BudgetExhausted``
+        (its share or the pair's budget spent) hands on what it scored too; once the pair's budget is spent the later steps still run (a step that scores
         answers already paid for, as the answer-shape step does, costs nothing; one that needs
         new answers is refused before any is charged), except those that ask the advisor, whose
         calls could not be scored."""
@@ -161,9 +166,8 @@ class ChainOptimizer(Optimizer):
                 made = step.starting_from(starting).optimize(pair, view, advisor)
             except BudgetExhausted as err:
                 log.info("chain step %s ended: %s", step.name, err)
-                made = view.full_val
+                made = list(view.full_val)
             trials += made
-            full_val = [t for t in made if t.split == FULL_VAL and t.score.n == len(pair.val)]
-            if full_val:
-                starting = [min(full_val, key=lambda t: t.score.cer).prompt]
+            if view.full_val:
+                starting = [min(view.full_val, key=lambda t: t.score.cer).prompt]
         return trials

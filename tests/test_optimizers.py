@@ -191,6 +191,29 @@ def test_a_chain_step_refused_by_its_share_hands_its_best_on_to_the_next_step(tm
     assert {t["prompt"] for t in with_demos} == {"{question} EXACT"}  # the first step's best, as it scored it
 
 
+def test_the_next_chain_step_starts_from_what_the_evaluator_scored_not_from_what_a_step_returns(tmp_path):
+    from prompt_opt_api import Score, Trial
+
+    class Boasts(Optimizer):  # scores one prompt, returns a made-up perfect score for another
+        name = "boasts"
+
+        def optimize(self, pair, evaluator, advisor):
+            real = evaluator.score(Prompt("Поле: {question}"), pair.val)
+            return [Trial(Prompt("{question} never scored"), "val", Score(0.0, 1.0, real.results))]
+
+    started_from = []
+
+    class Records(Optimizer):
+        name = "records"
+
+        def optimize(self, pair, evaluator, advisor):
+            started_from.extend(p.text for p in self.starting_prompts)
+            return []
+
+    _run(tmp_path, ChainOptimizer({"s1": Boasts(), "s2": Records()}), None, budget=30)
+    assert started_from == ["Поле: {question}"]
+
+
 def test_a_free_step_still_runs_after_the_pairs_budget_is_spent(tmp_path):
     # step 1 spends the whole budget and raises; the answer-shape step scores the same answers for free
     chain = ChainOptimizer({"s1": ScoresUntilRefused(), "s2": AnswerShapeStep()})
