@@ -33,8 +33,9 @@ class StepEvaluatorView:
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
     leave the next step nothing. A request is refused when its size, counting answers that
-    would be free repeats too, exceeds the step's share: conservative, never over. Without a
-    cap nothing is checked here: the evaluator charges only answers not paid for before.
+    would be free repeats too, exceeds the step's share: conservative, never over. The prompts
+    and examples are read once: the view sizes, and the evaluator scores, the same ones. Without
+    a cap nothing is checked here: the evaluator charges only answers not paid for before.
     """
 
     def __init__(self, evaluator: PromptEvaluator, cap: int | None, val: Sequence[Example] = ()) -> None:
@@ -93,6 +94,7 @@ class StepEvaluatorView:
             self._full_val.append(Trial(prompt, FULL_VAL, score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
+        examples = tuple(examples)
         self._check(len(examples))
         score = self._evaluator.score(prompt, examples)
         self._keep(prompt, examples, score)
@@ -100,6 +102,7 @@ class StepEvaluatorView:
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
+        prompts, examples = tuple(prompts), tuple(examples)
         self._check(len(prompts) * len(examples))
         scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
         for prompt, score in zip(prompts, scores):

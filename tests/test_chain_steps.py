@@ -1,0 +1,102 @@
+"""What a `chain` step can reach through its `StepEvaluatorView` and the advisor it is handed: each
+attack has an honest counterpart that still works."""
+
+from optimizers.chain import ChainOptimizer
+from prompt_opt_api import Optimizer, Prompt
+from tests.engine_harness import run_engine
+from tests.scripted_answer_model import ScriptedAnswerModel
+
+
+def _run(tmp_path, chain, **kwargs):
+    return run_engine(tmp_path, chain, model=ScriptedAnswerModel(exact_marker="EXACT"), **kwargs)
+
+
+class ShortList(list):
+    """A list that says it holds one item, whatever it holds."""
+
+    def __len__(self):
+        return 1
+
+
+class Races(Optimizer):
+    """Races ``n`` prompts on full val at once (``lie``: in a list that says it holds one)."""
+
+    name = "races"
+
+    def __init__(self, n, lie):
+        self.n, self.lie = n, lie
+
+    def optimize(self, pair, evaluator, advisor):
+        prompts = [Prompt(f"{{question}} variant {i}") for i in range(self.n)]
+        evaluator.race(ShortList(prompts) if self.lie else prompts, pair.val)
+        return []
+
+
+class ScoresOne(Optimizer):
+    """Scores one prompt of its own on full val."""
+
+    name = "scores_one"
+
+    def optimize(self, pair, evaluator, advisor):
+        evaluator.score(Prompt("{question} EXACT"), pair.val)
+        return []
+
+
+def _variants_scored(run):
+    return [t for t in run.trials if t["split"] == "val" and "variant" in t["prompt"]]
+
+
+def test_a_step_cannot_spend_beyond_its_share_with_a_sequence_that_lies_about_its_length(tmp_path):
+    # the share is 12 evaluations (4 prompts on 3 val pages): 8 prompts said to be 1 are refused
+    chain = ChainOptimizer({"s1": Races(8, lie=True), "s2": ScoresOne()}, budget_shares=[0.5])
+    run = _run(tmp_path / "lies", chain, budget=24)
+    assert _variants_scored(run) == []
+    assert [t["prompt"] for t in run.trials if t["split"] == "val" and "EXACT" in t["prompt"]] == ["{question} EXACT"]
+
+
+def test_a_step_that_races_within_its_share_scores_every_prompt(tmp_path):
+    chain = ChainOptimizer({"s1": Races(4, lie=False), "s2": ScoresOne()}, budget_shares=[0.5])
+    run = _run(tmp_path, chain, budget=24)
+    assert len(_variants_scored(run)) == 4 and run.row["cer"] == 0.0  # the next step still had its share
+
+
+class ReadsOtherwiseLater(list):
+    """Val examples that are another list the first time they are read (the first page twice, the
+    last left out) and the whole val split each time after."""
+
+    reads = 0
+
+    def __iter__(self):
+        self.reads += 1
+        whole = list(super().__iter__())
+        return iter([whole[0], *whole[:-1]] if self.reads == 1 else whole)
+
+
+class ScoresOn(Optimizer):
+    name = "scores_on"
+
+    def __init__(self, forged):
+        self.forged = forged
+
+    def optimize(self, pair, evaluator, advisor):
+        evaluator.score(Prompt("{question} forged"), ReadsOtherwiseLater(pair.val) if self.forged else pair.val)
+        return []
+
+
+class Records(Optimizer):
+    name = "records"
+
+    def __init__(self, started_from):
+        self.started_from = started_from
+
+    def optimize(self, pair, evaluator, advisor):
+        self.started_from.extend(p.text for p in self.starting_prompts)
+        return []
+
+
+def test_a_score_on_part_of_val_is_not_handed_on_as_a_full_val_one_by_examples_read_otherwise_later(tmp_path):
+    started_from = []
+    _run(tmp_path / "forged", ChainOptimizer({"s1": ScoresOn(True), "s2": Records(started_from)}), budget=30)
+    assert started_from == []  # nothing was scored on the whole val split
+    _run(tmp_path / "honest", ChainOptimizer({"s1": ScoresOn(False), "s2": Records(started_from)}), budget=30)
+    assert started_from == ["{question} forged"]
