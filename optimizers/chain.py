@@ -5,7 +5,9 @@ tunes instructions and demos together."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from prompt_opt_api import (
     Advisor,
@@ -33,9 +35,11 @@ class StepEvaluatorView:
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
     leave the next step nothing. A request is refused when its size, counting answers that
-    would be free repeats too, exceeds the step's share: conservative, never over. The prompts
-    and examples are read once: the view sizes, and the evaluator scores, the same ones. Without
-    a cap nothing is checked here: the evaluator charges only answers not paid for before.
+    would be free repeats too, exceeds what the step's share has left less what its requests
+    in flight may still charge: conservative, never over, also when the step's threads score
+    at once. The prompts and examples are read once: the view sizes, and the evaluator scores,
+    the same ones. Without a cap nothing is checked here: the evaluator charges only answers
+    not paid for before.
     """
 
     def __init__(self, evaluator: PromptEvaluator, cap: int | None, val: Sequence[Example] = ()) -> None:
@@ -44,6 +48,8 @@ class StepEvaluatorView:
         self._end = evaluator.budget.used + (cap or 0)
         self._val = tuple(val)
         self._full_val: list[Trial] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0  # evaluations the requests being scored now may still charge
 
     @property
     def full_val(self) -> tuple[Trial, ...]:
@@ -85,9 +91,22 @@ class StepEvaluatorView:
         share = max(0, self._end - self.used)
         return share if outer is None else min(outer, share)
 
-    def _check(self, needed: int) -> None:
-        if self._cap is not None and needed > (self.remaining or 0):
-            raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+    @contextmanager
+    def _held(self, needed: int) -> Iterator[None]:
+        """Hold ``needed`` evaluations of the share while a request is scored; refuse it when
+        the share, less what requests in flight hold, cannot pay for it."""
+        if self._cap is None:
+            yield
+            return
+        with self._lock:
+            if needed > (self.remaining or 0) - self._in_flight:
+                raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+            self._in_flight += needed
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= needed
 
     def _keep(self, prompt: Prompt, examples: Sequence[Example], score: Score | None) -> None:
         if score is not None and self._val and tuple(examples) == self._val and score.n == len(self._val):
@@ -95,16 +114,16 @@ class StepEvaluatorView:
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
         examples = tuple(examples)
-        self._check(len(examples))
-        score = self._evaluator.score(prompt, examples)
+        with self._held(len(examples)):
+            score = self._evaluator.score(prompt, examples)
         self._keep(prompt, examples, score)
         return score
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
         prompts, examples = tuple(prompts), tuple(examples)
-        self._check(len(prompts) * len(examples))
-        scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
+        with self._held(len(prompts) * len(examples)):
+            scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
         for prompt, score in zip(prompts, scores):
             self._keep(prompt, examples, score)
         return scores

@@ -1,8 +1,10 @@
 """What a `chain` step can reach through its `StepEvaluatorView` and the advisor it is handed: each
 attack has an honest counterpart that still works."""
 
+import threading
+
 from optimizers.chain import ChainOptimizer
-from prompt_opt_api import Optimizer, Prompt
+from prompt_opt_api import BudgetExhausted, Optimizer, Prompt
 from tests.engine_harness import run_engine
 from tests.scripted_answer_model import ScriptedAnswerModel
 
@@ -100,3 +102,55 @@ def test_a_score_on_part_of_val_is_not_handed_on_as_a_full_val_one_by_examples_r
     assert started_from == []  # nothing was scored on the whole val split
     _run(tmp_path / "honest", ChainOptimizer({"s1": ScoresOn(False), "s2": Records(started_from)}), budget=30)
     assert started_from == ["{question} forged"]
+
+
+class ScoresFromThreads(Optimizer):
+    """Scores ``n`` prompts on full val from ``n`` threads at once: each prompt's text is read (by the
+    evaluator, before it charges) only once every thread has been let in or refused, so every request
+    that passes the share's check is in flight together."""
+
+    name = "threads"
+
+    def __init__(self, n):
+        self.n = n
+
+    def optimize(self, pair, evaluator, advisor):
+        settled, go, armed = threading.Semaphore(0), threading.Event(), threading.Event()
+
+        class ReadLate(Prompt):
+            def __getattribute__(self, name):
+                if name == "text" and armed.is_set() and not go.is_set():
+                    settled.release()
+                    go.wait(10)
+                return super().__getattribute__(name)
+
+        def one(prompt):
+            try:
+                evaluator.score(prompt, pair.val)
+            except BudgetExhausted:
+                settled.release()
+
+        threads = [threading.Thread(target=one, args=(ReadLate(f"{{question}} variant {i}"),)) for i in range(self.n)]
+        armed.set()
+        for thread in threads:
+            thread.start()
+        for _ in threads:
+            settled.acquire(timeout=10)
+        go.set()
+        for thread in threads:
+            thread.join()
+        return []
+
+
+def test_threads_of_a_step_cannot_spend_beyond_its_share_together(tmp_path):
+    # the share is 3 evaluations (one prompt on the 3 val pages): the other threads are refused
+    chain = ChainOptimizer({"s1": ScoresFromThreads(4), "s2": ScoresOne()}, budget_shares=[0.25])
+    run = _run(tmp_path, chain, budget=12)
+    assert len(_variants_scored(run)) == 1
+    assert run.row["cer"] == 0.0  # the next step still had the rest
+
+
+def test_threads_of_a_step_within_its_share_all_score(tmp_path):
+    chain = ChainOptimizer({"s1": ScoresFromThreads(2), "s2": ScoresOne()}, budget_shares=[0.5])
+    run = _run(tmp_path, chain, budget=12)
+    assert len(_variants_scored(run)) == 2 and run.row["cer"] == 0.0
