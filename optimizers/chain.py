@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -108,8 +109,9 @@ class StepEvaluatorView:
             with self._lock:
                 self._in_flight -= needed
 
-    def _keep(self, prompt: Prompt, examples: Sequence[Example], score: Score | None) -> None:
-        if score is not None and self._val and tuple(examples) == self._val and score.n == len(self._val):
+    def _keep(self, prompt: Prompt, examples: tuple[Example, ...], score: Score | None) -> None:
+        # every val example once, in any order: what the evaluator labels full val (and the engine lets win)
+        if score is not None and self._val and Counter(examples) == Counter(self._val):
             self._full_val.append(Trial(prompt, FULL_VAL, score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:

@@ -77,11 +77,12 @@ class ReadsOtherwiseLater(list):
 class ScoresOn(Optimizer):
     name = "scores_on"
 
-    def __init__(self, forged):
-        self.forged = forged
+    def __init__(self, forged, reverse=False):
+        self.forged, self.reverse = forged, reverse
 
     def optimize(self, pair, evaluator, advisor):
-        evaluator.score(Prompt("{question} forged"), ReadsOtherwiseLater(pair.val) if self.forged else pair.val)
+        val = pair.val[::-1] if self.reverse else pair.val
+        evaluator.score(Prompt("{question} forged"), ReadsOtherwiseLater(val) if self.forged else val)
         return []
 
 
@@ -101,6 +102,14 @@ def test_a_score_on_part_of_val_is_not_handed_on_as_a_full_val_one_by_examples_r
     _run(tmp_path / "forged", ChainOptimizer({"s1": ScoresOn(True), "s2": Records(started_from)}), budget=30)
     assert started_from == []  # nothing was scored on the whole val split
     _run(tmp_path / "honest", ChainOptimizer({"s1": ScoresOn(False), "s2": Records(started_from)}), budget=30)
+    assert started_from == ["{question} forged"]
+
+
+def test_a_full_val_score_in_another_order_is_handed_on(tmp_path):
+    # the engine counts it as a full-val score (it may win): the next step starts from it too
+    started_from = []
+    run = _run(tmp_path, ChainOptimizer({"s1": ScoresOn(False, reverse=True), "s2": Records(started_from)}), budget=30)
+    assert [t["split"] for t in run.trials if t["prompt"] == "{question} forged"] == ["val"]
     assert started_from == ["{question} forged"]
 
 
