@@ -175,7 +175,8 @@ class ChainOptimizer(Optimizer):
         (its share or the pair's budget spent) hands on what it scored too; once the pair's budget is spent the later steps still run (a step that scores
         answers already paid for, as the answer-shape step does, costs nothing; one that needs
         new answers is refused before any is charged), except those that ask the advisor, whose
-        calls could not be scored."""
+        calls could not be scored. A step gets the advisor only when it says it uses one
+        (``uses_advisor``), as the engine hands an optimizer one only then."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
@@ -187,7 +188,7 @@ class ChainOptimizer(Optimizer):
                 total is not None and self.budget_shares is not None and i < len(self.budget_shares)) else None
             view = StepEvaluatorView(evaluator, share, pair.val)
             try:
-                made = step.starting_from(starting).optimize(pair, view, advisor)
+                made = step.starting_from(starting).optimize(pair, view, advisor if step.uses_advisor else None)
             except BudgetExhausted as err:
                 log.info("chain step %s ended: %s", step.name, err)
                 made = list(view.full_val)

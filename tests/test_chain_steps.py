@@ -1,11 +1,13 @@
 """What a `chain` step can reach through its `StepEvaluatorView` and the advisor it is handed: each
 attack has an honest counterpart that still works."""
 
+import itertools
 import threading
 
 from optimizers.chain import ChainOptimizer
 from prompt_opt_api import BudgetExhausted, Optimizer, Prompt
 from tests.engine_harness import run_engine
+from tests.scripted_advisor import ScriptedAdvisor
 from tests.scripted_answer_model import ScriptedAnswerModel
 
 
@@ -163,3 +165,45 @@ def test_threads_of_a_step_within_its_share_all_score(tmp_path):
     chain = ChainOptimizer({"s1": ScoresFromThreads(2), "s2": ScoresOne()}, budget_shares=[0.5])
     run = _run(tmp_path, chain, budget=12)
     assert len(_variants_scored(run)) == 2 and run.row["cer"] == 0.0
+
+
+class SpendsAll(Optimizer):
+    """Scores new prompts on full val until the evaluator refuses one (``BudgetExhausted`` escapes)."""
+
+    name = "spends_all"
+
+    def optimize(self, pair, evaluator, advisor):
+        for i in itertools.count():
+            evaluator.score(Prompt(f"{{question}} spent {i}"), pair.val)
+
+
+class Asks(Optimizer):
+    """Asks the advisor once whenever it has one (``declared``: says so in ``uses_advisor``)."""
+
+    name = "asks"
+
+    def __init__(self, declared):
+        self.uses_advisor = declared
+
+    def optimize(self, pair, evaluator, advisor):
+        if advisor is not None:
+            advisor.complete([{"role": "user", "content": f"{self.uses_advisor}"}])
+        return []
+
+
+def _asked(advisor):
+    return [messages[-1]["content"] for messages, _, _ in advisor.asked]
+
+
+def test_a_chain_step_that_does_not_declare_the_advisor_gets_none_so_none_is_asked_after_the_budget(tmp_path):
+    advisor = ScriptedAdvisor(["x"])
+    chain = ChainOptimizer({"s1": SpendsAll(), "s2": Asks(declared=False), "s3": Asks(declared=True)})
+    run_engine(tmp_path, chain, advisor=advisor, budget=12)
+    assert _asked(advisor) == []  # the budget is spent: the declared step is skipped, the other has no advisor
+
+
+def test_a_chain_step_that_declares_the_advisor_gets_it(tmp_path):
+    advisor = ScriptedAdvisor(["x"])
+    chain = ChainOptimizer({"s1": ScoresOne(), "s2": Asks(declared=True)})
+    run_engine(tmp_path, chain, advisor=advisor, budget=12)  # budget left after the first step
+    assert _asked(advisor) == ["True"]
