@@ -170,18 +170,20 @@ class ChainOptimizer(Optimizer):
         return None if None in planned else sum(planned)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        """Each step on its share, from the best full-val prompt so far as the evaluator scored it
-        (not as a step's returned trials say). A step that ends by raising ``BudgetExhausted``
-        (its share or the pair's budget spent) hands on what it scored too; once the pair's budget is spent the later steps still run (a step that scores
-        answers already paid for, as the answer-shape step does, costs nothing; one that needs
-        new answers is refused before any is charged), except those that ask the advisor, whose
-        calls could not be scored. A step gets the advisor only when it says it uses one
-        (``uses_advisor``), as the engine hands an optimizer one only then."""
+        """Each step on its share, from the previous step's best full-val prompt as the evaluator
+        scored it (not as a step's returned trials say). A step that ends by raising
+        ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it scored too;
+        once the pair's budget is spent the later steps still run (a step that scores answers
+        already paid for, as the answer-shape step does, costs nothing; one that needs new answers
+        is refused before any is charged), except those that ask the advisor, whose calls could
+        not be scored (a nested chain skips its own and runs the rest). A step gets the advisor
+        only when it says it uses one (``uses_advisor``), as the engine hands an optimizer one
+        only then."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
         for i, step in enumerate(self.steps):
-            if step.uses_advisor and evaluator.budget.remaining == 0:
+            if step.uses_advisor and not isinstance(step, ChainOptimizer) and evaluator.budget.remaining == 0:
                 log.info("chain step %s skipped: the pair's budget is spent", step.name)
                 continue
             share = int(self.budget_shares[i] * total) if (

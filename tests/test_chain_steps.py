@@ -4,6 +4,7 @@ attack has an honest counterpart that still works."""
 import itertools
 import threading
 
+from optimizers.answer_shape_step import AnswerShapeStep
 from optimizers.chain import ChainOptimizer
 from prompt_opt_api import BudgetExhausted, Optimizer, Prompt
 from tests.engine_harness import run_engine
@@ -207,3 +208,12 @@ def test_a_chain_step_that_declares_the_advisor_gets_it(tmp_path):
     chain = ChainOptimizer({"s1": ScoresOne(), "s2": Asks(declared=True)})
     run_engine(tmp_path, chain, advisor=advisor, budget=12)  # budget left after the first step
     assert _asked(advisor) == ["True"]
+
+
+def test_a_nested_chain_still_runs_its_free_step_after_the_pairs_budget_is_spent(tmp_path):
+    # the nested chain asks the advisor in one step: that step is skipped, not the whole nested chain
+    advisor = ScriptedAdvisor(["x"])
+    inner = ChainOptimizer({"a": Asks(declared=True), "b": AnswerShapeStep()})
+    run = run_engine(tmp_path, ChainOptimizer({"s1": SpendsAll(), "s2": inner}), advisor=advisor, budget=12)
+    trimmed = [t for t in run.trials if t.get("answer_max_chars")]
+    assert trimmed and all(t["evaluations_so_far"] == 12 for t in trimmed) and _asked(advisor) == []
