@@ -176,19 +176,20 @@ class ChainOptimizer(Optimizer):
         once the pair's budget is spent the later steps still run (a step that scores answers
         already paid for, as the answer-shape step does, costs nothing; one that needs new answers
         is refused before any is charged), except those that ask the advisor, whose calls could
-        not be scored (a nested chain skips its own and runs the rest). A step gets the advisor
+        not be scored (a nested chain skips its own and runs the rest); so is an advisor step whose
+        own share is nothing. A step gets the advisor
         only when it says it uses one (``uses_advisor``), as the engine hands an optimizer one
         only then."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
         for i, step in enumerate(self.steps):
-            if step.uses_advisor and not isinstance(step, ChainOptimizer) and evaluator.budget.remaining == 0:
-                log.info("chain step %s skipped: the pair's budget is spent", step.name)
-                continue
             share = int(self.budget_shares[i] * total) if (
                 total is not None and self.budget_shares is not None and i < len(self.budget_shares)) else None
             view = StepEvaluatorView(evaluator, share, pair.val)
+            if step.uses_advisor and not isinstance(step, ChainOptimizer) and view.remaining == 0:
+                log.info("chain step %s skipped: the pair's budget or its share is spent", step.name)
+                continue
             try:
                 made = step.starting_from(starting).optimize(pair, view, advisor if step.uses_advisor else None)
             except BudgetExhausted as err:

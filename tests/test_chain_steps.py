@@ -217,3 +217,14 @@ def test_a_nested_chain_still_runs_its_free_step_after_the_pairs_budget_is_spent
     run = run_engine(tmp_path, ChainOptimizer({"s1": SpendsAll(), "s2": inner}), advisor=advisor, budget=12)
     trimmed = [t for t in run.trials if t.get("answer_max_chars")]
     assert trimmed and all(t["evaluations_so_far"] == 12 for t in trimmed) and _asked(advisor) == []
+
+
+def test_a_chain_step_that_asks_the_advisor_is_skipped_when_its_own_share_is_nothing(tmp_path):
+    # 1 % of 12 evaluations is none: no prompt the advisor wrote could be scored on that share
+    advisor = ScriptedAdvisor(["x"])
+    chain = ChainOptimizer({"s1": ScoresOne(), "s2": Asks(declared=True), "s3": ScoresOne()}, budget_shares=[0.5, 0.01])
+    run_engine(tmp_path / "none", chain, advisor=advisor, budget=12)
+    assert _asked(advisor) == []
+    chain = ChainOptimizer({"s1": ScoresOne(), "s2": Asks(declared=True), "s3": ScoresOne()}, budget_shares=[0.5, 0.25])
+    run_engine(tmp_path / "some", chain, advisor=advisor, budget=12)
+    assert _asked(advisor) == ["True"]
