@@ -35,12 +35,14 @@ class StepEvaluatorView:
     the step's best prompt even when the step ends by raising ``BudgetExhausted``.
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
-    leave the next step nothing. A request is refused when its size, counting answers that
-    would be free repeats too, exceeds what the step's share has left less what its requests
-    in flight may still charge: conservative, never over, also when the step's threads score
-    at once. The prompts and examples are read once: the view sizes, and the evaluator scores,
-    the same ones. Without a cap nothing is checked here: the evaluator charges only answers
-    not paid for before.
+    leave the next step nothing. A request is refused when what it may charge (its size,
+    counting answers that would be free repeats too, but no more than the pair's budget has
+    left) exceeds what the step's share has left less what its requests in flight may still
+    charge: conservative, never over, also when the step's threads score at once; once the
+    pair's budget is spent the evaluator alone decides (answers already paid for are free).
+    The prompts and examples are read once: the view sizes, and the evaluator scores, the same
+    ones. Without a cap nothing is checked here: the evaluator charges only answers not paid
+    for before.
     """
 
     def __init__(self, evaluator: PromptEvaluator, cap: int | None, val: Sequence[Example] = ()) -> None:
@@ -94,20 +96,23 @@ class StepEvaluatorView:
 
     @contextmanager
     def _held(self, needed: int) -> Iterator[None]:
-        """Hold ``needed`` evaluations of the share while a request is scored; refuse it when
-        the share, less what requests in flight hold, cannot pay for it."""
+        """Hold what a request of ``needed`` evaluations may charge while it is scored: at most
+        ``needed``, and no more than the pair's budget has left (the evaluator refuses the rest).
+        Refuse it when the share, less what requests in flight hold, cannot pay for that."""
         if self._cap is None:
             yield
             return
         with self._lock:
-            if needed > (self.remaining or 0) - self._in_flight:
+            outer = self._evaluator.budget.remaining
+            most = needed if outer is None else min(needed, outer)
+            if most > max(0, self._end - self.used) - self._in_flight:
                 raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
-            self._in_flight += needed
+            self._in_flight += most
         try:
             yield
         finally:
             with self._lock:
-                self._in_flight -= needed
+                self._in_flight -= most
 
     def _keep(self, prompt: Prompt, examples: tuple[Example, ...], score: Score | None) -> None:
         # every val example once, in any order: what the evaluator labels full val (and the engine lets win)

@@ -228,3 +228,14 @@ def test_a_chain_step_that_asks_the_advisor_is_skipped_when_its_own_share_is_not
     chain = ChainOptimizer({"s1": ScoresOne(), "s2": Asks(declared=True), "s3": ScoresOne()}, budget_shares=[0.5, 0.25])
     run_engine(tmp_path / "some", chain, advisor=advisor, budget=12)
     assert _asked(advisor) == ["True"]
+
+
+def test_a_free_step_with_a_share_still_scores_after_the_pairs_budget_is_spent(tmp_path):
+    # step 1 may spend the whole budget; the answer-shape step's share (1 evaluation) could not pay for
+    # one val score, but its scores are the same answers (no charge); the last step's new prompt is refused
+    chain = ChainOptimizer({"s1": SpendsAll(), "s2": AnswerShapeStep(), "s3": ScoresOne()}, budget_shares=[1.0, 0.1])
+    run = run_engine(tmp_path, chain, model=ScriptedAnswerModel(exact_marker="never"), budget=12)
+    trimmed = [t for t in run.trials if t.get("answer_max_chars")]
+    assert trimmed and all(t["evaluations_so_far"] == 12 for t in trimmed)
+    assert not [t for t in run.trials if "EXACT" in t["prompt"]]
+    assert max(t["evaluations_so_far"] for t in run.trials) == 12  # the pair's budget, no more
