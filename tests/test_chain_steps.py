@@ -108,6 +108,20 @@ def test_a_score_on_part_of_val_is_not_handed_on_as_a_full_val_one_by_examples_r
     assert started_from == ["{question} forged"]
 
 
+class RacesTwo(Optimizer):
+    name = "races_two"
+
+    def optimize(self, pair, evaluator, advisor):
+        evaluator.race([Prompt("{question} variant"), Prompt("{question} EXACT")], pair.val)
+        return []
+
+
+def test_the_best_full_val_score_a_race_gave_is_handed_on(tmp_path):
+    started_from = []
+    _run(tmp_path, ChainOptimizer({"s1": RacesTwo(), "s2": Records(started_from)}), budget=30)
+    assert started_from == ["{question} EXACT"]
+
+
 def test_a_full_val_score_in_another_order_is_handed_on(tmp_path):
     # the engine counts it as a full-val score (it may win): the next step starts from it too
     started_from = []
