@@ -5,7 +5,10 @@ tunes instructions and demos together."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from prompt_opt_api import (
     Advisor,
@@ -32,9 +35,14 @@ class StepEvaluatorView:
     the step's best prompt even when the step ends by raising ``BudgetExhausted``.
 
     Without a cap a step that spends whatever is left (the critic's rule edits do) would
-    leave the next step nothing. A request is refused when its size, counting answers that
-    would be free repeats too, exceeds the step's share: conservative, never over. Without a
-    cap nothing is checked here: the evaluator charges only answers not paid for before.
+    leave the next step nothing. A request is refused when what it may charge (its size,
+    counting answers that would be free repeats too, but no more than the pair's budget has
+    left) exceeds what the step's share has left less what its requests in flight may still
+    charge: conservative, never over, also when the step's threads score at once; once the
+    pair's budget is spent the evaluator alone decides (answers already paid for are free).
+    The prompts and examples are read once: the view sizes, and the evaluator scores, the same
+    ones. Without a cap nothing is checked here: the evaluator charges only answers not paid
+    for before.
     """
 
     def __init__(self, evaluator: PromptEvaluator, cap: int | None, val: Sequence[Example] = ()) -> None:
@@ -43,6 +51,8 @@ class StepEvaluatorView:
         self._end = evaluator.budget.used + (cap or 0)
         self._val = tuple(val)
         self._full_val: list[Trial] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0  # evaluations the requests being scored now may still charge
 
     @property
     def full_val(self) -> tuple[Trial, ...]:
@@ -84,24 +94,43 @@ class StepEvaluatorView:
         share = max(0, self._end - self.used)
         return share if outer is None else min(outer, share)
 
-    def _check(self, needed: int) -> None:
-        if self._cap is not None and needed > (self.remaining or 0):
-            raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+    @contextmanager
+    def _held(self, needed: int) -> Iterator[None]:
+        """Hold what a request of ``needed`` evaluations may charge while it is scored: at most
+        ``needed``, and no more than the pair's budget has left (the evaluator refuses the rest).
+        Refuse it when the share, less what requests in flight hold, cannot pay for that."""
+        if self._cap is None:
+            yield
+            return
+        with self._lock:
+            outer = self._evaluator.budget.remaining
+            most = needed if outer is None else min(needed, outer)
+            if most > max(0, self._end - self.used) - self._in_flight:
+                raise BudgetExhausted(f"this chain step's share of the budget is spent ({self.remaining} left)")
+            self._in_flight += most
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= most
 
-    def _keep(self, prompt: Prompt, examples: Sequence[Example], score: Score | None) -> None:
-        if score is not None and self._val and tuple(examples) == self._val and score.n == len(self._val):
+    def _keep(self, prompt: Prompt, examples: tuple[Example, ...], score: Score | None) -> None:
+        # every val example once, in any order: what the evaluator labels full val (and the engine lets win)
+        if score is not None and self._val and Counter(examples) == Counter(self._val):
             self._full_val.append(Trial(prompt, FULL_VAL, score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:
-        self._check(len(examples))
-        score = self._evaluator.score(prompt, examples)
+        examples = tuple(examples)
+        with self._held(len(examples)):
+            score = self._evaluator.score(prompt, examples)
         self._keep(prompt, examples, score)
         return score
 
     def race(self, prompts: Sequence[Prompt], examples: Sequence[Example], incumbent: Score | None = None,
              minibatch: int = 4, confidence: float = 0.95) -> list[Score | None]:
-        self._check(len(prompts) * len(examples))
-        scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
+        prompts, examples = tuple(prompts), tuple(examples)
+        with self._held(len(prompts) * len(examples)):
+            scores = self._evaluator.race(prompts, examples, incumbent, minibatch, confidence)
         for prompt, score in zip(prompts, scores):
             self._keep(prompt, examples, score)
         return scores
@@ -146,24 +175,28 @@ class ChainOptimizer(Optimizer):
         return None if None in planned else sum(planned)
 
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
-        """Each step on its share, from the best full-val prompt so far as the evaluator scored it
-        (not as a step's returned trials say). A step that ends by raising ``BudgetExhausted``
-        (its share or the pair's budget spent) hands on what it scored too; once the pair's budget is spent the later steps still run (a step that scores
-        answers already paid for, as the answer-shape step does, costs nothing; one that needs
-        new answers is refused before any is charged), except those that ask the advisor, whose
-        calls could not be scored."""
+        """Each step on its share, from the previous step's best full-val prompt as the evaluator
+        scored it (not as a step's returned trials say). A step that ends by raising
+        ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it scored too;
+        once the pair's budget is spent the later steps still run (a step that scores answers
+        already paid for, as the answer-shape step does, costs nothing; one that needs new answers
+        is refused before any is charged), except those that ask the advisor, whose calls could
+        not be scored (a nested chain skips its own and runs the rest); so is an advisor step whose
+        own share is nothing. A step gets the advisor
+        only when it says it uses one (``uses_advisor``), as the engine hands an optimizer one
+        only then."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
         for i, step in enumerate(self.steps):
-            if step.uses_advisor and evaluator.budget.remaining == 0:
-                log.info("chain step %s skipped: the pair's budget is spent", step.name)
-                continue
             share = int(self.budget_shares[i] * total) if (
                 total is not None and self.budget_shares is not None and i < len(self.budget_shares)) else None
             view = StepEvaluatorView(evaluator, share, pair.val)
+            if step.uses_advisor and not isinstance(step, ChainOptimizer) and view.remaining == 0:
+                log.info("chain step %s skipped: the pair's budget or its share is spent", step.name)
+                continue
             try:
-                made = step.starting_from(starting).optimize(pair, view, advisor)
+                made = step.starting_from(starting).optimize(pair, view, advisor if step.uses_advisor else None)
             except BudgetExhausted as err:
                 log.info("chain step %s ended: %s", step.name, err)
                 made = list(view.full_val)
