@@ -177,14 +177,13 @@ class ChainOptimizer(Optimizer):
     def optimize(self, pair: Pair, evaluator: PromptEvaluator, advisor: Advisor | None) -> list[Trial]:
         """Each step on its share, from the previous step's best full-val prompt as the evaluator
         scored it (not as a step's returned trials say). A step that ends by raising
-        ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it scored too;
-        once the pair's budget is spent the later steps still run (a step that scores answers
-        already paid for, as the answer-shape step does, costs nothing; one that needs new answers
-        is refused before any is charged), except those that ask the advisor, whose calls could
-        not be scored (a nested chain skips its own and runs the rest); so is an advisor step whose
-        own share is nothing. A step gets the advisor
-        only when it says it uses one (``uses_advisor``), as the engine hands an optimizer one
-        only then."""
+        ``BudgetExhausted`` (its share or the pair's budget spent) hands on what it scored too.
+        Once the pair's budget is spent the later steps still run: a step that scores answers
+        already paid for (the answer-shape step) costs nothing, one that needs new answers is
+        refused before any is charged. A step that asks the advisor is skipped when its view has
+        nothing left to score with (a nested chain is not: it skips its own such steps). A step
+        gets the advisor only when it says it uses one (``uses_advisor``), as the engine hands an
+        optimizer one only then."""
         trials: list[Trial] = []
         starting = list(self.starting_prompts)
         total = evaluator.budget.remaining
