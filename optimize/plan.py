@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from optimize.answer_store import AnswerStore
 from optimize.evaluator import answer_cache_key
-from prompt_opt_api import Advisor, AnswerModel, Optimizer, Pair
+from prompt_opt_api import Advisor, AnswerModel, Example, Optimizer, Pair, Prompt
 
 # One advisor call's size when the store has measured none for that advisor: about a
 # critic meta-prompt (task, scored prompts, mistakes); the reply at the advisor's cap.
@@ -177,6 +177,24 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes} min" if hours else f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
+def _known_answer_keys(identity: dict, known: Sequence[Prompt], val: Sequence[Example],
+                       budget: int | None) -> list[str]:
+    """The answer keys of the known prompts on val, each once. The budget stops whole-val scores
+    in order (the later ones never come); a prompt that sends the requests of one before it (the
+    same text and demos with a reply trim) is answered by the same answers and costs nothing."""
+    whole_vals = None if budget is None else budget // max(1, len(val))
+    keys: dict[str, None] = {}
+    requests: set[tuple[str, ...]] = set()
+    for prompt in known:
+        prompt_keys = tuple(answer_cache_key(identity, prompt, ex) for ex in val)
+        if prompt_keys not in requests:
+            if whole_vals is not None and len(requests) >= whole_vals:
+                break
+            requests.add(prompt_keys)
+        keys.update(dict.fromkeys(prompt_keys))
+    return list(keys)
+
+
 def make_plan(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], model: AnswerModel, optimizer: Optimizer,
               advisor: Advisor | None, store: AnswerStore | None, max_evaluations_per_pair: int | None,
               max_advisor_calls: int | None = None, max_advisor_usd: float | None = None) -> RunPlan:
@@ -200,10 +218,7 @@ def make_plan(pairs: Sequence[Pair], too_small: Sequence[tuple[str, str]], model
     for pair, visible in zip(pairs, visible_pairs):
         own = optimizer.planned_evaluations(visible, budget)
         evaluations = budget if own is None else own if budget is None else min(own, budget)
-        known = optimizer.known_prompts(visible)
-        if budget is not None:  # the budget stops whole-val scores in order: the later ones never come
-            known = known[: budget // max(1, len(pair.val))]
-        keys = [answer_cache_key(identity, prompt, ex) for prompt in known for ex in pair.val]
+        keys = _known_answer_keys(identity, optimizer.known_prompts(visible), pair.val, budget)
         cached = store.get_answers(keys) if store is not None and keys else {}
         planned.append(PairPlan(key=pair.key, n_train=len(pair.train), n_val=len(pair.val), n_test=len(pair.test),
                                 evaluations=evaluations, known=len(keys), known_cached=len(cached)))

@@ -260,6 +260,28 @@ def test_chain_plan_keeps_one_text_with_another_trim_apart():
     assert chain.known_prompts(None) == [prompt, cut]
 
 
+def test_the_plan_counts_a_trimmed_prompts_answers_once_and_charges_it_no_whole_val(tmp_path):
+    from optimize.plan import make_plan
+
+    pair = one_pair(tmp_path)
+    prompt, other = Prompt("{question}"), Prompt("Поле: {question}")
+    cut = dataclasses.replace(prompt, answer_shapes=AnswerShapes((), 5))
+
+    class Knows(Optimizer):
+        name = "knows"
+
+        def known_prompts(self, pair):
+            return [prompt, cut, other]
+
+        def optimize(self, pair, evaluator, advisor):
+            return []
+
+    n = len(pair.val)
+    for budget in (None, 2 * n):  # two whole-val scores pay for all three: the trim sends no request
+        plan = make_plan([pair], [], ScriptedAnswerModel(), Knows(), None, None, max_evaluations_per_pair=budget)
+        assert plan.known == (0, 2 * n), budget
+
+
 def test_advisor_replies_are_cached_and_budgeted_by_logical_calls(tmp_path):
     store = AnswerStore(tmp_path / "s.sqlite")
     first = AdvisorSession(ScriptedAdvisor(["one", "two"]), store, max_calls=2)
