@@ -262,7 +262,7 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
         print(f"bench_optimizers: {err}", file=sys.stderr)
         return 2
     print(render(merged, reference=args.reference, markdown=args.markdown, ceiling=args.ceiling,
-                 compare=[tuple(c) for c in args.compare or []], curves=args.curves or []))
+                 compare=[tuple(c) for c in args.compare or []], curves=args.curves or [], expected=args.expect or []))
     return 0
 
 
@@ -290,6 +290,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reference", default="manual", help="the contender paired differences are taken against")
     parser.add_argument("--compare", nargs=2, action="append", metavar=("A", "B"), help="also print A minus B, paired")
     parser.add_argument("--curves", nargs="+", metavar="NAME", help="also print these contenders' val curves")
+    parser.add_argument("--expect", nargs="+", metavar="NAME[:BUDGET]",
+                        help="--table: contenders the benchmark will run; one with no cell on a seed yet is listed as missing")
     parser.add_argument("--demo-cost", metavar="PAIR", help="only measure s/query and CER with k retrieved demos on PAIR")
     parser.add_argument("--ks", nargs="+", type=int, default=[0, 1, 2, 3, 4], help="--demo-cost: demo counts")
     parser.add_argument("--demo-chars", nargs="+", type=int, default=[0, 300],

@@ -309,16 +309,21 @@ def _field_row(cell: Cell, ceiling: list[tuple[str, float]] | None, with_ceiling
             cell.author, "" if cell.n_demos is None else str(cell.n_demos), str(cell.evaluations or "")]
 
 
-def missing_cells(merged: Merged) -> list[str]:
+def missing_cells(merged: Merged, expected: Sequence[str] = ()) -> list[str]:
     """Cells a seed's contenders lack (fields that other contenders of that seed have), with the
-    answer-model hours they would take at that contender's mean per cell so far; and failures."""
+    answer-model hours they would take at that contender's mean per cell so far; the ``expected``
+    contenders with no cell on a seed yet; and failures."""
     lines = []
     for seed in merged.seeds():
         pairs = merged.pairs(seed)
-        for name in merged.contenders():
+        for name in list(dict.fromkeys([*merged.contenders(), *expected])):
             have = merged.of_contender(name, seed)
             lacking = [p for p in pairs if p not in have]
-            if lacking:
+            if not lacking:
+                continue
+            if not have and name not in merged.contenders():
+                lines.append(f"missing: {name} seed {seed}: all {len(pairs)} fields (no cell done yet)")
+            else:
                 lines.append(f"missing: {name} seed {seed}: {', '.join(lacking)}{_hours_left(merged, name, len(lacking))}")
     for key, failure in sorted(merged.failures.items()):
         lines.append(f"failed (re-run on the next start): {key}: exit {failure.get('exit')}")
@@ -353,13 +358,14 @@ def curve_lines(merged: Merged, names: Sequence[str]) -> list[str]:
 
 
 def render(merged: Merged, reference: str = "manual", markdown: bool = False, ceiling: bool = True,
-           compare: Sequence[tuple[str, str]] = (), curves: Sequence[str] = ()) -> str:
-    """Every table and note, as text or markdown."""
+           compare: Sequence[tuple[str, str]] = (), curves: Sequence[str] = (), expected: Sequence[str] = ()) -> str:
+    """Every table and note, as text or markdown; ``expected``: contenders whose cells the benchmark
+    will run (listed as missing on a seed where none is done yet)."""
     if not ceiling:
         merged = Merged(merged.cells, {}, merged.failures, merged.notes)
     parts = [main_table(merged), paired_table(merged, reference), field_table(merged)]
     out = [t.render(markdown) for t in parts]
-    notes = [*missing_cells(merged), *(line for a, b in compare for line in compare_lines(merged, a, b)),
+    notes = [*missing_cells(merged, expected), *(line for a, b in compare for line in compare_lines(merged, a, b)),
              *curve_lines(merged, curves), *merged.notes,
              *(f"seed {c.seed}: {c.reason}" for c in merged.ceilings.values() if not c.applies)]
     if notes:

@@ -109,6 +109,9 @@ def test_paired_difference_names_the_fields_either_side_lacks():
     lo, hi = bootstrap_interval([-0.4, -0.2])
     assert row[2] == f"-0.300 [{lo:+.3f}, {hi:+.3f}] (n=2)" and row[3] == "B"
     assert missing_cells(merged) == ["missing: quick seed 0: B (about 1.5 h of answer model, at the mean of its 1 cells done)"]
+    assert missing_cells(merged, ["quick", "fewshot:150"]) == [
+        "missing: quick seed 0: B (about 1.5 h of answer model, at the mean of its 1 cells done)",
+        "missing: fewshot:150 seed 0: all 2 fields (no cell done yet)"]  # expected, none done: listed too
 
 
 def test_pooled_mean_interval_median_clipped_and_costs_per_contender():
