@@ -49,7 +49,7 @@ class StepEvaluatorView:
         self._evaluator = evaluator
         self._cap = cap
         self._end = evaluator.budget.used + (cap or 0)
-        self._val = tuple(val)
+        self._val = Counter(val)  # every val example once, in any order, is full val
         self._full_val: list[Trial] = []
         self._lock = threading.Lock()
         self._in_flight = 0  # evaluations the requests being scored now may still charge
@@ -115,8 +115,8 @@ class StepEvaluatorView:
                 self._in_flight -= most
 
     def _keep(self, prompt: Prompt, examples: tuple[Example, ...], score: Score | None) -> None:
-        # every val example once, in any order: what the evaluator labels full val (and the engine lets win)
-        if score is not None and self._val and Counter(examples) == Counter(self._val):
+        # what the evaluator labels full val (and the engine lets win)
+        if score is not None and self._val and Counter(examples) == self._val:
             self._full_val.append(Trial(prompt, FULL_VAL, score))
 
     def score(self, prompt: Prompt, examples: Sequence[Example]) -> Score:

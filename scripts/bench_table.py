@@ -314,14 +314,15 @@ def missing_cells(merged: Merged, expected: Sequence[str] = ()) -> list[str]:
     answer-model hours they would take at that contender's mean per cell so far; the ``expected``
     contenders with no cell on a seed yet; and failures."""
     lines = []
+    with_cells = merged.contenders()
     for seed in merged.seeds():
         pairs = merged.pairs(seed)
-        for name in list(dict.fromkeys([*merged.contenders(), *expected])):
+        for name in dict.fromkeys([*with_cells, *expected]):
             have = merged.of_contender(name, seed)
             lacking = [p for p in pairs if p not in have]
             if not lacking:
                 continue
-            if not have and name not in merged.contenders():
+            if name not in with_cells:
                 lines.append(f"missing: {name} seed {seed}: all {len(pairs)} fields (no cell done yet)")
             else:
                 lines.append(f"missing: {name} seed {seed}: {', '.join(lacking)}{_hours_left(merged, name, len(lacking))}")
