@@ -4,7 +4,8 @@ Built from the pair's trial records and its result row: best-so-far val CER agai
 evaluations, the best full-val candidates, the winner's per-example test CERs and worst
 test errors with their pages, each author's best (a panel's members with their test CER),
 the candidates disqualified for carrying a test-only answer (left out of the curve and
-the best), and the pair's OCR ceiling (``optimize.ocr_ceiling.PairCeiling``).
+the best), and the pair's OCR ceiling (``optimize.ocr_ceiling.PairCeiling``) and its constant answer
+(``optimize.constant_answer.ConstantAnswer``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from optimize.constant_answer import ConstantAnswer
 from optimize.error_classes import winner_error_classes
 from optimize.ocr_ceiling import PairCeiling
 from optimize.result_row import ResultRow
@@ -21,9 +23,10 @@ from prompt_opt_api import FULL_VAL, Pair
 
 
 def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, top_k: int = 5,
-                worst_k: int = 3, ceiling: PairCeiling | None = None) -> dict[str, Any]:
-    """The digest of ``pair`` (module docstring) from its trial ``records``, result ``row`` and
-    OCR ``ceiling`` (None: not measured)."""
+                worst_k: int = 3, ceiling: PairCeiling | None = None,
+                constant: ConstantAnswer | None = None) -> dict[str, Any]:
+    """The digest of ``pair`` (module docstring) from its trial ``records``, result ``row``, OCR
+    ``ceiling`` and ``constant`` answer (None: not measured)."""
     winner = row.prompt
     disqualified = row.disqualified or []
     excluded = {(d["prompt"], tuple(d.get("demo_rows") or ())) for d in disqualified}
@@ -46,6 +49,7 @@ def pair_digest(pair: Pair, records: Sequence[dict[str, Any]], row: ResultRow, t
         "status": row.status,  # its notes: the split, disqualified candidates, no {question} in the winner
         "error_classes": winner_error_classes(records, winner, len(pair.val)),  # the winner's wrong answers, by kind
         "ceiling": ceiling.to_json() if ceiling is not None else None,  # a perfect reader of the page text
+        "constant_answer": constant.to_json() if constant is not None else None,  # a reader that never looks
     }
 
 

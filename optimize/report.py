@@ -7,8 +7,9 @@ records (the ``run.json`` the run loop writes) and one table of result rows (tex
 from the results CSVs, labelled with model, advisor and run id).
 
 Sections per answer model: runs and their cost; the best prompt per pair (chosen by val
-CER, reported with test CER, its interval and the OCR ceiling of its test pages with the gap,
-``optimize.report_ceiling``); an advisor x pair matrix of test CER with
+CER, reported with test CER, its interval, the OCR ceiling of its test pages with the gap,
+``optimize.report_ceiling``, and the test CER of its constant answer, ``optimize.report_constant``);
+an advisor x pair matrix of test CER with
 the val-chosen winner marked; best-so-far val CER against answer-model evaluations per
 optimizer; a leaderboard per pair; the worst remaining test errors with the page cropped
 around the answer box. The figures are drawn in ``optimize.report_figures``, the cells
@@ -26,6 +27,7 @@ from typing import Any
 from optimize.run_books import book_file_name
 from optimize.report_figures import THUMB_MAX, crop_data_uri, curves_section, figure_html, matrix_figure
 from optimize.report_ceiling import ceiling_cells, ceiling_line
+from optimize.report_constant import constant_cells, constant_line
 from optimize.report_errors import error_classes_section
 from optimize.report_format import esc, fmt, html_table, interval, mean, num, shade
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN, PROMPT_COLUMN
@@ -169,13 +171,15 @@ def _runs_table(runs: Sequence[RunRecord], rows: Any) -> str:
 
 
 def _best_table(best: Any, digest_of: Callable[[str, str], dict[str, Any]]) -> str:
-    """The winners with their test CER, interval and OCR ceiling (``optimize.report_ceiling``)."""
+    """The winners with their test CER, interval, OCR ceiling (``optimize.report_ceiling``) and constant answer
+    (``optimize.report_constant``)."""
     if best.empty:
         return "<p class='note'>no pair has a test CER yet</p>"
-    ceiling = ceiling_cells(best, digest_of)
+    ceiling, constant = ceiling_cells(best, digest_of), constant_cells(best, digest_of)
     frame = best.assign(interval=[interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])],
-                        **ceiling)
-    frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", *ceiling, "val_cer", "advisor",
+                        **ceiling, **constant)
+    frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", *ceiling, *constant, "val_cer",
+                   "advisor",
                    "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = mean(best[CER_COLUMN])
     blind = [str(pair) for pair, text in zip(best[PAIR_COLUMN], best[PROMPT_COLUMN])
@@ -183,7 +187,7 @@ def _best_table(best: Any, digest_of: Callable[[str, str], dict[str, Any]]) -> s
     warning = (f"<p class='note'>No {{question}} in the winning prompt of {esc(', '.join(blind))}: it sends the same "
                "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {fmt(mean_test)}.</p>"
-            + ceiling_line(best, digest_of) + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
+            + ceiling_line(best, digest_of) + constant_line(best, digest_of) + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from optimize.answer_store import AnswerStore
+from optimize.constant_answer import ConstantAnswer, run_constants
 from optimize.ocr_ceiling import PairCeiling, run_ceilings
 from optimize.pair_digest import pair_digest
 from optimize.run_books import book_file_name, merged_book, run_book, write_book
@@ -55,8 +56,10 @@ def publish(summary: RunSummary, context: dict[str, str], pairs: Sequence[Pair],
             settings: RunSettings) -> None:
     """Write run.json (and the run's report), keep the run in the results folder, log a short summary."""
     task_id = settings.task_id or _task_id_of_pairs(pairs)
-    ceilings = run_ceilings(pairs, {r.pair: r for r in summary.rows}, parts.model, parts.metric)
-    record = run_record(summary, context, task_id, pairs, parts.store, settings.out_dir, ceilings)
+    rows = {r.pair: r for r in summary.rows}
+    ceilings = run_ceilings(pairs, rows, parts.model, parts.metric)
+    constants = run_constants(pairs, rows, parts.metric)
+    record = run_record(summary, context, task_id, pairs, parts.store, settings.out_dir, ceilings, constants)
     record.split_units = (settings.task_info or {}).get("split_units")
     record.write(settings.out_dir / RUN_JSON)
     run_report = _write_run_report(record, summary, settings) if settings.report else None
@@ -95,10 +98,12 @@ def _write_run_report(record: RunRecord, summary: RunSummary, settings: RunSetti
 
 
 def run_record(summary: RunSummary, context: dict[str, str], task_id: str, pairs: Sequence[Pair],
-               store: AnswerStore, out_dir: Path, ceilings: Mapping[str, PairCeiling] | None = None) -> RunRecord:
+               store: AnswerStore, out_dir: Path, ceilings: Mapping[str, PairCeiling] | None = None,
+               constants: Mapping[str, ConstantAnswer] | None = None) -> RunRecord:
     """The run as the results folder and the reports see it (``run.json``); ``ceilings``: each
-    pair's OCR ceiling (``optimize.ocr_ceiling.run_ceilings``), none for a pair left out."""
-    ceilings = ceilings or {}
+    pair's OCR ceiling (``optimize.ocr_ceiling.run_ceilings``), ``constants`` its constant answer
+    (``optimize.constant_answer.run_constants``), none for a pair left out."""
+    ceilings, constants = ceilings or {}, constants or {}
 
     def total(column: str) -> float:
         return sum(float(r.get(column) or 0) for r in summary.rows)
@@ -128,7 +133,8 @@ def run_record(summary: RunSummary, context: dict[str, str], task_id: str, pairs
         advisor_members=summary.advisor_members,
         answer_model_diagnostics=summary.answer_model_diagnostics,
         pairs={pair.key: pair_digest(pair, store.trials(summary.run_id, pair.key),
-                                     rows.get(pair.key) or ResultRow(pair.key), ceiling=ceilings.get(pair.key))
+                                     rows.get(pair.key) or ResultRow(pair.key), ceiling=ceilings.get(pair.key),
+                                     constant=constants.get(pair.key))
                for pair in pairs},
     )
 

@@ -94,7 +94,8 @@ class RunRecord:
     split_units: dict[str, Any] | None = None
     # per pair: curve, top candidates, test CERs, worst errors, each author's best, winner, disqualified,
     # the winner's wrong answers by class on val and test (``optimize.error_classes.winner_error_classes``),
-    # the OCR ceiling on test and val (``optimize.ocr_ceiling.PairCeiling``)
+    # the OCR ceiling on test and val (``optimize.ocr_ceiling.PairCeiling``), the constant answer
+    # (``optimize.constant_answer.ConstantAnswer``)
     pairs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:

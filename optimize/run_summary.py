@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from optimize.constant_answer import ConstantAnswer
 from optimize.ocr_ceiling import PairCeiling, summarize
+from optimize.report_constant import summarize_constants
 from optimize.run_books import book_file_name
 from optimize.report_format import fmt, mean
 from optimize.result_row import CER_COLUMN, ResultRow
@@ -39,7 +41,7 @@ class RunSummary:
 def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | None = None,
                   task: dict[str, Any] | None = None) -> list[str]:
     """A few lines for the end of a run: test CER, who won, cost, the OCR ceiling (or why none applies),
-    where the results and reports are.
+    the constant answer, where the results and reports are.
 
     Args:
         record: The run record.
@@ -68,6 +70,10 @@ def summary_lines(record: RunRecord, rows: Sequence[ResultRow], report: Path | N
     ceiling = summarize((r.cer, PairCeiling.from_json((record.pairs.get(r.pair) or {}).get("ceiling"))) for r in rows)
     if ceiling.line():  # the winners against a perfect reader of the page text, or why none applies
         lines.append(ceiling.line())
+    constant = summarize_constants((r.pair, r.cer, ConstantAnswer.from_json(
+        (record.pairs.get(r.pair) or {}).get("constant_answer"))) for r in rows)
+    if constant.line():  # the winners against a reader that never looks at the page
+        lines.append(constant.line())
     barred = {r.pair: len(r.disqualified) for r in rows if r.disqualified}
     if barred:
         lines.append("disqualified, a test-only answer in the prompt's text (cannot win; see run.json): "

@@ -257,13 +257,24 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
         return 2
     suffixes = list(args.suffixes) + [""] * (len(files) - len(args.suffixes))
     try:
-        merged = Merged.of((str(p), BenchResults.load(p).relabelled(suffix)) for p, suffix in zip(files, suffixes))
-    except ResultsFileError as err:
-        print(f"bench_optimizers: {err}", file=sys.stderr)
+        loaded = [(str(p), BenchResults.load(p).relabelled(suffix)) for p, suffix in zip(files, suffixes)]
+        if args.constant:
+            loaded.insert(0, ("constant", constant_results(loaded[0][1])))
+        merged = Merged.of(loaded)
+    except ValueError as err:  # ResultsFileError, or no task CSV for --constant
+        print(f"bench_optimizers: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     print(render(merged, reference=args.reference, markdown=args.markdown, ceiling=args.ceiling,
                  compare=[tuple(c) for c in args.compare or []], curves=args.curves or [], expected=args.expect or []))
     return 0
+
+
+def constant_results(results: BenchResults) -> BenchResults:
+    """The constant-answer cells (``scripts/bench_constant.py``) of the seeds and fields ``results`` has."""
+    from scripts.bench_constant import constant_cells
+
+    cells = results.cells.values()
+    return BenchResults(cells=constant_cells(results, {c.seed for c in cells}, {c.pair for c in cells}))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -283,6 +294,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ceiling", action="store_true",
                         help="measure (once per seed) and show the OCR ceiling beside the contenders")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the tables of results files")
+    parser.add_argument("--constant", action="store_true",
+                        help="show the constant answer (the train answer best on val, given to every page) as a "
+                             "contender, computed from the first file's task CSV and split (no model)")
     parser.add_argument("--suffixes", nargs="+", default=[], metavar="SUFFIX",
                         help="--table: appended to the contenders of each file in order (e.g. '' +fit: the second "
                              "file's quick is quick+fit), so runs of one optimizer at two settings sit side by side")

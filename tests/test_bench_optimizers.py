@@ -500,3 +500,45 @@ def test_the_ceiling_reads_tesseracts_text_through_the_store(tmp_path):
         db.execute("UPDATE blobs SET value = 'no total here'")
     proc = _ceiling(*overrides)
     assert proc.returncode == 0 and "receipt total: best-span CER 0.000" not in proc.stdout, proc.stdout
+
+
+# -- the constant answer (scripts/bench_constant.py) ---------------------------------------
+
+
+def test_the_constant_answer_is_a_contender_on_the_cells_own_test_rows(tmp_path):
+    """--constant: each field's train answer best on val, given to every test page of the split the
+    cells' runs made, paired with the other contenders by CSV row (no model, nothing stored)."""
+    from optimize.constant_answer import constant_answer
+    from scripts.ocr_ceiling import compose_config, split_of
+
+    data = make_task(tmp_path / "data", n_images=10, with_second_pair=False)
+    proc = _bench(tmp_path, data, "--optimizers", "baseline", "--pairs", "passport Фамилия")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = tmp_path / "b" / "cells.json"
+    before = out.read_text(encoding="utf-8")
+    [pair] = split_of(compose_config(["task=csv", f"task.csv={data}", "split.seed=0", *SCRIPTED]), ["passport Фамилия"])
+    constant = constant_answer(pair, CerMetric())
+    baseline = {p.row: p.cer for p in BenchResults.load(out).cells[cell_key("baseline", 0, pair.key)].test}
+    assert sorted(baseline) == sorted(p.row for p in constant.test) and len({p.cer for p in constant.test}) > 1
+    diff = statistics.mean(p.cer - baseline[p.row] for p in constant.test)
+    table = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(out), "--constant",
+                            "--reference", "baseline"], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                           timeout=120)
+    assert table.returncode == 0, table.stderr[-3000:]
+    rows = [line.split(" | ") for line in table.stdout.splitlines() if line.startswith("constant answer ")]
+    assert rows[0][2].startswith(f"{constant.test_cer:.3f} [") and rows[0][2].endswith(f"(n={len(pair.test)})")
+    assert rows[1][2].startswith(f"{diff:+.3f} [")  # minus baseline, paired by row
+    assert any(r[0] == pair.key and r[1].strip() == "constant answer" and r[3].strip() == f"{constant.test_cer:.3f}"
+               and r[4].strip() == f"{constant.val_cer:.3f}" for r in (line.split(" | ") for line in
+                                                                      table.stdout.splitlines()))
+    assert out.read_text(encoding="utf-8") == before  # computed for the table, not stored
+
+
+def test_the_constant_answer_without_the_task_csv_is_one_line(tmp_path):
+    out = tmp_path / "cells.json"
+    cell = _cell("manual", "A", [0.5])
+    BenchResults(settings={"csv": str(tmp_path / "gone.csv"), "extra": []}, cells={cell.key: cell}).save(out)
+    proc = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(out), "--constant"],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, "bench_optimizers: --constant: the results file names no task CSV "
+                                                 f"that exists here ({str(tmp_path / 'gone.csv')!r})\n")
