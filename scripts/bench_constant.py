@@ -2,16 +2,16 @@
 
 For each split seed and field of a results file, the field's constant answer
 (``optimize.constant_answer``: the train answer with the lowest val CER, given to every test
-page) on the split the cells' runs made: the file's task CSV and its split and task overrides, under the
-config's metric. It reads no page and calls no model (a few seconds a seed for the task and the
-split), so it is computed when the tables are printed, not stored: a cell of the contender
-``constant answer`` per seed and field, with its test answers by CSV row, so the paired tables
-set every contender against it.
+page) on the split the cells' runs made and under their metric: the file's task CSV and the
+overrides its cells' runs were given (all but the optimizer's and the run folder's). It reads no
+page and calls no model (a few seconds a seed for the task and the split), so it is computed
+when the tables are printed, not stored: a cell of the contender ``constant answer`` per seed
+and field, with its test answers by CSV row, so the paired tables set every contender against it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from scripts.bench_results import BenchResults, Cell, Prediction
@@ -19,8 +19,10 @@ from scripts.bench_results import BenchResults, Cell, Prediction
 CONSTANT = "constant answer"
 
 
-def constant_cells(results: BenchResults, seeds: Iterable[int], pairs: Iterable[str]) -> dict[str, Cell]:
-    """The ``constant answer`` cells of ``seeds`` × ``pairs``, on the split of ``results``' settings.
+def constant_cells(results: BenchResults, seeds: Iterable[int], pairs: Iterable[str],
+                   overrides: Sequence[str]) -> dict[str, Cell]:
+    """The ``constant answer`` cells of ``seeds`` × ``pairs``, on the split and under the metric that
+    ``results``' task CSV and the cells' ``overrides`` (``bench_optimizers.task_overrides``) compose.
 
     Raises:
         ValueError: the file's settings name no task CSV, or it is gone.
@@ -33,10 +35,9 @@ def constant_cells(results: BenchResults, seeds: Iterable[int], pairs: Iterable[
     csv = results.settings.get("csv")
     if not csv or not Path(csv).is_file():
         raise ValueError(f"--constant: the results file names no task CSV that exists here ({csv!r})")
-    split_overrides = [o for o in results.settings.get("extra") or [] if o.startswith(("split.", "task."))]
     cells, pairs = {}, sorted(set(pairs))
     for seed in sorted(set(seeds)):
-        cfg = compose_config(["task=csv", f"task.csv={csv}", f"split.seed={seed}", *split_overrides])
+        cfg = compose_config(["task=csv", f"task.csv={csv}", f"split.seed={seed}", *overrides])
         require(cfg, "task", "split")
         task = instantiate(cfg.task, _partial_=True)()
         metric = instantiate(cfg.metric)

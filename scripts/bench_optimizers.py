@@ -98,6 +98,12 @@ def parse_contenders(specs: list[str], budget: int) -> list[Contender]:
     return out
 
 
+def task_overrides(extra) -> list[str]:
+    """The overrides of ``--extra`` that decide a cell's task, split, metric and models: all but the optimizer's
+    and the run folder's."""
+    return [o for o in extra if not o.startswith(("optimizer.", "optimizer=", "hydra.run", "hydra.sweep"))]
+
+
 @dataclass(frozen=True)
 class Bench:
     """What every cell shares."""
@@ -116,7 +122,7 @@ class Bench:
     def base_overrides(self, seed: int) -> list[str]:
         """The overrides of every run of ``seed`` that decide its task, split and models (no optimizer)."""
         return ["task=csv", f"task.csv={self.task_csv}", f"split.seed={seed}", f"paths.store={self.store}",
-                *(o for o in self.extra if not o.startswith(("optimizer.", "optimizer=", "hydra.run", "hydra.sweep")))]
+                *task_overrides(self.extra)]
 
     def run_dir(self, contender: Contender, seed: int, pair: str) -> Path:
         slug = "".join(c if c.isascii() and c.isalnum() else "_" for c in pair)  # Hydra's override grammar
@@ -274,7 +280,8 @@ def constant_results(results: BenchResults) -> BenchResults:
     from scripts.bench_constant import constant_cells
 
     cells = results.cells.values()
-    return BenchResults(cells=constant_cells(results, {c.seed for c in cells}, {c.pair for c in cells}))
+    return BenchResults(cells=constant_cells(results, {c.seed for c in cells}, {c.pair for c in cells},
+                                             task_overrides(results.settings.get("extra") or [])))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -542,3 +542,40 @@ def test_the_constant_answer_without_the_task_csv_is_one_line(tmp_path):
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stderr) == (2, "bench_optimizers: --constant: the results file names no task CSV "
                                                  f"that exists here ({str(tmp_path / 'gone.csv')!r})\n")
+
+
+def _long_or_short_names(root: Path) -> Path:
+    """18 shops: two of three named alike at length (NORTHERN STAR TRADING COMPANY 07), every third Z."""
+    from tests.task_factory import draw_image
+
+    rows = []
+    for i in range(18):
+        draw_image(root / f"images/{i}.png", f"shop {i}")
+        rows.append([f"images/{i}.png", "Shop name?", "Z" if i % 3 == 0 else f"NORTHERN STAR TRADING COMPANY {i:02d}",
+                     "shop", "name", ""])
+    return write_csv(root / "task.csv", rows)
+
+
+def test_the_constant_answer_is_chosen_and_scored_under_the_cells_metric(tmp_path):
+    """A metric override of the cells' runs (here clip_at) chooses and scores the constant too: unclipped,
+    Z is nearest val (a long name scores about 30 on a Z page); clipped at 1, a long name is."""
+    from hydra.utils import instantiate
+
+    from optimize.constant_answer import constant_answer
+    from scripts.ocr_ceiling import compose_config, split_of
+
+    data = _long_or_short_names(tmp_path / "data")
+    extra = [*SCRIPTED, "metric.clip_at=1.0"]
+    cfg = compose_config(["task=csv", f"task.csv={data}", "split.seed=0", *extra])
+    [pair] = split_of(cfg, ["shop name"])
+    clipped, raw = constant_answer(pair, instantiate(cfg.metric)), constant_answer(pair, CerMetric())
+    assert clipped.answer != raw.answer and max(p.cer for p in clipped.test) == 1.0
+    out = tmp_path / "cells.json"
+    cell = _cell("manual", "shop name", [p.cer for p in clipped.test], rows=[p.row for p in clipped.test])
+    BenchResults(settings={"csv": str(data), "extra": extra}, cells={cell.key: cell}).save(out)
+    table = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(out), "--constant"],
+                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert table.returncode == 0, table.stderr[-3000:]
+    [row] = [r for r in (line.split(" | ") for line in table.stdout.splitlines())
+             if r[0] == "shop name" and r[1].strip() == "constant answer"]
+    assert (row[3].strip(), row[4].strip()) == (f"{clipped.test_cer:.3f}", f"{clipped.val_cer:.3f}")
