@@ -252,6 +252,9 @@ def run_all(args: argparse.Namespace, task_csv: Path) -> int:
 
 
 def print_tables(files: list[Path], args: argparse.Namespace) -> int:
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
     from scripts.bench_table import Merged, render
 
     missing = [str(p) for p in files if not p.is_file()]
@@ -267,7 +270,8 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
         if args.constant:
             loaded.insert(0, ("constant", constant_results(loaded[0][1])))
         merged = Merged.of(loaded)
-    except ValueError as err:  # ResultsFileError, or no task CSV for --constant
+    except (ValueError, HydraException, OmegaConfBaseException) as err:  # ResultsFileError; --constant: no task
+        # CSV, a field it lacks (TaskError), an override that no longer composes
         print(f"bench_optimizers: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     print(render(merged, reference=args.reference, markdown=args.markdown, ceiling=args.ceiling,

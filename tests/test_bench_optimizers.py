@@ -579,3 +579,15 @@ def test_the_constant_answer_is_chosen_and_scored_under_the_cells_metric(tmp_pat
     [row] = [r for r in (line.split(" | ") for line in table.stdout.splitlines())
              if r[0] == "shop name" and r[1].strip() == "constant answer"]
     assert (row[3].strip(), row[4].strip()) == (f"{clipped.test_cer:.3f}", f"{clipped.val_cer:.3f}")
+
+
+@pytest.mark.parametrize("extra, pair", [(["model=no_such_model"], "shop name"), ([], "shop gone")])
+def test_a_constant_that_cannot_be_composed_is_one_line(tmp_path, extra, pair):
+    """An override that no longer composes, or a field the CSV lost: one line, exit 2, no traceback."""
+    data, out = _long_or_short_names(tmp_path / "data"), tmp_path / "cells.json"
+    cell = _cell("manual", pair, [0.5])
+    BenchResults(settings={"csv": str(data), "extra": extra}, cells={cell.key: cell}).save(out)
+    proc = subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table", str(out), "--constant"],
+                          cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("bench_optimizers: ") and proc.stderr.count("\n") == 1, \
+        proc.stderr[-3000:]
