@@ -43,7 +43,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.bench_results import BenchResults, ResultsFileError, cell_from_run, cell_key, store_seconds  # noqa: E402
+from scripts.bench_results import BenchResults, Cell, ResultsFileError, cell_from_run, cell_key, store_seconds  # noqa: E402
 
 DEFAULT_PAIRS = ["Паспорт Фамилия", "Паспорт Код подразделения", "СНИЛС Номер СНИЛС", "Счёт Сумма",
                  "СТС Регистрационный знак", "Водительское удостоверение Категории"]
@@ -268,7 +268,7 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
     try:
         loaded = [(str(p), BenchResults.load(p).relabelled(suffix)) for p, suffix in zip(files, suffixes)]
         if args.constant:
-            loaded.insert(0, ("constant", constant_results(loaded[0][1])))
+            loaded.insert(0, ("constant", constant_results(loaded)))
         merged = Merged.of(loaded)
     except (ValueError, HydraException, OmegaConfBaseException) as err:  # ResultsFileError; --constant: no task
         # CSV, a field it lacks (TaskError), an override that no longer composes
@@ -279,13 +279,25 @@ def print_tables(files: list[Path], args: argparse.Namespace) -> int:
     return 0
 
 
-def constant_results(results: BenchResults) -> BenchResults:
-    """The constant-answer cells (``scripts/bench_constant.py``) of the seeds and fields ``results`` has."""
+def constant_results(files: list[tuple[str, BenchResults]]) -> BenchResults:
+    """The constant-answer cells (``scripts/bench_constant.py``) of the seeds and fields each file has, each on
+    its own file's split and metric.
+
+    Raises:
+        ValueError: two files whose cells of one seed and field were run on other test rows or metrics.
+    """
     from scripts.bench_constant import constant_cells
 
-    cells = results.cells.values()
-    return BenchResults(cells=constant_cells(results, {c.seed for c in cells}, {c.pair for c in cells},
-                                             task_overrides(results.settings.get("extra") or [])))
+    out: dict[str, tuple[str, Cell]] = {}
+    for name, results in files:
+        cells = results.cells.values()
+        for key, cell in constant_cells(results, {c.seed for c in cells}, {c.pair for c in cells},
+                                        task_overrides(results.settings.get("extra") or [])).items():
+            first, kept = out.setdefault(key, (name, cell))
+            if kept.test != cell.test:
+                raise ValueError(f"--constant: {first} and {name} split or score {cell.pair!r} of seed {cell.seed} "
+                                 "differently (their task CSV or overrides): no one constant answer fits both")
+    return BenchResults(cells={key: cell for key, (_, cell) in out.items()})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -307,7 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON", help="only print the tables of results files")
     parser.add_argument("--constant", action="store_true",
                         help="show the constant answer (the train answer best on val, given to every page) as a "
-                             "contender, computed from the first file's task CSV and split (no model)")
+                             "contender, computed from each file's task CSV, split and metric (no model)")
     parser.add_argument("--suffixes", nargs="+", default=[], metavar="SUFFIX",
                         help="--table: appended to the contenders of each file in order (e.g. '' +fit: the second "
                              "file's quick is quick+fit), so runs of one optimizer at two settings sit side by side")

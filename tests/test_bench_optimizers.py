@@ -591,3 +591,29 @@ def test_a_constant_that_cannot_be_composed_is_one_line(tmp_path, extra, pair):
                           cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("bench_optimizers: ") and proc.stderr.count("\n") == 1, \
         proc.stderr[-3000:]
+
+
+def test_the_constant_of_several_files_comes_from_each_files_split_and_one_that_differs_is_refused(tmp_path):
+    """Each file's seeds get their constant (b's seed 1 too); a file that differs only in the model shares
+    a's constant, one whose split differs (split.val) is refused in one line."""
+    data = _long_or_short_names(tmp_path / "data")
+    files = {"a": ([], 0), "b": (["model.demo_chars=300"], 1), "c": (["split.val=0.2"], 0)}
+    for name, (extra, seed) in files.items():
+        cell = _cell("manual" if name == "a" else f"quick_{name}", "shop name", [0.5], seed=seed)
+        BenchResults(settings={"csv": str(data), "extra": extra}, cells={cell.key: cell}).save(tmp_path / f"{name}.json")
+
+    def table(*names):
+        return subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table",
+                               *(str(tmp_path / f"{n}.json") for n in names), "--constant"],
+                              cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=120)
+
+    same = table("a", "b")
+    assert same.returncode == 0, same.stderr[-3000:]
+    seeds = {r[1].strip() for r in (line.split(" | ") for line in same.stdout.splitlines())
+             if r[0] == "constant answer" and "(n=" in r[2]}
+    assert seeds == {"0", "1"}, same.stdout
+    other = table("a", "c")
+    assert (other.returncode, other.stderr) == (2, f"bench_optimizers: --constant: {tmp_path / 'a.json'} and "
+                                                   f"{tmp_path / 'c.json'} split or score 'shop name' of seed 0 "
+                                                   "differently (their task CSV or overrides): no one constant "
+                                                   "answer fits both\n")
