@@ -17,6 +17,7 @@ from optimize.report_format import esc, num
 from optimize.result_row import CER_COLUMN, PAIR_COLUMN
 
 CONSTANT_COLUMN = "constant answer"
+CSV_DIGITS = 4  # a CER's decimals in the results CSV (``optimize.results_files``)
 
 DigestOf = Callable[[str, str], Mapping[str, Any]]
 
@@ -53,7 +54,8 @@ def summarize_constants(cells: Iterable[tuple[str, Any, ConstantAnswer | None]])
               if constant is not None and math.isfinite(num(cer))]  # a winner scored on test
     if not scored:
         return ConstantSummary()
-    not_below = tuple(pair for pair, cer, constant in scored if cer >= constant)
+    # compared at the digits the results CSV keeps (the report's winners come from it): a tie is not below
+    not_below = tuple(pair for pair, cer, constant in scored if round(cer, CSV_DIGITS) >= round(constant, CSV_DIGITS))
     return ConstantSummary(len(scored), statistics.mean(c for _, c, _ in scored),
                            statistics.mean(k for _, _, k in scored), not_below)
 

@@ -8,7 +8,7 @@ import re
 import statistics
 from pathlib import Path
 
-from optimize.constant_answer import MAX_CANDIDATES, ConstantAnswer, constant_answer, run_constants
+from optimize.constant_answer import MAX_CANDIDATES, ConstantAnswer, ConstantPoint, constant_answer, run_constants
 from optimize.result_row import ResultRow
 from optimize.run_summary import summary_lines
 from optimizers.manual import ManualOptimizer
@@ -112,3 +112,15 @@ def test_run_json_the_report_and_the_closing_lines_set_each_winner_beside_its_co
                          "1 of 2 winners below it (not: receipt company)")
     assert ("1 of 2 winners below it. Not below it: receipt company: those winners score no better than a reader "
             "that never looks at the page.") in text
+
+
+def test_a_winner_that_ties_its_constant_is_not_below_it_whether_its_cer_comes_from_memory_or_the_csv():
+    """The results CSV keeps a CER to 4 decimals: a winner that answers the constant on every page
+    (CER 0.52344 exactly, 0.5234 in the CSV) does not beat it in the report either; one lower at
+    4 decimals does."""
+    from optimize.report_constant import summarize_constants
+
+    constant = ConstantAnswer("ALPHA", 0.5, 0.52344, [ConstantPoint("te:0", 0.52344)], 1)
+    for cer in (0.52344, "0.5234"):  # the closing lines' row, the report's CSV cell
+        assert summarize_constants([("receipt company", cer, constant)]).not_below == ("receipt company",)
+    assert summarize_constants([("receipt company", "0.5233", constant)]).not_below == ()
