@@ -43,7 +43,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from scripts.bench_results import BenchResults, Cell, ResultsFileError, cell_from_run, cell_key, store_seconds  # noqa: E402
+from scripts.bench_results import (  # noqa: E402
+    BenchResults, Cell, ResultsFileError, cell_from_run, cell_key, store_seconds)
 
 DEFAULT_PAIRS = ["Паспорт Фамилия", "Паспорт Код подразделения", "СНИЛС Номер СНИЛС", "Счёт Сумма",
                  "СТС Регистрационный знак", "Водительское удостоверение Категории"]

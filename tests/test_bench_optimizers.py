@@ -600,7 +600,8 @@ def test_the_constant_of_several_files_comes_from_each_files_split_and_one_that_
     files = {"a": ([], 0), "b": (["model.demo_chars=300"], 1), "c": (["split.val=0.2"], 0)}
     for name, (extra, seed) in files.items():
         cell = _cell("manual" if name == "a" else f"quick_{name}", "shop name", [0.5], seed=seed)
-        BenchResults(settings={"csv": str(data), "extra": extra}, cells={cell.key: cell}).save(tmp_path / f"{name}.json")
+        results = BenchResults(settings={"csv": str(data), "extra": extra}, cells={cell.key: cell})
+        results.save(tmp_path / f"{name}.json")
 
     def table(*names):
         return subprocess.run([sys.executable, "scripts/bench_optimizers.py", "--table",
