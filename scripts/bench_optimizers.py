@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from scripts.bench_results import (  # noqa: E402
-    BenchResults, Cell, ResultsFileError, cell_from_run, cell_key, store_seconds)
+    BenchResults, Cell, ResultsFileError, attempt_seconds, cell_from_run, cell_key)
 
 DEFAULT_PAIRS = ["Паспорт Фамилия", "Паспорт Код подразделения", "СНИЛС Номер СНИЛС", "Счёт Сумма",
                  "СТС Регистрационный знак", "Водительское удостоверение Категории"]
@@ -170,8 +170,9 @@ def run_cell(bench: Bench, results: BenchResults, contender: Contender, seed: in
              split: SeedSplit) -> int:
     """Run one cell and record it (or its failure) in ``results``, saved at once; the run's exit code."""
     key = cell_key(contender.label, seed, pair)
-    starts = results.started.setdefault(key, [])
-    starts.append(time.time())
+    starts, now = results.started.setdefault(key, []), time.time()
+    starts.append(now)
+    results.attempt_starts.append(now)
     results.save(bench.out)
     run_dir = bench.run_dir(contender, seed, pair)
     began = time.monotonic()
@@ -190,7 +191,8 @@ def run_cell(bench: Bench, results: BenchResults, contender: Contender, seed: in
         last = (proc.stderr.strip().splitlines() or [""])[-1]
         print(f"{key}: failed ({err}) {last}", file=sys.stderr, flush=True)
         return proc.returncode or 1
-    seconds = store_seconds(bench.store, starts[0], time.time())
+    others = [t for times in results.started.values() for t in times]  # a file written before attempt_starts
+    seconds = attempt_seconds(bench.store, starts, results.attempt_starts + others, time.time())
     cell.answer_model_s, cell.advisor_s = seconds.get("answer"), seconds.get("advisor")
     cell.wall_s, cell.attempts = round(wall, 1), len(starts)
     results.cells[key] = cell

@@ -9,8 +9,8 @@ named by its CSV row and image sha256, with its answer, prediction and CER), its
 evaluations, advisor calls, prompt, author, demos, the pair's val curve, the winner's wrong
 test answers by error class (``run.json``'s ``error_classes.test``: None for a run that kept
 none); the train answers of the pair (to count repeated demo answers); and what it cost: answer-model and
-advisor seconds (the store's ``timings`` rows written while the cell ran, its earlier
-killed attempts included), answers computed by its last attempt, and that attempt's wall time.
+advisor seconds (the store's ``timings`` rows written while each attempt of the cell ran, a
+killed one until the next attempt of any cell began), answers computed by its last attempt, and that attempt's wall time.
 """
 
 from __future__ import annotations
@@ -114,11 +114,15 @@ class BenchResults:
     failures: dict[str, dict[str, Any]] = field(default_factory=dict)  # cell key -> exit code, stderr tail
     started: dict[str, list[float]] = field(default_factory=dict)  # cell key -> start times of its attempts
     ceilings: dict[str, dict[str, Any]] = field(default_factory=dict)  # split seed -> Ceiling.to_json()
+    # every attempt's start, of any cell, kept when its cell is done: the cells run one at a time, so an
+    # attempt (a killed one too) ends where the next attempt begins
+    attempt_starts: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "settings": self.settings,
                 "cells": {k: asdict(c) for k, c in self.cells.items()},
-                "failures": self.failures, "started": self.started, "ceilings": self.ceilings}
+                "failures": self.failures, "started": self.started, "ceilings": self.ceilings,
+                "attempt_starts": self.attempt_starts}
 
     @classmethod
     def load(cls, path: Path) -> BenchResults:
@@ -139,7 +143,7 @@ class BenchResults:
         return cls(settings=data.get("settings") or {},
                    cells={k: Cell.from_json(v) for k, v in (data.get("cells") or {}).items()},
                    failures=data.get("failures") or {}, started=data.get("started") or {},
-                   ceilings=data.get("ceilings") or {})
+                   ceilings=data.get("ceilings") or {}, attempt_starts=data.get("attempt_starts") or [])
 
     def relabelled(self, suffix: str) -> BenchResults:
         """The same results with ``suffix`` appended to every contender's label (for tables only)."""
@@ -227,3 +231,16 @@ def store_seconds(store: Path, since: float, until: float) -> dict[str, float]:
     except sqlite3.OperationalError:
         return {}
     return {"answer": 0.0, "advisor": 0.0, **{kind: round(float(seconds), 1) for kind, seconds in rows}}
+
+
+def attempt_seconds(store: Path, starts: list[float], all_starts: list[float], until: float) -> dict[str, float]:
+    """A cell's seconds by kind over its attempts only: each from its start (``starts``) to the next
+    attempt's start of any cell (``all_starts``; the cells run one at a time) or, for the last, ``until``.
+    Another cell run between a killed attempt and its resumption is not counted."""
+    total: dict[str, float] = {}
+    for start in starts:
+        end = min([s for s in all_starts if s > start] + [until])
+        for kind, seconds in store_seconds(store, start, end).items():
+            total[kind] = round(total.get(kind, 0.0) + seconds, 1)
+    return total
+

@@ -618,3 +618,21 @@ def test_the_constant_of_several_files_comes_from_each_files_split_and_one_that_
                                                    f"{tmp_path / 'c.json'} split or score 'shop name' of seed 0 "
                                                    "differently (their task CSV or overrides): no one constant "
                                                    "answer fits both\n")
+
+
+def test_a_resumed_cells_seconds_leave_out_the_cells_run_between_its_attempts(tmp_path):
+    """Cell X is killed at 150, cell Y runs from 200, X resumes at 300: X's answer-model seconds are
+    its two attempts' (5 + 7), not the 50 of Y's run inside the span from X's first start to its end."""
+    from scripts.bench_results import attempt_seconds, store_seconds
+
+    store = tmp_path / "s.sqlite"
+    with sqlite3.connect(store) as db:
+        db.execute("CREATE TABLE timings (kind TEXT NOT NULL, name TEXT NOT NULL, n INTEGER NOT NULL, "
+                   "seconds REAL NOT NULL, prompt_tokens INTEGER NOT NULL DEFAULT 0, "
+                   "completion_tokens INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL)")
+        db.executemany("INSERT INTO timings (kind, name, n, seconds, created) VALUES (?, 'm', 1, ?, ?)",
+                       [("answer", 5.0, 110.0), ("answer", 50.0, 250.0), ("advisor", 3.0, 260.0),
+                        ("answer", 7.0, 350.0), ("advisor", 2.0, 360.0)])
+    assert attempt_seconds(store, [100.0, 300.0], [100.0, 200.0, 300.0], 400.0) == {"answer": 12.0, "advisor": 2.0}
+    assert store_seconds(store, 100.0, 400.0) == {"answer": 62.0, "advisor": 5.0}  # the span, Y's run inside
+    assert attempt_seconds(store, [200.0], [100.0, 200.0, 300.0], 400.0) == {"answer": 50.0, "advisor": 3.0}
