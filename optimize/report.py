@@ -179,15 +179,15 @@ def _best_table(best: Any, digest_of: Callable[[str, str], dict[str, Any]]) -> s
     frame = best.assign(interval=[interval(lo, hi) for lo, hi in zip(best["cer_ci_low"], best["cer_ci_high"])],
                         **ceiling, **constant)
     frame = frame[[PAIR_COLUMN, PROMPT_COLUMN, "demos", CER_COLUMN, "interval", *ceiling, *constant, "val_cer",
-                   "advisor",
-                   "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
+                   "advisor", "optimizer", "author", "origin", "run_id", "n_val", "n_test"]]
     mean_test = mean(best[CER_COLUMN])
     blind = [str(pair) for pair, text in zip(best[PAIR_COLUMN], best[PROMPT_COLUMN])
              if "{question}" not in str(text)]
     warning = (f"<p class='note'>No {{question}} in the winning prompt of {esc(', '.join(blind))}: it sends the same "
                "text whatever each example's question asks.</p>") if blind else ""
     return (f"<p>{len(best)} pairs; mean test CER of the winners {fmt(mean_test)}.</p>"
-            + ceiling_line(best, digest_of) + constant_line(best, digest_of) + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
+            + ceiling_line(best, digest_of) + constant_line(best, digest_of)
+            + html_table(frame, prompt_columns=(PROMPT_COLUMN, "demos")) + warning)
 
 
 def _digest(by_run: dict[str, RunRecord], run_id: str, pair: str) -> dict[str, Any]:
